@@ -1,0 +1,380 @@
+"""Lower the IR for a protocol, batch communication into rounds, and project it onto each party.
+
+Three steps:
+1. lower: each IR op becomes a local instruction (run by the parties that hold its value) or a
+   protocol kernel (communication), with mul+trunc fused where the protocol offers it;
+2. schedule: within a block, every kernel starts as soon as its inputs are ready, so all kernels
+   at the same communication depth share one round — one message per pair of parties;
+3. project: each party keeps only what it runs, and drops what it never needs.
+The cost report is computed from the kernels' declared costs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from veil.runtime.protocols import get_protocol
+from veil.runtime.protocols.base import Cost, KernelSpec
+from veil.runtime.protocols.common import SEND
+
+from .errors import TypeErr
+from .ir import Block, Op, Program, Value
+from .types import PUBLIC, SECRET, owner
+
+
+@dataclass(eq=False)
+class Instr:
+    """A protocol-level instruction, before projection onto parties."""
+
+    kind: str  # op | kernel | loop | output
+    name: str
+    out: Value | None
+    ins: list[Value]
+    attrs: dict[str, Any]
+    line: int
+    execs: frozenset[str]
+    sec: list[bool] = field(default_factory=list)
+    spec: KernelSpec | None = None
+    cost: Cost | None = None
+    iid: int = 0
+    loop: "LoopInfo | None" = None
+    start: int = 0
+    done: int = 0
+
+
+@dataclass
+class LoopInfo:
+    trips: int
+    start: int
+    step: int
+    ivar: Value
+    params: list[Value]
+    inits: list[Value]
+    results: list[Value]
+    outs: list[Value]
+    body: list  # scheduled: Instr or Round
+    rounds: int = 0  # per iteration
+
+
+@dataclass(eq=False)
+class Round:
+    """One exchange; `parties` are those with a kernel in flight across it."""
+
+    parties: frozenset[str]
+
+
+@dataclass
+class CostReport:
+    rounds: int = 0
+    bytes_sent: dict[str, int] = field(default_factory=dict)
+    multiplications: int = 0
+    truncations: int = 0
+    comparisons: int = 0
+    loops: list[dict] = field(default_factory=list)
+
+    def add(self, other: "CostReport", times: int = 1) -> None:
+        self.rounds += other.rounds * times
+        for p, b in other.bytes_sent.items():
+            self.bytes_sent[p] = self.bytes_sent.get(p, 0) + b * times
+        self.multiplications += other.multiplications * times
+        self.truncations += other.truncations * times
+        self.comparisons += other.comparisons * times
+
+    def as_dict(self) -> dict:
+        return {"rounds": self.rounds, "bytes_sent": dict(sorted(self.bytes_sent.items())),
+                "multiplications": self.multiplications, "truncations": self.truncations,
+                "comparisons": self.comparisons, "loops": self.loops}
+
+
+MUL_KERNELS = {"mul": "mul_trunc", "matmul": "matmul_trunc"}
+
+
+class Lowering:
+    """Turns a program's IR into scheduled protocol instructions."""
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.protocol = get_protocol(prog.protocol)
+        self.compute = list(prog.compute)
+        self.all = frozenset(prog.parties)
+        self.avail: dict[int, frozenset[str]] = {}
+        self.next_iid = 0
+        self.uses: dict[int, int] = {}
+
+    # ---- who holds what ----------------------------------------------------------------------
+    def holders(self, v: Value) -> frozenset[str]:
+        if v.type.vis == SECRET:
+            return frozenset(self.compute)
+        p = owner(v.type.vis)
+        if p is not None:
+            return frozenset([p])
+        return self.avail.get(v.id, self.all)
+
+    def kernel(self, name: str, out: Value | None, ins: list[Value], attrs: dict, line: int,
+               spec: KernelSpec | None = None) -> Instr:
+        spec = spec or self.protocol.kernels[name]
+        n = (out.type.size if out is not None else ins[0].type.size)
+        cost = spec.cost(self.compute, n, **attrs)
+        self.next_iid += 1
+        return Instr("kernel", name, out, ins, attrs, line, frozenset(spec.participants(self.compute, **attrs)),
+                     spec=spec, cost=cost, iid=self.next_iid)
+
+    def local(self, name: str, out: Value | None, ins: list[Value], attrs: dict, line: int,
+              execs: frozenset[str]) -> Instr:
+        return Instr("op", name, out, ins, attrs, line, execs, sec=[v.type.vis == SECRET for v in ins])
+
+    # ---- step 1: lowering --------------------------------------------------------------------
+    def count_uses(self, block: Block) -> None:
+        for op in block.ops:
+            for v in op.ins:
+                self.uses[v.id] = self.uses.get(v.id, 0) + 1
+            if op.body is not None:
+                self.count_uses(op.body)
+                for v in op.body.results:
+                    self.uses[v.id] = self.uses.get(v.id, 0) + 1
+
+    def lower_block(self, block: Block) -> list[Instr]:
+        out: list[Instr] = []
+        fusable: dict[int, Op] = {}
+        for op in block.ops:
+            if op.opcode in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
+                fusable[op.out.id] = op
+        fused: set[int] = set()
+        for op in block.ops:
+            if op.opcode == "trunc" and op.out.type.vis == SECRET:
+                src = fusable.get(op.ins[0].id)
+                if src is not None and self.uses.get(src.out.id) == 1 and \
+                        MUL_KERNELS[src.opcode] in self.protocol.kernels:
+                    fused.add(src.out.id)
+        for op in block.ops:
+            if op.outs and op.out.id in fused:
+                continue
+            out.extend(self.lower_op(op, fusable, fused))
+        return out
+
+    def lower_op(self, op: Op, fusable: dict[int, Op], fused: set[int]) -> list[Instr]:
+        line = op.span.line if op.span else 0
+        code = op.opcode
+        if code == "loop":
+            return [self.lower_loop(op, line)]
+        if code == "output":
+            return self.lower_output(op, line)
+        if code == "input":
+            return [self.local("input", op.out, [], dict(op.attrs), line, frozenset([op.attrs["party"]]))]
+        if code == "const":
+            self.avail[op.out.id] = self.all
+            return [self.local("const", op.out, [], dict(op.attrs), line, self.all)]
+        if code == "share":
+            return [self.kernel("share", op.out, op.ins, {"owner": op.attrs["owner"],
+                                                          "shape": list(op.out.type.shape)}, line)]
+        if code == "reveal":
+            self.avail[op.out.id] = frozenset(self.compute)
+            return [self.kernel("reveal", op.out, op.ins, {"shape": list(op.out.type.shape)}, line)]
+        if code == "reveal_to":
+            return [self.kernel("reveal_to", op.out, op.ins, {"receiver": op.attrs["party"],
+                                                              "shape": list(op.out.type.shape)}, line)]
+        if code == "trunc" and op.out.type.vis == SECRET:
+            src = fusable.get(op.ins[0].id)
+            if src is not None and src.out.id in fused:
+                return [self.kernel(MUL_KERNELS[src.opcode], op.out, src.ins, {"bits": op.attrs["bits"]}, line)]
+            return [self.kernel("trunc", op.out, op.ins, {"bits": op.attrs["bits"]}, line)]
+        if code in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
+            return [self.kernel(code, op.out, op.ins, {}, line)]
+        # a local op, run where its result lives
+        execs = self.holders(op.out)
+        if op.out.type.vis == PUBLIC:
+            execs = self.all
+            for v in op.ins:
+                execs = execs & self.holders(v)
+            self.avail[op.out.id] = execs
+        else:
+            for v in op.ins:
+                if v.type.vis != SECRET and not execs <= self.holders(v):
+                    raise TypeErr(f"a {v.type.vis} value is used where {', '.join(sorted(execs))} cannot see it",
+                                  op.span, "output or reveal it to that party first")
+        return [self.local(code, op.out, op.ins, dict(op.attrs), line, execs)]
+
+    def lower_output(self, op: Op, line: int) -> list[Instr]:
+        v = op.ins[0]
+        res: list[Instr] = []
+        for q in op.attrs["to"]:
+            src = v
+            if v.type.vis == SECRET:
+                src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
+                res.append(self.kernel("reveal_to", src, [v], {"receiver": q, "shape": list(v.type.shape)}, line))
+            elif q not in self.holders(v):
+                sender = owner(v.type.vis) or sorted(self.holders(v), key=self.compute.index)[0]
+                src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
+                res.append(self.kernel("send", src, [v], {"src": sender, "dst": q,
+                                                          "shape": list(v.type.shape)}, line, spec=SEND))
+            res.append(Instr("output", op.attrs["name"], None, [src],
+                             {"dtype": op.attrs["dtype"], "scale": op.attrs["scale"]}, line, frozenset([q])))
+        return res
+
+    def lower_loop(self, op: Op, line: int) -> Instr:
+        body = op.body
+        self.avail[body.params[0].id] = self.all
+        for p, init in zip(body.params[1:], op.ins):
+            if p.type.vis == PUBLIC:
+                self.avail[p.id] = self.holders(init)
+        instrs = self.lower_block(body)
+        for o, r in zip(op.outs, body.results):
+            if o.type.vis == PUBLIC:
+                self.avail[o.id] = self.holders(r)
+        info = LoopInfo(op.attrs["trips"], op.attrs["start"], op.attrs["step"], body.params[0],
+                        body.params[1:], list(op.ins), list(body.results), list(op.outs), [])
+        info.body, info.rounds = schedule(instrs)
+        execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
+        return Instr("loop", "loop", None, list(op.ins), {}, line, execs, loop=info)
+
+
+# ---- step 2: scheduling ----------------------------------------------------------------------
+def schedule(instrs: list[Instr]) -> tuple[list, int]:
+    """Order a block's instructions with Round markers, each kernel as early as its inputs allow.
+    Loops are barriers: what comes before completes first. Returns (items, rounds)."""
+    items: list = []
+    total = 0
+    segment: list[Instr] = []
+    for ins in instrs + [None]:
+        if ins is None or ins.kind == "loop":
+            seg_items, seg_rounds = _schedule_segment(segment)
+            items.extend(seg_items)
+            total += seg_rounds
+            segment = []
+            if ins is not None:
+                items.append(ins)
+                total += ins.loop.rounds * ins.loop.trips
+        else:
+            segment.append(ins)
+    return items, total
+
+
+def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
+    ready: dict[int, int] = {}
+    for ins in instrs:
+        start = max((ready.get(v.id, 0) for v in ins.ins), default=0)
+        rounds = ins.cost.rounds if ins.kind == "kernel" else 0
+        ins.start, ins.done = start, start + rounds
+        if ins.out is not None:
+            ready[ins.out.id] = ins.done
+    horizon = max((i.done for i in instrs), default=0)
+    items: list = []
+    for t in range(horizon + 1):
+        items.extend(i for i in instrs if i.start == t)
+        if t < horizon:
+            inflight = [i for i in instrs if i.kind == "kernel" and i.start <= t < i.done]
+            items.append(Round(frozenset().union(*[i.execs for i in inflight]) if inflight else frozenset()))
+    return items, horizon
+
+
+# ---- cost ------------------------------------------------------------------------------------
+def cost_of(items: list, parties: list[str]) -> CostReport:
+    """Whole-run figures from the kernels' declared costs (loop bodies times their trips)."""
+    rep = CostReport(bytes_sent={p: 0 for p in parties})
+    for it in items:
+        if isinstance(it, Round):
+            rep.rounds += 1
+        elif it.kind == "kernel":
+            for p, b in it.cost.bytes_sent.items():
+                rep.bytes_sent[p] = rep.bytes_sent.get(p, 0) + b
+            n = it.out.type.size if it.out is not None else 0
+            if it.name in ("mul", "matmul", "mul_trunc", "matmul_trunc"):
+                rep.multiplications += n
+            if it.name in ("trunc", "mul_trunc", "matmul_trunc"):
+                rep.truncations += n
+        elif it.kind == "loop":
+            inner = cost_of(it.loop.body, parties)
+            lp = {"line": it.line, "trips": it.loop.trips, "rounds": inner.rounds}
+            rep.loops.append(lp)
+            loops = inner.loops
+            inner.loops = []
+            rep.add(inner, it.loop.trips)
+            rep.loops.extend(loops)
+    return rep
+
+
+# ---- step 3: projection onto a party -----------------------------------------------------------
+def project(items: list, party: str) -> list:
+    """The bytecode instructions `party` runs, with what it never needs removed."""
+    code, _live = _project(items, party, set())
+    return code
+
+
+def _project(items: list, party: str, live_out: set[int]) -> tuple[list, set[int]]:
+    live = set(live_out)
+    out: list = []
+    for it in reversed(items):
+        if isinstance(it, Round):
+            if party in it.parties:
+                out.append(["round"])
+            continue
+        if it.kind == "loop":
+            enc, live = _project_loop(it, party, live)
+            if enc is not None:
+                out.append(enc)
+            continue
+        if party not in it.execs:
+            continue
+        needed = it.kind in ("kernel", "output") or it.name == "input" or \
+            (it.out is not None and it.out.id in live)
+        if not needed:
+            continue
+        if it.out is not None:
+            live.discard(it.out.id)
+        mine = [v for v in it.ins if _holds(party, v, it)]
+        live.update(v.id for v in mine)
+        out.append(_encode(it, party))
+    out.reverse()
+    return out, live
+
+
+def _holds(party: str, v: Value, it: Instr) -> bool:
+    """Whether `party` supplies input v to instruction it (kernels get None for inputs it lacks)."""
+    if it.kind != "kernel":
+        return True
+    if v.type.vis == SECRET:
+        return True
+    o = owner(v.type.vis)
+    return o is None or o == party
+
+
+def _encode(it: Instr, party: str) -> list:
+    if it.kind == "op":
+        return ["op", it.name, it.out.id, [v.id for v in it.ins], it.attrs, it.sec, it.line]
+    if it.kind == "kernel":
+        ins = [v.id if _holds(party, v, it) else None for v in it.ins]
+        return ["kernel", it.name, it.iid, it.out.id if it.out is not None else None, ins, it.attrs, it.line]
+    return ["output", it.name, it.ins[0].id, it.attrs["dtype"], it.attrs["scale"], it.line]
+
+
+def _project_loop(it: Instr, party: str, live: set[int]) -> tuple[list | None, set[int]]:
+    lp = it.loop
+    held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it)]
+    body_live = {lp.results[i].id for i in held}
+    body, body_in = _project(lp.body, party, body_live)
+    if not body:
+        return None, live
+    params = [lp.params[i].id for i in held]
+    live = (live - {lp.outs[i].id for i in held}) | {lp.inits[i].id for i in held}
+    defined_inside = {lp.ivar.id, *params}
+    live |= {v for v in body_in if v not in defined_inside}
+    enc = ["loop", lp.trips, lp.start, lp.step, lp.ivar.id, params, [lp.inits[i].id for i in held],
+           [lp.results[i].id for i in held], [lp.outs[i].id for i in held], body, it.line]
+    return enc, live
+
+
+def _value_holders(v: Value, it: Instr) -> frozenset[str]:
+    if v.type.vis == SECRET:
+        return it.execs | frozenset()
+    o = owner(v.type.vis)
+    return frozenset([o]) if o else it.execs | frozenset([p for p in it.execs])
+
+
+def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
+    """Per-party bytecode instruction lists and the program's cost report."""
+    low = Lowering(prog)
+    low.count_uses(prog.body)
+    instrs = low.lower_block(prog.body)
+    items, _rounds = schedule(instrs)
+    report = cost_of(items, prog.parties)
+    return {p: project(items, p) for p in prog.parties}, report

@@ -1,0 +1,110 @@
+"""The bytecode format, defined once: the compiler emits through it, the runtime decodes through it.
+
+A party's bytecode file is msgpack of {"veil": VERSION, "party": name, "code": [instr, ...]}.
+Instructions are lists whose first element names their kind:
+
+  ["op", opcode, out, [ins], {attrs}, [secret flags of ins], line]    local, no communication
+  ["kernel", name, iid, out, [ins], {attrs}, line]                      start a protocol kernel
+  ["round"]                                                             one exchange per peer
+  ["loop", trips, start, step, ivar, [params], [inits], [results], [outs], [body], line]
+  ["output", name, reg, dtype, scale, line]                             deliver a value here
+
+`iid` is the kernel's program-wide instruction id; with a per-instruction run counter it keys the
+kernel's randomness, so every party draws the same streams. numpy arrays in attrs are encoded as
+{"nd": [dtype, shape, bytes]}, tuples as lists. Encoding is deterministic (sorted attr keys).
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgpack
+import numpy as np
+
+VERSION = 1
+KINDS = ("op", "kernel", "round", "loop", "output")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        arr = np.ascontiguousarray(obj)
+        return {"nd": [arr.dtype.str, list(arr.shape), arr.tobytes()]}
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} in bytecode")
+
+
+def _hook(obj: dict) -> Any:
+    if len(obj) == 1 and "nd" in obj:
+        dt, shape, raw = obj["nd"]
+        return np.frombuffer(raw, dtype=np.dtype(dt)).reshape(shape).copy()
+    return obj
+
+
+def _canonical(x: Any) -> Any:
+    """Sort dict keys recursively and turn tuples into lists, for byte-identical output."""
+    if isinstance(x, dict):
+        return {k: _canonical(x[k]) for k in sorted(x)}
+    if isinstance(x, (list, tuple)):
+        return [_canonical(i) for i in x]
+    return x
+
+
+def encode(party: str, code: list) -> bytes:
+    """One party's bytecode file."""
+    return msgpack.packb(_canonical({"veil": VERSION, "party": party, "code": code}),
+                         default=_default, use_bin_type=True)
+
+
+def decode(data: bytes) -> dict:
+    """Read a bytecode file; refuses another format version."""
+    obj = msgpack.unpackb(data, object_hook=_hook, raw=False, strict_map_key=False)
+    if not isinstance(obj, dict) or obj.get("veil") != VERSION:
+        found = obj.get("veil") if isinstance(obj, dict) else "?"
+        raise ValueError(f"bytecode format version {found}, this veil reads version {VERSION}: recompile")
+    return obj
+
+
+def program_hash(files: dict[str, bytes], core: dict) -> str:
+    """The hash parties compare at the handshake: every party's bytecode and the manifest's core."""
+    h = hashlib.sha256()
+    h.update(msgpack.packb(_canonical(core), default=_default, use_bin_type=True))
+    for party in sorted(files):
+        h.update(party.encode() + b"\0" + hashlib.sha256(files[party]).digest())
+    return h.hexdigest()
+
+
+def disassemble(code: list, indent: str = "") -> list[str]:
+    """Readable text of a party's instructions (`veil inspect`)."""
+    out = []
+    for ins in code:
+        kind = ins[0]
+        if kind == "op":
+            _, opcode, dst, srcs, attrs, sec, line = ins
+            args = ", ".join(("s" if s else "") + f"r{r}" for r, s in zip(srcs, sec))
+            at = " ".join(f"{k}={_short(v)}" for k, v in attrs.items())
+            out.append(f"{indent}r{dst} = {opcode}({args}) {at}".rstrip() + f"    ; line {line}")
+        elif kind == "kernel":
+            _, name, iid, dst, srcs, attrs, line = ins
+            at = " ".join(f"{k}={_short(v)}" for k, v in attrs.items())
+            lhs = f"r{dst} = " if dst is not None else ""
+            out.append(f"{indent}{lhs}kernel.{name}#{iid}({', '.join(f'r{r}' for r in srcs)}) {at}".rstrip()
+                       + f"    ; line {line}")
+        elif kind == "round":
+            out.append(f"{indent}-- round --")
+        elif kind == "loop":
+            _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
+            out.append(f"{indent}loop r{ivar} in range({start}, {start + trips * step}, {step}) "
+                       f"carry {params} <- {inits}    ; line {line}")
+            out.extend(disassemble(body, indent + "    "))
+            out.append(f"{indent}end loop: {outs} <- {results}")
+        elif kind == "output":
+            _, name, reg, dtype, scale, line = ins
+            out.append(f"{indent}output {name} = r{reg} ({dtype})    ; line {line}")
+    return out
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, np.ndarray):
+        return f"<{v.dtype} {list(v.shape)}>" if v.size > 4 else str(v.astype(np.int64).tolist())
+    return repr(v)

@@ -1,0 +1,265 @@
+"""The `veil` command line (LANGUAGE.md §11). Every user mistake ends in a message, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from veil.compiler.errors import UsageErr, VeilError
+
+
+def _defines(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageErr(f"-D {item}: expected NAME=VALUE", None, "e.g. -D EPOCHS=2")
+        out[name] = value
+    return out
+
+
+def _compile(args, path: str, optimize: bool = True):
+    from veil.compiler.driver import compile_file
+
+    if not os.path.exists(path):
+        raise UsageErr(f"{path}: no such file")
+    return compile_file(path, _defines(args.define), frac_bits=args.frac_bits, protocol=args.protocol,
+                        optimize_ir=optimize)
+
+
+def default_build_dir(path: str) -> str:
+    return os.path.join("build", os.path.splitext(os.path.basename(path))[0])
+
+
+# ---- commands --------------------------------------------------------------------------------
+def cmd_compile(args) -> int:
+    from veil.compiler.driver import write_build
+
+    c = _compile(args, args.program, optimize=not args.O0)
+    out = args.output or default_build_dir(args.program)
+    write_build(c, out)
+    report = dict(c.cost.as_dict(), compile_seconds=round(c.compile_seconds, 4))
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    if args.emit_ir:
+        print(c.ir_text(), end="")
+    if args.stats:
+        print(format_cost(report))
+    print(f"wrote {out}/ (manifest.json, {', '.join(sorted(c.manifest['files'].values()))})", file=sys.stderr)
+    return 0
+
+
+def format_cost(report: dict) -> str:
+    """The cost report as a readable table."""
+    lines = ["cost (whole run)", f"  rounds           {report['rounds']}"]
+    for p, b in report["bytes_sent"].items():
+        lines.append(f"  bytes sent {p:<8}{b:>14,}")
+    lines += [f"  multiplications  {report['multiplications']:,}", f"  truncations      {report['truncations']:,}",
+              f"  comparisons      {report['comparisons']:,}"]
+    for lp in report["loops"]:
+        lines.append(f"  loop at line {lp['line']}: {lp['trips']} trips x {lp['rounds']} rounds")
+    if "compile_seconds" in report:
+        lines.append(f"  compile time     {report['compile_seconds']:.3f} s")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from veil.runtime.session import run_party
+
+    overrides = {}
+    for item in args.input:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise UsageErr(f"--input {item}: expected NAME=PATH")
+        overrides[name] = path
+    out = args.output_dir or os.path.join("out", args.party)
+    result = run_party(args.build, args.party, args.config, overrides, out, session=args.session,
+                       connect_timeout=args.connect_timeout, io_timeout=args.timeout)
+    stats = {"party": args.party, "rounds": result.stats.rounds, "bytes_sent": result.stats.bytes_sent,
+             "messages": result.stats.messages, "seconds": round(result.stats.seconds, 4)}
+    if args.stats_json:
+        with open(args.stats_json, "w", encoding="utf-8") as fh:
+            json.dump(stats, fh)
+    if args.stats:
+        print(json.dumps(stats), file=sys.stderr)
+    for name in sorted(result.outputs):
+        print(f"{args.party}: wrote {os.path.join(out, name + '.npy')}")
+    return 0
+
+
+def cmd_local(args) -> int:
+    from veil.compiler.driver import load_build, write_build
+    from veil.runtime.local import failure_summary, run_all, split_inputs
+
+    target = args.program
+    if os.path.isdir(target):
+        build_dir = target
+    else:
+        if not os.path.exists(target):
+            raise UsageErr(f"{target}: no such file or build directory")
+        c = _compile(args, target)
+        build_dir = default_build_dir(target)
+        write_build(c, build_dir)
+    manifest, _files = load_build(build_dir)
+    parties = manifest["parties"]
+    inputs = split_inputs(args.input, parties)
+    out_dir = args.output_dir or os.path.join("out", os.path.splitext(manifest["program"])[0])
+    runs = run_all(build_dir, parties, inputs, out_dir)
+    if any(r.code != 0 for r in runs):
+        raise failure_summary(runs)
+    print_outputs(manifest, out_dir)
+    if args.stats:
+        print(format_measured(runs, manifest))
+    return 0
+
+
+def print_outputs(manifest: dict, out_dir: str) -> None:
+    for party in manifest["parties"]:
+        for o in manifest["outputs"].get(party, []):
+            path = os.path.join(out_dir, party, o["name"] + ".npy")
+            value = np.load(path)
+            text = np.array2string(np.squeeze(value) if value.size > 1 else value.reshape(()),
+                                   precision=4, suppress_small=True, max_line_width=100, threshold=40)
+            print(f"{party}.{o['name']} {list(value.shape)} = {text}")
+
+
+def format_measured(runs, manifest) -> str:
+    lines = ["measured", f"  {'party':<10}{'rounds':>8}{'bytes sent':>14}{'seconds':>10}"]
+    for r in runs:
+        s = r.stats or {}
+        lines.append(f"  {r.party:<10}{s.get('rounds', '?'):>8}{s.get('bytes_sent', 0):>14,}{s.get('seconds', 0):>10.2f}")
+    pred = manifest["cost"]
+    lines.append(f"  predicted: {pred['rounds']} rounds, bytes {pred['bytes_sent']}")
+    return "\n".join(lines)
+
+
+def cmd_emulate(args) -> int:
+    from veil.compiler.emulate import emulate
+    from veil.runtime.local import split_inputs
+    from veil.runtime.session import decode_outputs, load_party_inputs, write_outputs
+
+    c = _compile(args, args.program)
+    prog = c.prog
+    groups = split_inputs(args.input, prog.parties)
+    ring_inputs = {}
+    for party in prog.parties:
+        for name, arr in load_party_inputs(c.manifest, party, groups.get(party, {})).items():
+            ring_inputs[(party, name)] = arr
+    outs = emulate(prog, ring_inputs)
+    out_dir = args.output_dir or os.path.join("out", os.path.splitext(os.path.basename(args.program))[0] + "-emulated")
+    dtypes = {o.name: (o.dtype, prog.frac_bits if o.dtype == "fix" else 0) for o in prog.outputs}
+    decoded = {p: decode_outputs({n: (v, *dtypes[n]) for n, v in o.items()}) for p, o in outs.items()}
+    for party, values in decoded.items():
+        if values:
+            write_outputs(values, os.path.join(out_dir, party))
+    print_outputs(c.manifest, out_dir)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from veil.compiler.driver import load_build
+    from veil.runtime import bytecode
+
+    manifest, files = load_build(args.build)
+    parties = [args.party] if args.party else manifest["parties"]
+    for p in parties:
+        if p not in files:
+            raise UsageErr(f"--party {p}: the program's parties are {', '.join(manifest['parties'])}")
+        code = bytecode.decode(files[p])["code"]
+        print(f"== {p} ({len(files[p])} bytes, program {manifest['hash'][:16]}) ==")
+        print("\n".join(bytecode.disassemble(code)))
+    return 0
+
+
+def cmd_keygen(args) -> int:
+    from veil.runtime.tls import keygen
+
+    parties = [p.strip() for p in args.parties.split(",") if p.strip()]
+    if len(parties) < 2:
+        raise UsageErr("--parties takes at least two names, e.g. --parties alice,bob,carol")
+    keygen(parties, args.output)
+    print(f"wrote CA and certificates for {', '.join(parties)} to {args.output}/")
+    return 0
+
+
+# ---- argument parsing ------------------------------------------------------------------------
+def _common_compile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a param")
+    p.add_argument("--protocol", help='override the protocol, e.g. "rep3(alice, bob, carol)"')
+    p.add_argument("--frac-bits", type=int, default=16, help="fractional bits of fix values (default 16)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="veil", description="veil: an MPC compiler and runtime")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compile", help="compile a .mpc program to per-party bytecode")
+    p.add_argument("program")
+    p.add_argument("-o", "--output", help="build directory (default build/<prog>/)")
+    _common_compile(p)
+    p.add_argument("--stats", action="store_true", help="print the cost table")
+    p.add_argument("--json", action="store_true", help="print the cost as JSON, nothing else")
+    p.add_argument("--emit-ir", action="store_true", help="print the optimized IR")
+    p.add_argument("-O0", action="store_true", dest="O0", help="turn the optimizer off")
+    p.set_defaults(fn=cmd_compile)
+
+    p = sub.add_parser("run", help="run one party of a compiled program over the network")
+    p.add_argument("build")
+    p.add_argument("--party", required=True)
+    p.add_argument("--config", required=True, help="parties file (TOML, or TF Encrypted's JSON)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH")
+    p.add_argument("--output-dir")
+    p.add_argument("--session", default="default", help="session id; every party must use the same")
+    p.add_argument("--connect-timeout", type=float, default=60.0)
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a peer's message")
+    p.add_argument("--stats", action="store_true", help="print measured rounds, bytes and seconds")
+    p.add_argument("--stats-json", help=argparse.SUPPRESS)
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("local", help="run every party on this machine over localhost")
+    p.add_argument("program", help="a .mpc program or a build directory")
+    _common_compile(p)
+    p.add_argument("--input", action="append", default=[], metavar="PARTY.NAME=PATH")
+    p.add_argument("--output-dir")
+    p.add_argument("--stats", action="store_true", help="print measured rounds, bytes and time per party")
+    p.set_defaults(fn=cmd_local)
+
+    p = sub.add_parser("emulate", help="run the program in clear with the same fixed-point semantics")
+    p.add_argument("program")
+    _common_compile(p)
+    p.add_argument("--input", action="append", default=[], metavar="PARTY.NAME=PATH")
+    p.add_argument("--output-dir")
+    p.set_defaults(fn=cmd_emulate)
+
+    p = sub.add_parser("inspect", help="print a party's bytecode")
+    p.add_argument("build")
+    p.add_argument("--party")
+    p.set_defaults(fn=cmd_inspect)
+
+    p = sub.add_parser("keygen", help="make TLS keys and certificates for a deployment")
+    p.add_argument("--parties", required=True)
+    p.add_argument("-o", "--output", default="keys")
+    p.set_defaults(fn=cmd_keygen)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except VeilError as err:
+        print(err.format(), file=sys.stderr)
+        return err.exit_status
+    except KeyboardInterrupt:
+        print("veil: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""One party's run: check inputs, connect, agree keys, execute, write outputs — or stop everyone."""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from veil.compiler.errors import InputDataError, NetworkError, RuntimeFailure, UsageErr, VeilError
+
+from . import bytecode, fixedpoint
+from .inputs import commit_outputs, load_input
+from .prg import agree_keys
+from .protocols import get_protocol
+from .protocols.base import Context
+from .vm import VM, Stats
+
+
+@dataclass
+class PartyResult:
+    outputs: dict[str, np.ndarray]
+    stats: Stats
+
+
+def input_paths(manifest: dict, party: str, overrides: dict[str, str]) -> dict[str, str]:
+    """Each of the party's inputs mapped to a file: given on the command line, else the default."""
+    paths = {}
+    known = [d["name"] for d in manifest["inputs"].get(party, [])]
+    for name in overrides:
+        if name not in known:
+            raise UsageErr(f"--input {party}.{name}: {party} has no input named {name!r}", None,
+                           f"{party}'s inputs: {', '.join(known) or 'none'}")
+    for d in manifest["inputs"].get(party, []):
+        name = d["name"]
+        if name in overrides:
+            paths[name] = overrides[name]
+            continue
+        default = manifest.get("defaults", {}).get(f"{party}.{name}")
+        if default is None:
+            raise InputDataError(f"party {party}, input {name!r}: no file given and the program names no default",
+                                 hint=f"pass --input {name}=PATH (veil local: --input {party}.{name}=PATH)")
+        paths[name] = os.path.join(manifest["source_dir"], default)
+    return paths
+
+
+def load_party_inputs(manifest: dict, party: str, overrides: dict[str, str]) -> dict[str, np.ndarray]:
+    """Read, check and encode every input of a party before any communication."""
+    F = manifest["frac_bits"]
+    paths = input_paths(manifest, party, overrides)
+    out = {}
+    for d in manifest["inputs"].get(party, []):
+        arr = load_input(paths[d["name"]], tuple(d["shape"]), d["dtype"], head=d["head"], party=party,
+                         name=d["name"], frac_bits=F)
+        out[d["name"]] = fixedpoint.encode(arr, d["dtype"], F)
+    return out
+
+
+def decode_outputs(raw: dict[str, tuple[np.ndarray, str, int]]) -> dict[str, np.ndarray]:
+    return {name: fixedpoint.decode(ring, dtype, scale) for name, (ring, dtype, scale) in raw.items()}
+
+
+async def execute(manifest: dict, code: list, party: str, mesh: Any, inputs: dict[str, np.ndarray]
+                  ) -> PartyResult:
+    """Agree on keys with the peers and run the bytecode over an open mesh."""
+    peers = [p for p in manifest["parties"] if p != party]
+    prg = await agree_keys(party, peers, mesh)
+    protocol = get_protocol(manifest["protocol"])
+    ctx = Context(party, manifest["compute"], prg)
+    vm = VM(party, protocol, ctx, mesh, inputs)
+    raw = await vm.run(code)
+    vm.stats.bytes_sent = sum(mesh.bytes_sent.values()) if isinstance(mesh.bytes_sent, dict) else mesh.bytes_sent
+    return PartyResult(decode_outputs(raw), vm.stats)
+
+
+def hello(manifest: dict, party: str, session: str) -> dict:
+    return {"veil": bytecode.VERSION, "program": manifest["hash"], "session": session, "party": party}
+
+
+async def run_over_network(manifest: dict, code: list, party: str, addresses: dict, overrides: dict[str, str],
+                           *, session: str = "default", connect_timeout: float = 60.0,
+                           io_timeout: float = 600.0, ssl_pair: tuple | None = None) -> PartyResult:
+    """Connect to every peer and run; on any failure tell the peers, so nobody hangs."""
+    from .net import connect_mesh
+
+    problem: VeilError | None = None
+    try:
+        inputs = load_party_inputs(manifest, party, overrides)
+    except VeilError as err:
+        problem, inputs = err, {}
+    peers = [p for p in manifest["parties"] if p != party]
+    ssl_server, ssl_client = ssl_pair or (None, None)
+    mesh = await connect_mesh(party, peers, addresses, hello(manifest, party, session),
+                              connect_timeout=connect_timeout if problem is None else min(connect_timeout, 10.0),
+                              io_timeout=io_timeout, ssl_server=ssl_server, ssl_client=ssl_client)
+    try:
+        if problem is not None:
+            raise problem
+        return await execute(manifest, code, party, mesh, inputs)
+    except VeilError as err:
+        await mesh.abort(_one_line(err))
+        raise
+    except Exception as err:
+        await mesh.abort(f"internal error at {party}: {err}")
+        raise RuntimeFailure(f"{party} failed: {type(err).__name__}: {err}") from err
+    finally:
+        await mesh.close()
+
+
+def _one_line(err: VeilError) -> str:
+    return err.message if err.span is None else f"{err.span}: {err.message}"
+
+
+def write_outputs(outputs: dict[str, np.ndarray], out_dir: str) -> list[str]:
+    """All of a party's outputs, atomically: all or nothing."""
+    os.makedirs(out_dir, exist_ok=True)
+    files = {os.path.join(out_dir, f"{name}.npy"): arr for name, arr in outputs.items()}
+    commit_outputs(files)
+    return sorted(files)
+
+
+def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str, str], out_dir: str, *,
+              session: str = "default", connect_timeout: float = 60.0, io_timeout: float = 600.0) -> PartyResult:
+    """`veil run`: one party of a compiled program over the network."""
+    from veil.compiler.driver import load_build
+
+    from .config import load_parties
+    from .net import install_event_loop_policy
+
+    manifest, files = _load(build_dir, load_build)
+    if party not in manifest["parties"]:
+        raise UsageErr(f"--party {party}: the program's parties are {', '.join(manifest['parties'])}")
+    config = load_parties(config_path, manifest["parties"])
+    ssl_pair = None
+    if config.tls is not None:
+        from .tls import client_context, server_context
+
+        ca, cert, key = config.for_party(party)
+        ssl_pair = (server_context(ca, cert, key), client_context(ca, cert, key))
+    code = bytecode.decode(files[party])["code"]
+    install_event_loop_policy()
+    result = asyncio.run(run_over_network(manifest, code, party, config.addresses, overrides, session=session,
+                                          connect_timeout=connect_timeout, io_timeout=io_timeout,
+                                          ssl_pair=ssl_pair))
+    write_outputs(result.outputs, out_dir)
+    return result
+
+
+def _load(build_dir: str, load_build) -> tuple[dict, dict]:
+    try:
+        return load_build(build_dir)
+    except FileNotFoundError as err:
+        raise UsageErr(f"{build_dir} is not a veil build directory ({err.filename} is missing)", None,
+                       "compile first: veil compile PROG.mpc -o DIR") from None
+    except (ValueError, KeyError) as err:
+        raise UsageErr(f"{build_dir}: unreadable build ({err})", None, "recompile with this veil") from None
