@@ -140,7 +140,7 @@ class Builder:
             ring = arr.astype(np.int64).view(np.uint64)
             scale = 0
         t = Type(vis, dtype, tuple(arr.shape), scale)
-        v = self.emit("const", [], t, span, value=np.ascontiguousarray(ring))
+        v = self.emit("const", [], t, span, value=np.array(ring, copy=True))
         if dtype == "int" and arr.ndim == 0:
             self.affine[v.id] = ({}, int(arr))
         return v

@@ -27,8 +27,7 @@ KINDS = ("op", "kernel", "round", "loop", "output")
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
-        arr = np.ascontiguousarray(obj)
-        return {"nd": [arr.dtype.str, list(arr.shape), arr.tobytes()]}
+        return {"nd": [obj.dtype.str, list(obj.shape), obj.tobytes()]}
     if isinstance(obj, (np.integer,)):
         return int(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} in bytecode")

@@ -1,0 +1,98 @@
+"""Ring (Z_2^64) matrix product through the C kernel, because numpy's integer matmul skips BLAS."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+try:
+    from veil.cffi_kernels._ring import ffi as _ffi, lib as _lib
+except ImportError:  # built only when a C compiler was present at install time
+    _ffi = _lib = None
+
+HAVE_C: bool = _lib is not None
+
+# Below this many multiply-adds (m * k * n) numpy's own loop is as fast as the call overhead.
+SMALL_WORK: int = 2048
+
+BUILD_HINT = (
+    "veil's C ring kernels are not built; falling back to numpy's (slower) integer matmul. "
+    "Build them with `pip install -e .` (or `pip install .`) on a machine with a C compiler."
+)
+
+_warned = False
+
+U64 = np.dtype(np.uint64)
+
+
+def _as_u64(x: Any) -> np.ndarray:
+    """A C-contiguous uint64 view (int64 reinterpreted bit for bit, i.e. already mod 2^64)."""
+    arr = np.asarray(x)
+    if arr.dtype == U64 and arr.flags.c_contiguous:  # the common case, kept cheap
+        return arr
+    if arr.dtype == np.int64:
+        arr = arr.view(np.uint64)
+    elif arr.dtype != np.uint64:
+        raise TypeError(f"ring matmul needs uint64 or int64 arrays, got {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
+    """Fail like numpy would, but before handing raw pointers to C."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"ring matmul needs 2-D arrays, got shapes {a.shape} and {b.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"ring matmul shape mismatch: {a.shape} @ {b.shape}")
+
+
+def _warn_fallback() -> None:
+    """Say once per process that the fast path is missing and how to get it."""
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(BUILD_HINT, RuntimeWarning, stacklevel=4)  # the caller of matmul()
+
+
+def matmul_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Reference path: numpy's uint64 matmul wraps modulo 2^64 exactly."""
+    return np.matmul(a, b)
+
+
+def matmul_c(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The C kernel on C-contiguous uint64 inputs of matching 2-D shapes."""
+    assert _lib is not None and _ffi is not None
+    m, k = a.shape
+    n = b.shape[1]
+    out = np.empty((m, n), dtype=np.uint64)
+    if m == 0 or n == 0:
+        return out
+    rc = _lib.ring_matmul(
+        _ffi.from_buffer("uint64_t[]", a),
+        _ffi.from_buffer("uint64_t[]", b),
+        _ffi.from_buffer("uint64_t[]", out, require_writable=True),
+        m,
+        k,
+        n,
+    )
+    if rc != 0:
+        raise MemoryError("ring_matmul: out of memory")
+    return out
+
+
+def _choose(a: np.ndarray, b: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The C kernel unless it is missing or the product is too small to pay for the call."""
+    if not HAVE_C:
+        _warn_fallback()
+        return matmul_numpy
+    if a.size * b.shape[1] < SMALL_WORK:
+        return matmul_numpy
+    return matmul_c
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A @ B modulo 2^64 for 2-D uint64 (or int64) arrays; always returns a fresh uint64 array."""
+    a = _as_u64(a)
+    b = _as_u64(b)
+    _check_shapes(a, b)
+    return _choose(a, b)(a, b)

@@ -1,0 +1,213 @@
+"""The C ring matmul must equal A @ B mod 2^64 exactly, on every shape and layout, with or without C."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from veil.cffi_kernels import ring
+
+MOD = 1 << 64
+EDGE = [0, 1, 2, (1 << 32) - 1, 1 << 32, (1 << 63) - 1, 1 << 63, (1 << 63) + 1, MOD - 2, MOD - 1]
+
+needs_c = pytest.mark.skipif(not ring.HAVE_C, reason="C kernels not built (no compiler at install time)")
+
+
+def exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Reference product with Python's unbounded ints, reduced mod 2^64 at the end."""
+    m, k = a.shape
+    n = b.shape[1]
+    al = [[int(x) for x in row] for row in a]
+    bl = [[int(x) for x in row] for row in b]
+    out = [[sum(al[i][p] * bl[p][j] for p in range(k)) % MOD for j in range(n)] for i in range(m)]
+    return np.array(out, dtype=np.uint64).reshape(m, n)
+
+
+def rand(rng: np.random.Generator, shape: tuple[int, ...], near_top: bool = False) -> np.ndarray:
+    """Uniform uint64, or values clustered by 2^63 and 2^64 - 1 where carries are largest."""
+    x = rng.integers(0, MOD, size=shape, dtype=np.uint64, endpoint=False)
+    if near_top:
+        base = rng.choice(np.array([1 << 63, MOD - 1, (1 << 63) - 1], dtype=np.uint64), size=shape)
+        x = base - (x & np.uint64(0xFF))
+    return x
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240611)
+
+
+def test_c_kernels_built_when_required() -> None:
+    """CI sets VEIL_REQUIRE_KERNELS=1 so a silently skipped optional build is caught."""
+    if os.environ.get("VEIL_REQUIRE_KERNELS") == "1":
+        assert ring.HAVE_C
+
+
+@needs_c
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (4, 9, 8), (5, 4, 9), (9, 13, 2), (7, 3, 1), (1, 6, 11)])
+@pytest.mark.parametrize("near_top", [False, True])
+def test_c_matches_python_ints(rng: np.random.Generator, shape: tuple[int, int, int], near_top: bool) -> None:
+    m, k, n = shape
+    a, b = rand(rng, (m, k), near_top), rand(rng, (k, n), near_top)
+    assert np.array_equal(ring.matmul_c(a, b), exact(a, b))
+
+
+@needs_c
+def test_edge_values_all_pairs() -> None:
+    """Every pair of edge values meets in some product term, in both the tiled and the dot path."""
+    e = np.array(EDGE, dtype=np.uint64)
+    a = np.stack([e, e[::-1], np.roll(e, 3), np.full_like(e, MOD - 1)])
+    b = np.stack([e, np.roll(e, 1), np.roll(e, 5), e[::-1], np.full_like(e, 1 << 63)] * 2, axis=1)
+    for bb in (b, np.ascontiguousarray(b[:, :3])):  # 10 output columns -> tiled path; 3 -> dot path
+        assert np.array_equal(ring.matmul_c(a, bb), exact(a, bb))
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "shape",
+    [(128, 784, 128), (128, 32, 1), (32, 128, 1), (5, 300, 7), (1, 784, 128), (130, 257, 259), (3, 1, 600), (70, 2, 2)],
+)
+def test_c_matches_numpy_large(rng: np.random.Generator, shape: tuple[int, int, int]) -> None:
+    """Shapes that cross every tile boundary (4 rows, 256 columns, 128 deep) and the dot threshold."""
+    m, k, n = shape
+    a, b = rand(rng, (m, k)), rand(rng, (k, n), near_top=True)
+    assert np.array_equal(ring.matmul_c(a, b), a @ b)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0), (1, 0, 1), (300, 0, 300)])
+def test_empty_shapes(shape: tuple[int, int, int]) -> None:
+    m, k, n = shape
+    a = np.ones((m, k), dtype=np.uint64)
+    b = np.ones((k, n), dtype=np.uint64)
+    out = ring.matmul(a, b)
+    assert out.shape == (m, n) and out.dtype == np.uint64
+    assert not out.any()
+    if ring.HAVE_C:
+        assert not ring.matmul_c(a, b).any()
+
+
+def test_degenerate_shapes(rng: np.random.Generator) -> None:
+    for m, k, n in [(1, 1, 1), (1, 50, 1), (1, 50, 60), (60, 50, 1), (60, 1, 60), (1, 1, 3000)]:
+        a, b = rand(rng, (m, k), True), rand(rng, (k, n))
+        assert np.array_equal(ring.matmul(a, b), a @ b)
+
+
+def test_non_contiguous_inputs(rng: np.random.Generator) -> None:
+    at = rand(rng, (70, 40))  # a is the transposed view: shape (40, 70), Fortran order
+    b_big = rand(rng, (140, 90), True)
+    a, b = at.T, b_big[::2, 1::3]
+    assert not a.flags.c_contiguous and not b.flags.c_contiguous
+    assert np.array_equal(ring.matmul(a, b), np.ascontiguousarray(a) @ np.ascontiguousarray(b))
+
+
+def test_int64_inputs_wrap_like_uint64(rng: np.random.Generator) -> None:
+    a = rand(rng, (20, 30), True)
+    b = rand(rng, (30, 40))
+    expected = a @ b
+    out = ring.matmul(a.view(np.int64), b.view(np.int64))
+    assert out.dtype == np.uint64
+    assert np.array_equal(out, expected)
+    assert np.array_equal(ring.matmul(a, b.view(np.int64)), expected)
+    small = np.array([[-1, 2], [3, -(1 << 63)]], dtype=np.int64)
+    assert np.array_equal(ring.matmul(small, small), exact(small.view(np.uint64), small.view(np.uint64)))
+
+
+def test_inputs_left_untouched(rng: np.random.Generator) -> None:
+    a, b = rand(rng, (64, 64)), rand(rng, (64, 64))
+    a0, b0 = a.copy(), b.copy()
+    out = ring.matmul(a, b)
+    assert np.array_equal(a, a0) and np.array_equal(b, b0)
+    assert not np.shares_memory(out, a) and not np.shares_memory(out, b)
+
+
+def test_read_only_inputs(rng: np.random.Generator) -> None:
+    a, b = rand(rng, (40, 50)), rand(rng, (50, 60))
+    a.flags.writeable = False
+    b.flags.writeable = False
+    assert np.array_equal(ring.matmul(a, b), a @ b)
+
+
+@pytest.mark.parametrize(
+    "a, b, exc",
+    [
+        (np.ones((2, 3), np.uint64), np.ones((4, 2), np.uint64), ValueError),
+        (np.ones(3, np.uint64), np.ones((3, 2), np.uint64), ValueError),
+        (np.ones((2, 2, 2), np.uint64), np.ones((2, 2), np.uint64), ValueError),
+        (np.ones((2, 2), np.float64), np.ones((2, 2), np.uint64), TypeError),
+        (np.ones((2, 2), np.int32), np.ones((2, 2), np.uint64), TypeError),
+    ],
+)
+def test_bad_inputs_rejected(a: np.ndarray, b: np.ndarray, exc: type[Exception]) -> None:
+    with pytest.raises(exc):
+        ring.matmul(a, b)
+
+
+def test_small_products_use_numpy_large_use_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size threshold picks the faster implementation without changing the answer."""
+    calls: list[str] = []
+    monkeypatch.setattr(ring, "matmul_numpy", lambda a, b: calls.append("np") or np.matmul(a, b))
+    monkeypatch.setattr(ring, "matmul_c", lambda a, b: calls.append("c") or np.matmul(a, b))
+    monkeypatch.setattr(ring, "HAVE_C", True)
+    ring.matmul(np.ones((2, 2), np.uint64), np.ones((2, 2), np.uint64))
+    ring.matmul(np.ones((64, 64), np.uint64), np.ones((64, 64), np.uint64))
+    assert calls == ["np", "c"]
+
+
+def test_fallback_same_answer_and_warns_once(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = rand(rng, (50, 60), True), rand(rng, (60, 70), True)
+    expected = exact(a[:6, :7], b[:7, :5])
+    monkeypatch.setattr(ring, "HAVE_C", False)
+    monkeypatch.setattr(ring, "_warned", False)
+    monkeypatch.setattr(ring, "matmul_c", lambda a, b: pytest.fail("C path used without C"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out1 = ring.matmul(a, b)
+        out2 = ring.matmul(a[:6, :7], b[:7, :5])
+        out3 = ring.matmul(a.view(np.int64), b)
+    fallback = [w for w in caught if issubclass(w.category, RuntimeWarning) and "pip install" in str(w.message)]
+    assert len(fallback) == 1
+    assert fallback[0].filename == __file__  # points at the caller, not at ring.py
+    assert np.array_equal(out1, a @ b) and np.array_equal(out3, out1)
+    assert np.array_equal(out2, expected)
+
+
+@needs_c
+@settings(max_examples=60, deadline=None)
+@given(
+    m=st.integers(0, 9),
+    k=st.integers(0, 9),
+    n=st.integers(0, 12),
+    seed=st.integers(0, 2**32 - 1),
+    edge=st.booleans(),
+)
+def test_hypothesis_c_equals_exact(m: int, k: int, n: int, seed: int, edge: bool) -> None:
+    g = np.random.default_rng(seed)
+    if edge:
+        e = np.array(EDGE, dtype=np.uint64)
+        a, b = g.choice(e, size=(m, k)), g.choice(e, size=(k, n))
+    else:
+        a, b = rand(g, (m, k)), rand(g, (k, n))
+    assert np.array_equal(ring.matmul_c(a, b), exact(a, b))
+    assert np.array_equal(ring.matmul(a, b), exact(a, b))
+
+
+def test_module_without_compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh copy of ring.py imported while _ring is missing really falls back (and warns once)."""
+    import importlib.util
+    import sys
+
+    monkeypatch.setitem(sys.modules, "veil.cffi_kernels._ring", None)  # makes the import fail
+    spec = importlib.util.spec_from_file_location("_ring_without_c", ring.__file__)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.HAVE_C is False
+    a = np.array([[MOD - 1, 1 << 63], [3, 5]], dtype=np.uint64)
+    with pytest.warns(RuntimeWarning, match="pip install -e"):
+        assert np.array_equal(mod.matmul(a, a), exact(a, a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(mod.matmul(a, a), exact(a, a))  # no second warning
