@@ -126,7 +126,15 @@ class Builder:
         self.block.ops.append(Op(opcode, [v], list(ins), attrs, span))
         return v
 
-    def const(self, value: Any, dtype: str | None, span: Span, vis: str = PUBLIC) -> Value:
+    def scalar_factor(self, v: float, span: Span) -> Value:
+        """A public fix scalar to multiply by, with up to F extra fractional bits so small factors
+        (1/n, learning rates, polynomial coefficients) keep ~16 significant bits; the product's
+        truncation removes them again."""
+        F = self.frac_bits
+        extra = 0 if v == 0 else int(min(F, max(0, np.floor(-np.log2(abs(v))))))
+        return self.const(v, "fix", span, scale=F + extra)
+
+    def const(self, value: Any, dtype: str | None, span: Span, vis: str = PUBLIC, scale: int | None = None) -> Value:
         arr = np.asarray(value)
         if arr.dtype == object:
             raise TypeErr("not a numeric constant", span)
@@ -134,8 +142,8 @@ class Builder:
             dtype = "bool" if arr.dtype == bool else ("int" if np.issubdtype(arr.dtype, np.integer) else "fix")
         F = self.frac_bits
         if dtype == "fix":
-            ring = np.round(arr.astype(np.float64) * (1 << F)).astype(np.int64).view(np.uint64)
-            scale = F
+            scale = F if scale is None else scale
+            ring = np.round(arr.astype(np.float64) * 2.0 ** scale).astype(np.int64).view(np.uint64)
         else:
             ring = arr.astype(np.int64).view(np.uint64)
             scale = 0
@@ -488,6 +496,9 @@ class Builder:
         if op in ("+", "-", "*", "@"):
             if op == "*" and (_is_int_const(a) or _is_int_const(b)):
                 return self.scale_by_int(a, b, span)
+            if op == "*" and (isinstance(a, float) or isinstance(b, float)):
+                x, v = (a, b) if isinstance(b, float) else (b, a)
+                return self.arith("*", self.tensor(x, span), self.scalar_factor(v, span), span)
             x, y = self.tensor(a, span), self.tensor(b, span)
             return self.arith(op, x, y, span)
         if op == "/":
@@ -496,8 +507,7 @@ class Builder:
                                      "divide by a param or a literal, or multiply by reciprocal(x) from ml")
             if b == 0:
                 raise TypeErr("division by zero", span)
-            x = self.tensor(a, span)
-            return self.arith("*", x, self.const(1.0 / float(b), "fix", span), span)
+            return self.binop("*", a, 1.0 / float(b), span)
         if op in ("//", "%"):
             x, y = self.tensor(a, span), self.tensor(b, span)
             if x.type.dtype != "int" or y.type.dtype != "int":

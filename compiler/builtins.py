@@ -303,7 +303,7 @@ def _mean(b, e, scope):
     if n == 0:
         raise ShapeErr("mean of an empty tensor", e.span)
     s = _reduce_sum(b, x, a.get("axis"), a.span("axis"), e.span)
-    return b.arith("*", s, b.const(1.0 / n, "fix", e.span), e.span)
+    return b.binop("*", s, 1.0 / n, e.span)
 
 
 def _matmul(b, e, scope):
