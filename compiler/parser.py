@@ -221,7 +221,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def pow_op(self, meta, items):
-        return ast.BinOp(self._s(meta), "**", items[0], items[1])
+        return ast.BinOp(self._s(meta), "**", items[0], items[2])
 
     @v_args(meta=True)
     def bitor_op(self, meta, items):

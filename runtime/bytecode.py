@@ -7,6 +7,7 @@ Instructions are lists whose first element names their kind:
   ["kernel", name, iid, out, [ins], {attrs}, line]                      start a protocol kernel
   ["round"]                                                             one exchange per peer
   ["loop", trips, start, step, ivar, [params], [inits], [results], [outs], [body], line]
+      (in the file, trips/start/step travel as one 24-byte field, so the size never depends on them)
   ["output", name, reg, dtype, scale, line]                             deliver a value here
 
 `iid` is the kernel's program-wide instruction id; with a per-instruction run counter it keys the
@@ -16,6 +17,7 @@ kernel's randomness, so every party draws the same streams. numpy arrays in attr
 from __future__ import annotations
 
 import hashlib
+import struct
 from typing import Any
 
 import msgpack
@@ -49,9 +51,31 @@ def _canonical(x: Any) -> Any:
     return x
 
 
+_LOOP_HEAD = struct.Struct(">qqq")
+
+
+def _pack_loops(code: list) -> list:
+    """Loop bounds as one fixed-width field, so a program's size does not depend on its trip counts."""
+    out = []
+    for ins in code:
+        if ins[0] == "loop":
+            ins = ["loop", _LOOP_HEAD.pack(*ins[1:4]), *ins[4:9], _pack_loops(ins[9]), ins[10]]
+        out.append(ins)
+    return out
+
+
+def _unpack_loops(code: list) -> list:
+    out = []
+    for ins in code:
+        if ins[0] == "loop":
+            ins = ["loop", *_LOOP_HEAD.unpack(ins[1]), *ins[2:7], _unpack_loops(ins[7]), ins[8]]
+        out.append(ins)
+    return out
+
+
 def encode(party: str, code: list) -> bytes:
     """One party's bytecode file."""
-    return msgpack.packb(_canonical({"veil": VERSION, "party": party, "code": code}),
+    return msgpack.packb(_canonical({"veil": VERSION, "party": party, "code": _pack_loops(code)}),
                          default=_default, use_bin_type=True)
 
 
@@ -61,6 +85,7 @@ def decode(data: bytes) -> dict:
     if not isinstance(obj, dict) or obj.get("veil") != VERSION:
         found = obj.get("veil") if isinstance(obj, dict) else "?"
         raise ValueError(f"bytecode format version {found}, this veil reads version {VERSION}: recompile")
+    obj["code"] = _unpack_loops(obj["code"])
     return obj
 
 
