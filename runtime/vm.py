@@ -1,6 +1,7 @@
 """The virtual machine: runs one party's bytecode, local ops in numpy, kernels round by round."""
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,10 +137,11 @@ class VM:
         spec = SEND if name == "send" else self.protocol.kernels[name]
         run = self.runs.get(iid, 0)
         self.runs[iid] = run + 1
-        self.ctx.op = (iid, run)
+        ctx = copy.copy(self.ctx)  # each kernel keeps its own op id across its rounds
+        ctx.op = (iid, run)
         args = [self.regs[r] if r is not None else None for r in srcs]
         kw = {k: (tuple(v) if k == "shape" else v) for k, v in attrs.items()}
-        gen = spec.fn(self.ctx, *args, **kw)
+        gen = spec.fn(ctx, *args, **kw)
         self.stats.kernels += 1
         try:
             ex = next(gen)

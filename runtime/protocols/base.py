@@ -92,6 +92,14 @@ class Protocol:
         """x + c for a secret x and a public (ring-encoded) c."""
         raise NotImplementedError
 
-    def zeros_like_public(self, ctx: Context, c: np.ndarray) -> Any:
+    def from_public(self, ctx: Context, c: np.ndarray) -> Any:
         """A sharing of a public value known to every compute party, without communication."""
+        raise NotImplementedError
+
+    def zeros_like_public(self, ctx: Context, c: np.ndarray) -> Any:
+        """Old name of `from_public`, kept so existing callers keep working."""
+        return self.from_public(ctx, c)
+
+    def mul_public(self, x: Any, c: np.ndarray) -> Any:
+        """x * c for a secret x and a public (ring-encoded) c; no truncation."""
         raise NotImplementedError

@@ -1,0 +1,90 @@
+"""Cryptographic randomness for the protocols: AES-128-CTR streams under keys agreed per session.
+
+Every party holds one 16-byte key per peer (the same key at both ends of the pair) and one private
+key (under ``None``). A draw is addressed by (key, op, stream): the initial counter block is
+``instr_id (32 bits) | instance (48 bits) | stream (16 bits) | block counter (32 bits)``, big
+endian, so each (op, stream) is an independent keystream and both holders of a pairwise key get
+the same words for the same address.
+"""
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from veil.compiler.errors import NetworkError
+from veil.runtime.protocols.base import PRGSource
+
+KEY_BYTES = 16
+MAX_INSTR = 1 << 32
+MAX_INSTANCE = 1 << 48
+MAX_STREAM = 1 << 16
+MAX_WORDS = (1 << 32) * 2  # 2^32 AES blocks of two uint64 words each: the block counter's range
+_LE_U64 = np.dtype("<u8")
+
+
+def counter_block(op: tuple[int, int], stream: int) -> bytes:
+    """The initial CTR block for one (op, stream) address, with the block counter at 0."""
+    instr_id, instance = op
+    if not 0 <= instr_id < MAX_INSTR:
+        raise ValueError(f"instruction id {instr_id} outside [0, 2^32)")
+    if not 0 <= instance < MAX_INSTANCE:
+        raise ValueError(f"instance {instance} outside [0, 2^48)")
+    if not 0 <= stream < MAX_STREAM:
+        raise ValueError(f"stream {stream} outside [0, 2^16)")
+    return ((instr_id << 96) | (instance << 48) | (stream << 32)).to_bytes(16, "big")
+
+
+class PRG(PRGSource):
+    """AES-128-CTR keystreams, one key per peer (shared with it) and one private key (None)."""
+
+    def __init__(self, keys: dict[str | None, bytes]):
+        self._ciphers: dict[str | None, algorithms.AES] = {}
+        for peer, key in keys.items():
+            if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_BYTES:
+                raise ValueError(f"the key for {peer!r} must be {KEY_BYTES} bytes")
+            self._ciphers[peer] = algorithms.AES(bytes(key))
+
+    @property
+    def peers(self) -> set[str | None]:
+        """Whom I share a key with (None: the private key)."""
+        return set(self._ciphers)
+
+    def draw(self, peer: str | None, op: tuple[int, int], stream: int, shape: tuple[int, ...]) -> np.ndarray:
+        """uint64 words of the keystream at (peer's key, op, stream), shaped `shape`."""
+        if peer not in self._ciphers:
+            raise ValueError(f"no randomness key shared with {peer!r}")
+        shape = tuple(int(d) for d in shape)
+        n = math.prod(shape)
+        if n < 0 or n > MAX_WORDS:
+            raise ValueError(f"cannot draw {n} words from one stream")
+        block = counter_block(op, stream)
+        out = np.empty(n + 2, dtype=_LE_U64)  # update_into wants block_size - 1 bytes of slack
+        if n:
+            enc = Cipher(self._ciphers[peer], modes.CTR(block)).encryptor()
+            enc.update_into(np.zeros(8 * n, dtype=np.uint8), out.view(np.uint8))
+        return out[:n].astype(np.uint64, copy=False).reshape(shape)
+
+
+async def agree_keys(me: str, peers: list[str], mesh: Any) -> PRG:
+    """One fresh key per pair (made by the party whose name sorts first) plus a private key."""
+    others = sorted(p for p in set(peers) if p != me)
+    keys: dict[str | None, bytes] = {None: secrets.token_bytes(KEY_BYTES)}
+    for peer in others:  # send every key I make before waiting, so no pair waits on another
+        if me < peer:
+            keys[peer] = secrets.token_bytes(KEY_BYTES)
+            await mesh.send(peer, [np.frombuffer(keys[peer], np.uint8)])
+    for peer in others:
+        if me > peer:
+            keys[peer] = _received_key(peer, await mesh.recv(peer))
+    return PRG(keys)
+
+
+def _received_key(peer: str, arrays: list[np.ndarray]) -> bytes:
+    """The key bytes a peer sent, checked for shape, so a confused peer fails loudly."""
+    if len(arrays) != 1 or np.asarray(arrays[0]).nbytes != KEY_BYTES:
+        raise NetworkError(f"party {peer!r} sent a malformed randomness key during setup")
+    return np.ascontiguousarray(arrays[0]).view(np.uint8).tobytes()

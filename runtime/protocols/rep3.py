@@ -1,0 +1,389 @@
+"""rep3: 3-party replicated secret sharing over Z_2^64 (ABY3 family), semi-honest, honest majority.
+
+Compute party Pi (i = 0, 1, 2) holds the pair ``(x_i, x_{i+1})`` (indices mod 3) of uint64 arrays
+with x = x0 + x1 + x2 mod 2^64. Kernels are generators (see ``base``); each ``yield`` is one round.
+Inside a kernel every array is handled flat (1-D) and reshaped on the way out, so 0-d values never
+degrade into numpy scalars (whose arithmetic warns on wrap-around). The security argument is in
+docs/security.md.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol
+from veil.runtime.ring import asring
+from veil.runtime.ring import matmul as ring_matmul  # the C kernel where built, else numpy
+
+U64 = np.uint64
+Share = tuple[np.ndarray, np.ndarray]
+
+# PRG stream numbers. Within one kernel every independent draw under the same key has its own.
+S_ALPHA = 0          # mul/matmul: the zero sharing added to z_i; reveal_to an outsider: likewise
+S_SHARE = 0          # share: the component known to the owner and its predecessor
+S_OWN0, S_OWN1 = 0, 1  # share from an input party: its private draws of x0, x1
+S_REZERO = 1         # trunc_additive: the re-randomizing zero sharing
+S_RA, S_RB = 2, 3    # trunc_additive: the mask halves (P0<->P2, P1<->P2)
+S_R63, S_RL = 4, 5   # trunc_additive: P0's halves of the mask's top bit and shifted low bits
+S_T, S_W, S_Q = 6, 7, 8  # trunc_additive: the output re-sharing masks
+
+TOP = U64(63)
+LOW63 = U64((1 << 63) - 1)
+OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
+MAX_BITS = 62
+
+
+# ---- small helpers --------------------------------------------------------------------------
+
+def _flat(a: Any) -> np.ndarray:
+    """A 1-D uint64 view (or copy) of a ring tensor."""
+    return np.ascontiguousarray(a, dtype=U64).reshape(-1)
+
+
+def _roles(ctx: Context) -> tuple[int, str, str]:
+    """My compute index, my successor and my predecessor."""
+    if ctx.index is None:
+        raise ValueError(f"party {ctx.party!r} is not a compute party of rep3")
+    return ctx.index, ctx.party_at(ctx.index + 1), ctx.party_at(ctx.index - 1)
+
+
+def _zero_share(ctx: Context, stream: int, n: int) -> np.ndarray:
+    """My part of a fresh 3-out-of-3 sharing of zero: rand(next) - rand(prev)."""
+    _, nxt, prv = _roles(ctx)
+    return ctx.rand(nxt, stream, (n,)) - ctx.rand(prv, stream, (n,))
+
+
+def _components(x: Share) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """The two components of a share, flat, with their common shape."""
+    a, b = x
+    shape = np.shape(a)
+    if np.shape(b) != shape:
+        raise ValueError(f"malformed rep3 share: component shapes {shape} and {np.shape(b)}")
+    return _flat(a), _flat(b), shape
+
+
+def _sum(*xs: np.ndarray) -> np.ndarray:
+    """The ring sum of equally-sized flat arrays."""
+    out = np.array(xs[0], dtype=U64, copy=True)
+    for v in xs[1:]:
+        np.add(out, v, out=out)
+    return out
+
+
+def _check_bits(bits: int) -> int:
+    """Truncation amounts the protocol supports (its 2^62 offset leaves room for up to 62)."""
+    if not isinstance(bits, (int, np.integer)) or not 0 <= bits <= MAX_BITS:
+        raise ValueError(f"truncation by {bits!r} bits: must be an int in [0, {MAX_BITS}]")
+    return int(bits)
+
+
+def _same_cost(n: int, compute: list[str], rounds: int = 1) -> Cost:
+    """Every compute party sends n elements."""
+    return Cost(rounds, {p: n for p in compute})
+
+
+def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 4n."""
+    return Cost(2, {compute[0]: 2 * n, compute[1]: 3 * n, compute[2]: 4 * n})
+
+
+def _all_compute(compute: list[str], **_: Any) -> set[str]:
+    return set(compute)
+
+
+# ---- products -------------------------------------------------------------------------------
+
+def _cross(x: Share, y: Share, prod: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """My 3-out-of-3 additive share of x*y: x_i*(y_i + y_{i+1}) + x_{i+1}*y_i (not re-randomized)."""
+    xa, xb = x
+    ya, yb = y
+    return asring(prod(xa, ya + yb) + prod(xb, ya))
+
+
+def _mul_share(x: Share, y: Share) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Elementwise product share, flat, and the output shape."""
+    xa, xb, shape = _components(x)
+    ya, yb, yshape = _components(y)
+    if yshape != shape:
+        raise ValueError(f"rep3 mul needs equal shapes, got {shape} and {yshape}")
+    return _cross((xa, xb), (ya, yb), np.multiply), shape
+
+
+def _matmul_share(x: Share, y: Share) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Matrix product share, flat, and the output shape."""
+    xa, xb = (np.asarray(c, dtype=U64) for c in x)
+    ya, yb = (np.asarray(c, dtype=U64) for c in y)
+    if xa.ndim != 2 or ya.ndim != 2 or xa.shape[1] != ya.shape[0]:
+        raise ValueError(f"rep3 matmul needs 2-D operands (m,k)@(k,n), got {xa.shape} and {ya.shape}")
+    z = _cross((xa, xb), (ya, yb), ring_matmul)
+    return z.reshape(-1), z.shape
+
+
+def _reshare(ctx: Context, z: np.ndarray, shape: tuple[int, ...]) -> KernelGen:
+    """From my additive share z_i to the replicated pair: send z_i + alpha_i back, get z_{i+1}."""
+    i, nxt, prv = _roles(ctx)
+    z = z + _zero_share(ctx, S_ALPHA, z.size)
+    got = yield Exchange(send={prv: [z]}, expect={nxt: 1})
+    return z.reshape(shape), np.asarray(got[nxt][0], dtype=U64).reshape(shape)
+
+
+def mul(ctx: Context, x: Share, y: Share) -> KernelGen:
+    """Elementwise product of two secrets (no truncation): 1 round, n elements per party."""
+    z, shape = _mul_share(x, y)
+    return (yield from _reshare(ctx, z, shape))
+
+
+def matmul(ctx: Context, x: Share, y: Share) -> KernelGen:
+    """Ring matrix product of two 2-D secrets (no truncation): 1 round, n elements per party."""
+    z, shape = _matmul_share(x, y)
+    return (yield from _reshare(ctx, z, shape))
+
+
+# ---- truncation -----------------------------------------------------------------------------
+
+def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+    """A rep3 sharing (flat) of floor(z / 2^m) (+0 or +1) from a 3-out-of-3 additive sharing z.
+
+    P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only.
+    Valid for |z| < 2^62 (signed). 2 rounds; P0 sends 2n, P1 3n, P2 4n.
+    """
+    m = _check_bits(m)
+    i, _, _ = _roles(ctx)
+    z = _flat(z)
+    z = z + _zero_share(ctx, S_REZERO, z.size)
+    if i == 0:
+        return (yield from _trunc_p0(ctx, z, m))
+    if i == 1:
+        return (yield from _trunc_p1(ctx, z, m))
+    return (yield from _trunc_p2(ctx, z, m))
+
+
+def _open_parts(c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, U64]:
+    """From the opened c: its top bit, its low 63 bits shifted by m, sgn = 1 - 2*c63, K = 2^(63-m)."""
+    c63 = c >> TOP
+    cl = (c & LOW63) >> U64(m)
+    sgn = U64(1) - U64(2) * c63
+    return c63, cl, sgn, U64(1 << (63 - m))
+
+
+def _trunc_p0(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+    p0, p1, p2 = ctx.compute
+    n = z.size
+    ra = ctx.rand(p2, S_RA, (n,))
+    got = yield Exchange(send={p1: [z + ra]}, expect={p1: 1, p2: 1})
+    c = _sum(z, ra, got[p1][0], got[p2][0]) + OFFSET
+    c63, cl, sgn, k = _open_parts(c, m)
+    r63a = ctx.rand(p2, S_R63, (n,))
+    rla = ctx.rand(p2, S_RL, (n,))
+    ya = cl + c63 * k - U64(1 << (62 - m)) - rla + r63a * sgn * k
+    t = ctx.rand(p1, S_T, (n,))
+    w = ctx.rand(p1, S_W, (n,))
+    u0 = ya - t - w
+    got = yield Exchange(send={p2: [u0]}, expect={p1: 1})
+    return u0 + got[p1][0], t
+
+
+def _trunc_p1(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+    p0, p1, p2 = ctx.compute
+    n = z.size
+    rb = ctx.rand(p2, S_RB, (n,))
+    got = yield Exchange(send={p0: [z + rb]}, expect={p0: 1, p2: 3})
+    z2, r63b, rlb = got[p2]
+    c = _sum(z, rb, got[p0][0], z2) + OFFSET
+    _, _, sgn, k = _open_parts(c, m)
+    yb = r63b * sgn * k - rlb
+    t = ctx.rand(p0, S_T, (n,))
+    w = ctx.rand(p0, S_W, (n,))
+    q = ctx.rand(p2, S_Q, (n,))
+    u1 = yb - q + w
+    yield Exchange(send={p2: [u1], p0: [u1]})
+    return t, q
+
+
+def _trunc_p2(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+    p0, p1, p2 = ctx.compute
+    n = z.size
+    r = ctx.rand(p0, S_RA, (n,)) + ctx.rand(p1, S_RB, (n,))
+    r63 = r >> TOP
+    rl = (r & LOW63) >> U64(m)
+    r63b = r63 - ctx.rand(p0, S_R63, (n,))
+    rlb = rl - ctx.rand(p0, S_RL, (n,))
+    yield Exchange(send={p0: [z], p1: [z, r63b, rlb]})
+    q = ctx.rand(p1, S_Q, (n,))
+    got = yield Exchange(expect={p0: 1, p1: 1})
+    return q, got[p0][0] + got[p1][0]
+
+
+def _shaped(pair: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> Share:
+    return asring(pair[0]).reshape(shape), asring(pair[1]).reshape(shape)
+
+
+def trunc(ctx: Context, x: Share, bits: int) -> KernelGen:
+    """Arithmetic shift right of a secret by `bits`, off by at most +1; needs |x| < 2^62."""
+    xa, _, shape = _components(x)
+    return _shaped((yield from trunc_additive(ctx, xa, bits)), shape)
+
+
+def mul_trunc(ctx: Context, x: Share, y: Share, bits: int) -> KernelGen:
+    """Elementwise product then truncation, fused into 2 rounds.
+
+    The product share goes straight into trunc_additive, whose re-randomization is the zero
+    sharing `mul` would add, so none is added here.
+    """
+    z, shape = _mul_share(x, y)
+    return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
+
+
+def matmul_trunc(ctx: Context, x: Share, y: Share, bits: int) -> KernelGen:
+    """Matrix product then truncation, fused into 2 rounds."""
+    z, shape = _matmul_share(x, y)
+    return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
+
+
+# ---- input and output -----------------------------------------------------------------------
+
+def share(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]) -> KernelGen:
+    """The owner's clear x becomes a sharing; 1 round."""
+    shape = tuple(int(d) for d in shape)
+    if ctx.party == owner and np.shape(x) != shape:
+        raise ValueError(f"share: value of shape {np.shape(x)} declared as {shape}")
+    if owner in ctx.compute:
+        return (yield from _share_from_compute(ctx, x, owner, shape))
+    return (yield from _share_from_input_party(ctx, x, owner, shape))
+
+
+def _share_from_compute(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]) -> KernelGen:
+    """Owner Pi: x_i known to P_{i-1} and Pi, x_{i-1} = 0, x_{i+1} = x - x_i sent to P_{i+1}."""
+    i, nxt, prv = _roles(ctx)
+    j = ctx.compute.index(owner)
+    n = math.prod(shape)
+    zeros = np.zeros(shape, dtype=U64)
+    if i == j:
+        xj = ctx.rand(prv, S_SHARE, (n,))
+        xn = _flat(x) - xj
+        yield Exchange(send={nxt: [xn]})
+        return xj.reshape(shape), xn.reshape(shape)
+    if i == (j - 1) % 3:
+        xj = ctx.rand(owner, S_SHARE, (n,))
+        yield Exchange()
+        return zeros, xj.reshape(shape)
+    got = yield Exchange(expect={owner: 1})
+    return asring(got[owner][0]).reshape(shape), zeros
+
+
+def _share_from_input_party(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]) -> KernelGen:
+    """An input party draws x0, x1 privately, x2 = x - x0 - x1, and sends each Pi its pair."""
+    n = math.prod(shape)
+    if ctx.party != owner:
+        got = yield Exchange(expect={owner: 2})
+        return _shaped(tuple(got[owner]), shape)
+    x0 = ctx.rand(None, S_OWN0, (n,))
+    x1 = ctx.rand(None, S_OWN1, (n,))
+    parts = [x0, x1, _flat(x) - x0 - x1]
+    yield Exchange(send={p: [parts[k], parts[(k + 1) % 3]] for k, p in enumerate(ctx.compute)})
+    return None
+
+
+def reveal(ctx: Context, x: Share) -> KernelGen:
+    """Open a secret to every compute party: Pi sends x_i to P_{i+1}; 1 round, n each."""
+    _, nxt, prv = _roles(ctx)
+    a, b, shape = _components(x)
+    got = yield Exchange(send={nxt: [a]}, expect={prv: 1})
+    return _sum(a, b, got[prv][0]).reshape(shape)
+
+
+def reveal_to(ctx: Context, x: Share | None, receiver: str, shape: tuple[int, ...]) -> KernelGen:
+    """Open a secret to one party only; 1 round. Others get None."""
+    shape = tuple(int(d) for d in shape)
+    if receiver in ctx.compute:
+        j = ctx.compute.index(receiver)
+        a, b, _ = _components(x)
+        if ctx.index == j:
+            prv = ctx.party_at(j - 1)
+            got = yield Exchange(expect={prv: 1})
+            return _sum(a, b, got[prv][0]).reshape(shape)
+        yield Exchange(send={receiver: [a]})
+        return None
+    if ctx.party == receiver:
+        got = yield Exchange(expect={p: 1 for p in ctx.compute})
+        return _sum(*(got[p][0] for p in ctx.compute)).reshape(shape)
+    # The outsider sees all three components: re-randomize them so they say nothing but x.
+    a, _, _ = _components(x)
+    yield Exchange(send={receiver: [a + _zero_share(ctx, S_ALPHA, a.size)]})
+    return None
+
+
+def _share_participants(compute: list[str], owner: str, **_: Any) -> set[str]:
+    return set(compute) | {owner}
+
+
+def _share_cost(compute: list[str], n: int, owner: str, **_: Any) -> Cost:
+    if owner in compute:
+        return Cost(1, {p: (n if p == owner else 0) for p in compute})
+    return Cost(1, {owner: 6 * n} | {p: 0 for p in compute})
+
+
+def _reveal_to_participants(compute: list[str], receiver: str, **_: Any) -> set[str]:
+    if receiver in compute:
+        return {receiver, compute[(compute.index(receiver) - 1) % 3]}
+    return set(compute) | {receiver}
+
+
+def _reveal_to_cost(compute: list[str], n: int, receiver: str, **_: Any) -> Cost:
+    if receiver in compute:
+        sender = compute[(compute.index(receiver) - 1) % 3]
+        return Cost(1, {sender: n, receiver: 0})
+    return Cost(1, {p: n for p in compute} | {receiver: 0})
+
+
+KERNELS: dict[str, KernelSpec] = {
+    "share": KernelSpec(share, _share_participants, _share_cost),
+    "reveal": KernelSpec(reveal, _all_compute, lambda compute, n, **_: _same_cost(n, compute)),
+    "reveal_to": KernelSpec(reveal_to, _reveal_to_participants, _reveal_to_cost),
+    "mul": KernelSpec(mul, _all_compute, lambda compute, n, **_: _same_cost(n, compute)),
+    "matmul": KernelSpec(matmul, _all_compute, lambda compute, n, **_: _same_cost(n, compute)),
+    "trunc": KernelSpec(trunc, _all_compute, _trunc_cost),
+    "mul_trunc": KernelSpec(mul_trunc, _all_compute, _trunc_cost),
+    "matmul_trunc": KernelSpec(matmul_trunc, _all_compute, _trunc_cost),
+}
+
+
+class Rep3(Protocol):
+    """The rep3 plug-in: a share is the pair (x_i, x_{i+1}) at compute party Pi."""
+
+    name = "rep3"
+    n_compute = 3
+    kernels = KERNELS
+
+    def map(self, fn: Callable[..., np.ndarray], *shares: Share) -> Share:
+        """A linear op applies to each of the two components alike."""
+        return (asring(fn(*(s[0] for s in shares))), asring(fn(*(s[1] for s in shares))))
+
+    def add_public(self, ctx: Context, x: Share, c: np.ndarray) -> Share:
+        """c joins x0, which P0 holds first and P2 second."""
+        a, b = x
+        shape = np.broadcast_shapes(np.shape(a), np.shape(c))
+        a = asring(np.broadcast_to(a, shape))
+        b = asring(np.broadcast_to(b, shape))
+        if ctx.index == 0:
+            a = asring(a + c)
+        elif ctx.index == 2:
+            b = asring(b + c)
+        return np.array(a, copy=True), np.array(b, copy=True)
+
+    def from_public(self, ctx: Context, c: np.ndarray) -> Share:
+        """x0 = c, x1 = x2 = 0: P0 holds (c, 0), P1 (0, 0), P2 (0, c)."""
+        c = np.array(c, dtype=U64, copy=True)
+        zeros = np.zeros_like(c)
+        if ctx.index == 0:
+            return c, zeros
+        if ctx.index == 2:
+            return zeros, c
+        return zeros, zeros.copy()
+
+    def mul_public(self, x: Share, c: np.ndarray) -> Share:
+        """Each component times c (no truncation)."""
+        a, b = x
+        return asring(np.multiply(a, c, dtype=U64)), asring(np.multiply(b, c, dtype=U64))

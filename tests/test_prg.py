@@ -1,0 +1,167 @@
+"""The AES-CTR PRG: consistent at both key holders, independent per (op, stream), statistically sane."""
+from __future__ import annotations
+
+import asyncio
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from kernel_driver import assert_balanced_bits, make_keys, make_prgs
+from veil.compiler.errors import NetworkError
+from veil.runtime.prg import PRG, agree_keys, counter_block
+
+PARTIES = ["carol", "alice", "bob", "dave"]
+
+
+def test_both_holders_draw_the_same_words():
+    prgs = make_prgs(PARTIES, seed=3)
+    for a in PARTIES:
+        for b in PARTIES:
+            if a != b:
+                x = prgs[a].draw(b, (7, 1), 2, (3, 5))
+                y = prgs[b].draw(a, (7, 1), 2, (3, 5))
+                assert x.dtype == np.uint64 and x.shape == (3, 5)
+                assert np.array_equal(x, y)
+
+
+def test_every_address_is_its_own_stream():
+    prg = make_prgs(PARTIES, seed=3)["alice"]
+    base = prg.draw("bob", (7, 1), 2, (64,))
+    for peer, op, stream in [("bob", (8, 1), 2), ("bob", (7, 2), 2), ("bob", (7, 1), 3),
+                             ("carol", (7, 1), 2), (None, (7, 1), 2)]:
+        other = prg.draw(peer, op, stream, (64,))
+        assert not np.any(other == base), (peer, op, stream)
+    assert np.array_equal(prg.draw("bob", (7, 1), 2, (64,)), base)  # deterministic
+
+
+def test_private_keys_differ_between_parties():
+    prgs = make_prgs(PARTIES, seed=3)
+    draws = [prgs[p].draw(None, (1, 0), 0, (8,)).tobytes() for p in PARTIES]
+    assert len(set(draws)) == len(PARTIES)
+
+
+def test_known_answer_counter_layout():
+    """Word k is half of AES_key(instr | instance | stream | block) with the block counter from 0."""
+    key = bytes(range(16))
+    prg = PRG({"bob": key})
+    op, stream = (0xDEADBEEF, 0xABCDEF012345), 0x7E57
+    got = prg.draw("bob", op, stream, (6,))
+    ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    head = (op[0] << 96) | (op[1] << 48) | (stream << 32)
+    blocks = b"".join(ecb.update((head | j).to_bytes(16, "big")) for j in range(3))
+    assert np.array_equal(got, np.frombuffer(blocks, dtype="<u8"))
+    assert counter_block(op, stream) == head.to_bytes(16, "big")
+
+
+def test_shorter_draw_is_a_prefix_and_shapes_work():
+    prg = make_prgs(PARTIES)["bob"]
+    long = prg.draw("alice", (2, 9), 1, (101,))
+    assert np.array_equal(prg.draw("alice", (2, 9), 1, (7,)), long[:7])
+    assert np.array_equal(prg.draw("alice", (2, 9), 1, (4, 25)).reshape(-1), long[:100])
+    scalar = prg.draw("alice", (2, 9), 1, ())
+    assert scalar.shape == () and scalar == long[0]
+    assert prg.draw("alice", (2, 9), 1, (0,)).shape == (0,)
+    assert prg.draw("alice", (2, 9), 1, (3, 0, 2)).shape == (3, 0, 2)
+    out = prg.draw("alice", (2, 9), 1, (5,))
+    out += np.uint64(1)  # kernels may update draws in place
+    assert np.array_equal(out, long[:5] + np.uint64(1))
+
+
+@pytest.mark.parametrize("op,stream", [((1 << 32, 0), 0), ((-1, 0), 0), ((0, 1 << 48), 0),
+                                       ((0, -1), 0), ((0, 0), 1 << 16), ((0, 0), -1)])
+def test_field_ranges_are_validated(op, stream):
+    prg = make_prgs(PARTIES)["bob"]
+    with pytest.raises(ValueError):
+        prg.draw("alice", op, stream, (2,))
+
+
+def test_largest_fields_are_accepted():
+    prg = make_prgs(PARTIES)["bob"]
+    assert prg.draw("alice", ((1 << 32) - 1, (1 << 48) - 1), (1 << 16) - 1, (3,)).shape == (3,)
+
+
+def test_bad_keys_and_peers_are_refused():
+    with pytest.raises(ValueError):
+        PRG({"bob": bytes(15)})
+    prg = make_prgs(PARTIES)["bob"]
+    with pytest.raises(ValueError):
+        prg.draw("mallory", (0, 0), 0, (1,))
+    with pytest.raises(ValueError):
+        prg.draw("alice", (0, 0), 0, (1 << 34,))  # beyond the 32-bit block counter
+
+
+def test_bit_balance_per_position():
+    words = make_prgs(PARTIES, seed=11)["alice"].draw("carol", (5, 5), 0, (100_000,))
+    assert_balanced_bits(words, sigmas=5.0)
+
+
+def test_byte_histogram_chi_square():
+    data = make_prgs(PARTIES, seed=12)["alice"].draw(None, (5, 6), 0, (100_000,)).view(np.uint8)
+    hist = np.bincount(data, minlength=256)
+    expected = data.size / 256
+    chi2 = float(((hist - expected) ** 2 / expected).sum())
+    # 255 degrees of freedom: mean 255, sd sqrt(510) ~ 22.6; accept within about 6 sd.
+    assert 120 < chi2 < 390, chi2
+
+
+def test_balance_check_catches_a_bias():
+    words = make_prgs(PARTIES, seed=11)["alice"].draw("carol", (5, 5), 0, (100_000,))
+    with pytest.raises(AssertionError):
+        assert_balanced_bits(words | np.uint64(1 << 40))  # bit 40 stuck at one
+
+
+class FakeMesh:
+    """In-process queues between parties, one per direction, like an authenticated channel."""
+
+    def __init__(self, parties: list[str]):
+        self.queues = {(a, b): asyncio.Queue() for a in parties for b in parties if a != b}
+
+    def endpoint(self, me: str) -> "Endpoint":
+        return Endpoint(self, me)
+
+
+class Endpoint:
+    def __init__(self, mesh: FakeMesh, me: str):
+        self.mesh, self.me = mesh, me
+
+    async def send(self, peer: str, arrays: list[np.ndarray]) -> None:
+        await self.mesh.queues[(self.me, peer)].put([np.array(a, copy=True) for a in arrays])
+
+    async def recv(self, peer: str) -> list[np.ndarray]:
+        return await self.mesh.queues[(peer, self.me)].get()
+
+
+def test_agree_keys_over_a_mesh():
+    async def main():
+        mesh = FakeMesh(PARTIES)
+        prgs = await asyncio.gather(*(agree_keys(p, PARTIES, mesh.endpoint(p)) for p in PARTIES))
+        return dict(zip(PARTIES, prgs)), mesh
+
+    prgs, mesh = asyncio.run(main())
+    assert all(q.empty() for q in mesh.queues.values())  # every key sent was consumed
+    for a in PARTIES:
+        assert prgs[a].peers == (set(PARTIES) - {a}) | {None}
+        for b in PARTIES:
+            if a != b:
+                assert np.array_equal(prgs[a].draw(b, (1, 2), 3, (4,)), prgs[b].draw(a, (1, 2), 3, (4,)))
+    pair_words = {prgs[a].draw(b, (1, 2), 3, (4,)).tobytes() for a in PARTIES for b in PARTIES if a < b}
+    private = {prgs[p].draw(None, (1, 2), 3, (4,)).tobytes() for p in PARTIES}
+    assert len(pair_words) == 6 and len(private) == 4 and not pair_words & private
+
+
+def test_agree_keys_ignores_me_in_peer_list_and_refuses_malformed_keys():
+    class BadMesh:
+        async def send(self, peer, arrays):
+            raise AssertionError("bob sorts after alice and must not send")
+
+        async def recv(self, peer):
+            return [np.zeros(8, np.uint8)]
+
+    with pytest.raises(NetworkError):
+        asyncio.run(agree_keys("bob", ["alice", "bob"], BadMesh()))
+
+
+def test_make_keys_is_consistent():
+    keys = make_keys(PARTIES, seed=1)
+    assert keys["alice"]["bob"] == keys["bob"]["alice"]
+    assert keys["alice"][None] != keys["bob"][None]
