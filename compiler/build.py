@@ -119,6 +119,12 @@ class Builder:
         self.modules: dict[str, Module] = {}
         self.loop_depth = 0
         self.protocol_span: Span | None = None
+        self.shared: dict[int, tuple[Block, Value]] = {}
+        self.block_stack: list[Block] = []
+
+    def open_blocks(self) -> list[Block]:
+        """The block being built and the blocks enclosing it (their values are visible here)."""
+        return self.block_stack + [self.block]
 
     # ---- emitting ------------------------------------------------------------------------
     def emit(self, opcode: str, ins: list[Value], t: Type, span: Span | None, **attrs) -> Value:
@@ -360,6 +366,7 @@ class Builder:
 
     def build_body(self, s, scope, carried, inits, vis, start, step, trips):
         saved = self.block
+        self.block_stack.append(saved)
         self.block = Block()
         ivar = self.prog.new_value(Type(PUBLIC, "int", (), 0))
         lo, hi = start, start + step * (trips - 1)
@@ -387,19 +394,26 @@ class Builder:
                               "a value carried from one iteration to the next keeps its shape and dtype")
             results.append(self.promote(r, join_vis(p.type.vis, r.type.vis), s.span))
         body = Block(self.block.ops, params, results)
-        self.block = saved
+        self.block = self.block_stack.pop()
         return body, results
 
     # ---- visibility changes --------------------------------------------------------------
     def promote(self, v: Value, vis: str, span: Span | None) -> Value:
-        """Raise a value's visibility: public/private -> secret shares, public -> private."""
+        """Raise a value's visibility: public/private -> secret shares, public -> private.
+        A value is shared once: later uses in this block or nested ones reuse the shares."""
         if v.type.vis == vis:
             return v
         if vis == SECRET:
+            cached = self.shared.get(v.id)
+            if cached is not None and any(cached[0] is b for b in self.open_blocks()):
+                return cached[1]
             src = owner(v.type.vis)
             if src is None:
-                return self.emit("from_public", [v], v.type.with_(vis=SECRET), span)
-            return self.emit("share", [v], v.type.with_(vis=SECRET), span, owner=src)
+                out = self.emit("from_public", [v], v.type.with_(vis=SECRET), span)
+            else:
+                out = self.emit("share", [v], v.type.with_(vis=SECRET), span, owner=src)
+            self.shared[v.id] = (self.block, out)
+            return out
         if v.type.vis == PUBLIC and owner(vis):
             return v  # a public value is known to every party already
         raise TypeErr(f"cannot turn a {v.type.vis} value into {vis}", span)

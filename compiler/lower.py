@@ -66,6 +66,7 @@ class Round:
 @dataclass
 class CostReport:
     rounds: int = 0
+    party_rounds: dict[str, int] = field(default_factory=dict)  # rounds each party takes part in
     bytes_sent: dict[str, int] = field(default_factory=dict)
     multiplications: int = 0
     truncations: int = 0
@@ -74,6 +75,8 @@ class CostReport:
 
     def add(self, other: "CostReport", times: int = 1) -> None:
         self.rounds += other.rounds * times
+        for p, r in other.party_rounds.items():
+            self.party_rounds[p] = self.party_rounds.get(p, 0) + r * times
         for p, b in other.bytes_sent.items():
             self.bytes_sent[p] = self.bytes_sent.get(p, 0) + b * times
         self.multiplications += other.multiplications * times
@@ -81,7 +84,8 @@ class CostReport:
         self.comparisons += other.comparisons * times
 
     def as_dict(self) -> dict:
-        return {"rounds": self.rounds, "bytes_sent": dict(sorted(self.bytes_sent.items())),
+        return {"rounds": self.rounds, "party_rounds": dict(sorted(self.party_rounds.items())),
+                "bytes_sent": dict(sorted(self.bytes_sent.items())),
                 "multiplications": self.multiplications, "truncations": self.truncations,
                 "comparisons": self.comparisons, "loops": self.loops}
 
@@ -169,7 +173,7 @@ class Lowering:
                                                           "shape": list(op.out.type.shape)}, line)]
         if code == "reveal":
             self.avail[op.out.id] = frozenset(self.compute)
-            return [self.kernel("reveal", op.out, op.ins, {"shape": list(op.out.type.shape)}, line)]
+            return [self.kernel("reveal", op.out, op.ins, {}, line)]
         if code == "reveal_to":
             return [self.kernel("reveal_to", op.out, op.ins, {"receiver": op.attrs["party"],
                                                               "shape": list(op.out.type.shape)}, line)]
@@ -270,10 +274,12 @@ def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
 # ---- cost ------------------------------------------------------------------------------------
 def cost_of(items: list, parties: list[str]) -> CostReport:
     """Whole-run figures from the kernels' declared costs (loop bodies times their trips)."""
-    rep = CostReport(bytes_sent={p: 0 for p in parties})
+    rep = CostReport(bytes_sent={p: 0 for p in parties}, party_rounds={p: 0 for p in parties})
     for it in items:
         if isinstance(it, Round):
             rep.rounds += 1
+            for p in it.parties:
+                rep.party_rounds[p] += 1
         elif it.kind == "kernel":
             for p, b in it.cost.bytes_sent.items():
                 rep.bytes_sent[p] = rep.bytes_sent.get(p, 0) + b
@@ -294,13 +300,13 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
 
 
 # ---- step 3: projection onto a party -----------------------------------------------------------
-def project(items: list, party: str) -> list:
+def project(items: list, party: str, compute: frozenset[str]) -> list:
     """The bytecode instructions `party` runs, with what it never needs removed."""
-    code, _live = _project(items, party, set())
+    code, _live = _project(items, party, set(), compute)
     return code
 
 
-def _project(items: list, party: str, live_out: set[int]) -> tuple[list, set[int]]:
+def _project(items: list, party: str, live_out: set[int], compute: frozenset[str]) -> tuple[list, set[int]]:
     live = set(live_out)
     out: list = []
     for it in reversed(items):
@@ -309,7 +315,7 @@ def _project(items: list, party: str, live_out: set[int]) -> tuple[list, set[int
                 out.append(["round"])
             continue
         if it.kind == "loop":
-            enc, live = _project_loop(it, party, live)
+            enc, live = _project_loop(it, party, live, compute)
             if enc is not None:
                 out.append(enc)
             continue
@@ -321,37 +327,37 @@ def _project(items: list, party: str, live_out: set[int]) -> tuple[list, set[int
             continue
         if it.out is not None:
             live.discard(it.out.id)
-        mine = [v for v in it.ins if _holds(party, v, it)]
+        mine = [v for v in it.ins if _holds(party, v, it, compute)]
         live.update(v.id for v in mine)
-        out.append(_encode(it, party))
+        out.append(_encode(it, party, compute))
     out.reverse()
     return out, live
 
 
-def _holds(party: str, v: Value, it: Instr) -> bool:
+def _holds(party: str, v: Value, it: Instr, compute: frozenset[str]) -> bool:
     """Whether `party` supplies input v to instruction it (kernels get None for inputs it lacks)."""
     if it.kind != "kernel":
         return True
     if v.type.vis == SECRET:
-        return True
+        return party in compute
     o = owner(v.type.vis)
     return o is None or o == party
 
 
-def _encode(it: Instr, party: str) -> list:
+def _encode(it: Instr, party: str, compute: frozenset[str]) -> list:
     if it.kind == "op":
         return ["op", it.name, it.out.id, [v.id for v in it.ins], it.attrs, it.sec, it.line]
     if it.kind == "kernel":
-        ins = [v.id if _holds(party, v, it) else None for v in it.ins]
+        ins = [v.id if _holds(party, v, it, compute) else None for v in it.ins]
         return ["kernel", it.name, it.iid, it.out.id if it.out is not None else None, ins, it.attrs, it.line]
     return ["output", it.name, it.ins[0].id, it.attrs["dtype"], it.attrs["scale"], it.line]
 
 
-def _project_loop(it: Instr, party: str, live: set[int]) -> tuple[list | None, set[int]]:
+def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]) -> tuple[list | None, set[int]]:
     lp = it.loop
     held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it)]
     body_live = {lp.results[i].id for i in held}
-    body, body_in = _project(lp.body, party, body_live)
+    body, body_in = _project(lp.body, party, body_live, compute)
     if not body:
         return None, live
     params = [lp.params[i].id for i in held]
@@ -377,4 +383,5 @@ def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     instrs = low.lower_block(prog.body)
     items, _rounds = schedule(instrs)
     report = cost_of(items, prog.parties)
-    return {p: project(items, p) for p in prog.parties}, report
+    compute = frozenset(prog.compute)
+    return {p: project(items, p, compute) for p in prog.parties}, report

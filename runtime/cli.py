@@ -134,7 +134,10 @@ def format_measured(runs, manifest) -> str:
         s = r.stats or {}
         lines.append(f"  {r.party:<10}{s.get('rounds', '?'):>8}{s.get('bytes_sent', 0):>14,}{s.get('seconds', 0):>10.2f}")
     pred = manifest["cost"]
-    lines.append(f"  predicted: {pred['rounds']} rounds, bytes {pred['bytes_sent']}")
+    lines.append("  predicted by the compiler:")
+    for r in runs:
+        lines.append(f"  {r.party:<10}{pred['party_rounds'].get(r.party, 0):>8}{pred['bytes_sent'].get(r.party, 0):>14,}")
+    lines.append(f"  rounds on the critical path: {pred['rounds']}")
     return "\n".join(lines)
 
 

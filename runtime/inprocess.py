@@ -43,9 +43,15 @@ async def run_parties(manifest: dict, files: dict[str, bytes], inputs: dict[str,
     from .net import make_local_meshes
 
     meshes = make_local_meshes(manifest["parties"])
-    jobs = [execute(manifest, bytecode.decode(files[p])["code"], p, meshes[p], inputs.get(p, {}))
-            for p in manifest["parties"]]
-    results = await asyncio.gather(*jobs)
+
+    async def one(p: str) -> PartyResult:
+        try:
+            return await execute(manifest, bytecode.decode(files[p])["code"], p, meshes[p], inputs.get(p, {}))
+        except BaseException as err:  # tell the others, so nobody waits for a dead party
+            await meshes[p].abort(f"{p} failed: {err}")
+            raise
+
+    results = await asyncio.gather(*(one(p) for p in manifest["parties"]))
     return dict(zip(manifest["parties"], results))
 
 

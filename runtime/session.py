@@ -69,8 +69,9 @@ async def execute(manifest: dict, code: list, party: str, mesh: Any, inputs: dic
     protocol = get_protocol(manifest["protocol"])
     ctx = Context(party, manifest["compute"], prg)
     vm = VM(party, protocol, ctx, mesh, inputs)
+    before = sum(mesh.bytes_sent.values())  # the program's own traffic, not the key agreement
     raw = await vm.run(code)
-    vm.stats.bytes_sent = sum(mesh.bytes_sent.values()) if isinstance(mesh.bytes_sent, dict) else mesh.bytes_sent
+    vm.stats.bytes_sent = sum(mesh.bytes_sent.values()) - before
     return PartyResult(decode_outputs(raw), vm.stats)
 
 

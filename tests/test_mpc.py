@@ -1,0 +1,82 @@
+"""MPC runs of whole programs, all parties in one event loop: results equal the emulator's within
+the documented truncation error, and numpy's within fixed-point precision."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veil.runtime import api
+
+HEAD = "party alice, bob, carol, dave\nprotocol rep3(alice, bob, carol)\n"
+ULP = 2.0 ** -16
+
+
+def both(src: str, inputs: dict, params=None):
+    c = api.compile(HEAD + src, params)
+    return c, api.emulate(c, inputs), api.run(c, inputs)
+
+
+def close_to_emulator(emu: dict, mpc: dict, ulps: float = 8):
+    for party, outs in emu.items():
+        for name, v in outs.items():
+            np.testing.assert_allclose(mpc[party][name], v, atol=ulps * ULP, rtol=0, err_msg=f"{party}.{name}")
+
+
+def test_arithmetic_of_every_kind(rng):
+    A, B, D = rng.normal(size=(6, 4)), rng.normal(size=(4, 3)), rng.normal(size=(6, 4))
+    src = ('a = input(alice, "a", shape=(6, 4))\nb = input(bob, "b", shape=(4, 3))\nd = input(dave, "d", shape=(6, 4))\n'
+           'c = a @ b\ne = a * d - 0.5 * a + d\nf = sum(e * e, axis=0)\ng = mean(a.T @ d)\nh = -a[2:5, 1:3] ** 2\n'
+           's = secret(a)\nk = s * s + s * s\n'
+           'output(c, to=alice)\noutput(e, to=[bob, dave])\noutput(f, to=carol)\noutput(g)\noutput(h, to=dave)\n'
+           'output(k, to=alice)\n')
+    inputs = {"alice": {"a": A}, "bob": {"b": B}, "dave": {"d": D}}
+    c, emu, mpc = both(src, inputs)
+    close_to_emulator(emu, mpc)
+    tol = 1e-3
+    np.testing.assert_allclose(mpc["alice"]["c"], A @ B, atol=tol)
+    np.testing.assert_allclose(mpc["dave"]["e"], A * D - 0.5 * A + D, atol=tol)
+    np.testing.assert_allclose(mpc["carol"]["f"], ((A * D - 0.5 * A + D) ** 2).sum(axis=0), atol=5e-3)
+    np.testing.assert_allclose(mpc["bob"]["g"], (A.T @ D).mean(), atol=tol)
+    np.testing.assert_allclose(mpc["dave"]["h"], -A[2:5, 1:3] ** 2, atol=tol)
+    np.testing.assert_allclose(mpc["alice"]["k"], 2 * A * A, atol=tol)
+    assert set(mpc["dave"]) == {"e", "g", "h"} and set(mpc["carol"]) == {"f", "g"}
+
+
+def test_training_loop_with_dynamic_slices(rng):
+    X, y = rng.normal(size=(64, 3)), (rng.random((64, 1)) > 0.5).astype(float)
+    src = ('from ml import sigmoid\nparam B = 16\nx = input(alice, "x", shape=(64, 3))\n'
+           'y = input(bob, "y", shape=(64, 1))\nw = zeros((3, 1))\nb = 0.0\n'
+           'for e in range(2):\n    for i in range(64 // B):\n        xi = x[i * B:(i + 1) * B]\n'
+           '        g = sigmoid(xi @ w + b) - y[i * B:(i + 1) * B]\n        w -= 0.1 * (xi.T @ g)\n'
+           '        b -= 0.1 * sum(g)\noutput(w, to=alice)\noutput(b, to=alice)\n')
+    c, emu, mpc = both(src, {"alice": {"x": X}, "bob": {"y": y}})
+    close_to_emulator(emu, mpc, ulps=64)
+    w, b = np.zeros((3, 1)), 0.0
+    for _ in range(2):
+        for i in range(4):
+            xi = X[i * 16:(i + 1) * 16]
+            z = xi @ w + b
+            g = 0.5 + 0.15012 * z - 0.001593 * z ** 3 - y[i * 16:(i + 1) * 16]
+            w -= 0.1 * xi.T @ g
+            b -= 0.1 * g.sum()
+    np.testing.assert_allclose(mpc["alice"]["w"], w, atol=2e-3)
+
+
+def test_reveal_and_private_compare(rng):
+    A = rng.normal(size=(5,))
+    src = ('a = input(alice, "a", shape=(5,))\ns = secret(a) * 2\np = reveal(s)\nq = reveal(s, to=bob)\n'
+           'pos = mean(q > 0)\noutput(p, to=carol)\noutput(pos, to=bob)\n')
+    c, emu, mpc = both(src, {"alice": {"a": A}})
+    np.testing.assert_allclose(mpc["carol"]["p"], 2 * A, atol=1e-4)
+    assert mpc["bob"]["pos"] == pytest.approx((A > 0).mean(), abs=1e-3)
+
+
+def test_measured_rounds_and_bytes_equal_the_prediction(rng):
+    c = api.compile("programs/fraud_detection.mpc", {"N": "256", "EPOCHS": "1"})
+    from veil.runtime.inprocess import run_inprocess
+
+    results = run_inprocess(c.manifest, c.files, {})
+    for party, r in results.items():
+        assert r.stats.rounds == c.cost.party_rounds[party]
+        assert r.stats.bytes_sent == c.cost.bytes_sent[party]
+    assert max(c.cost.party_rounds.values()) == c.cost.rounds
