@@ -19,7 +19,9 @@ def both(src: str, inputs: dict, params=None):
 def close_to_emulator(emu: dict, mpc: dict, ulps: float = 8):
     for party, outs in emu.items():
         for name, v in outs.items():
-            np.testing.assert_allclose(mpc[party][name], v, atol=ulps * ULP, rtol=0, err_msg=f"{party}.{name}")
+            # each truncation may round up by one unit; products amplify earlier ones by the operand's size
+            bound = ulps * ULP * (1 + np.abs(v))
+            assert np.all(np.abs(mpc[party][name] - v) <= bound), f"{party}.{name}"
 
 
 def test_arithmetic_of_every_kind(rng):
