@@ -19,6 +19,7 @@ from veil.runtime.protocols.common import SEND
 
 from .errors import TypeErr
 from .ir import Block, Op, Program, Value
+from .regalloc import allocate
 from .types import PUBLIC, SECRET, owner
 
 
@@ -58,9 +59,11 @@ class LoopInfo:
 
 @dataclass(eq=False)
 class Round:
-    """One exchange; `parties` are those with a kernel in flight across it."""
+    """One exchange; `parties` are those with a kernel in flight across it. It is emitted as a
+    `send` and a `recv`, with the round's independent local work (`overlap`) between them."""
 
     parties: frozenset[str]
+    overlap: list = field(default_factory=list)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class CostReport:
     truncations: int = 0
     comparisons: int = 0
     loops: list[dict] = field(default_factory=list)
+    peak_memory: dict[str, int] = field(default_factory=dict)  # bytes of live values, per party
 
     def add(self, other: "CostReport", times: int = 1) -> None:
         self.rounds += other.rounds * times
@@ -87,7 +91,8 @@ class CostReport:
         return {"rounds": self.rounds, "party_rounds": dict(sorted(self.party_rounds.items())),
                 "bytes_sent": dict(sorted(self.bytes_sent.items())),
                 "multiplications": self.multiplications, "truncations": self.truncations,
-                "comparisons": self.comparisons, "loops": self.loops}
+                "comparisons": self.comparisons, "loops": self.loops,
+                "peak_memory_bytes": dict(sorted(self.peak_memory.items()))}
 
 
 MUL_KERNELS = {"mul": "mul_trunc", "matmul": "matmul_trunc"}
@@ -264,18 +269,37 @@ def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
     horizon = max((i.done for i in instrs), default=0)
     items: list = []
     for t in range(horizon + 1):
-        items.extend(i for i in instrs if i.start == t)
-        if t < horizon:
-            inflight = [i for i in instrs if i.kind == "kernel" and i.start <= t < i.done]
-            items.append(Round(frozenset().union(*[i.execs for i in inflight]) if inflight else frozenset()))
+        group = [i for i in instrs if i.start == t]
+        if t == horizon:
+            items.extend(group)
+            break
+        feeding = _feeding_kernels(group)
+        items.extend(i for i in group if i in feeding)
+        inflight = [i for i in instrs if i.kind == "kernel" and i.start <= t < i.done]
+        parties = frozenset().union(*[i.execs for i in inflight]) if inflight else frozenset()
+        items.append(Round(parties, [i for i in group if i not in feeding]))
     return items, horizon
+
+
+def _feeding_kernels(group: list[Instr]) -> set[Instr]:
+    """The kernels starting now and the local work they wait for; the rest can overlap the wire."""
+    producer = {i.out.id: i for i in group if i.out is not None}
+    need: set[Instr] = set()
+    todo = [i for i in group if i.kind == "kernel"]
+    while todo:
+        ins = todo.pop()
+        if ins in need:
+            continue
+        need.add(ins)
+        todo.extend(producer[v.id] for v in ins.ins if v.id in producer)
+    return need
 
 
 # ---- cost ------------------------------------------------------------------------------------
 def cost_of(items: list, parties: list[str]) -> CostReport:
     """Whole-run figures from the kernels' declared costs (loop bodies times their trips)."""
     rep = CostReport(bytes_sent={p: 0 for p in parties}, party_rounds={p: 0 for p in parties})
-    for it in items:
+    for it in _flat_rounds(items):
         if isinstance(it, Round):
             rep.rounds += 1
             for p in it.parties:
@@ -299,6 +323,16 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
     return rep
 
 
+def _flat_rounds(items: list) -> list:
+    """Items with each round's overlapped local work listed after it."""
+    out = []
+    for it in items:
+        out.append(it)
+        if isinstance(it, Round):
+            out.extend(it.overlap)
+    return out
+
+
 # ---- step 3: projection onto a party -----------------------------------------------------------
 def project(items: list, party: str, compute: frozenset[str]) -> list:
     """The bytecode instructions `party` runs, with what it never needs removed."""
@@ -311,8 +345,13 @@ def _project(items: list, party: str, live_out: set[int], compute: frozenset[str
     out: list = []
     for it in reversed(items):
         if isinstance(it, Round):
+            overlap, live = _project(it.overlap, party, live, compute)
             if party in it.parties:
-                out.append(["round"])
+                out.append(["recv"])
+                out.extend(reversed(overlap))
+                out.append(["send"])
+            else:
+                out.extend(reversed(overlap))
             continue
         if it.kind == "loop":
             enc, live = _project_loop(it, party, live, compute)
@@ -376,12 +415,35 @@ def _value_holders(v: Value, it: Instr) -> frozenset[str]:
     return frozenset([o]) if o else it.execs | frozenset([p for p in it.execs])
 
 
+def value_types(items: list, out: dict[int, Value] | None = None) -> dict[int, Value]:
+    """Every value the scheduled code mentions, by id (for sizes in register allocation)."""
+    out = {} if out is None else out
+    for it in _flat_rounds(items):
+        if isinstance(it, Round):
+            continue
+        for v in it.ins + ([it.out] if it.out is not None else []):
+            out[v.id] = v
+        if it.loop is not None:
+            lp = it.loop
+            for v in [lp.ivar, *lp.params, *lp.results, *lp.outs]:
+                out[v.id] = v
+            value_types(lp.body, out)
+    return out
+
+
 def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
-    """Per-party bytecode instruction lists and the program's cost report."""
+    """Per-party bytecode instruction lists (registers allocated) and the program's cost report."""
     low = Lowering(prog)
     low.count_uses(prog.body)
     instrs = low.lower_block(prog.body)
     items, _rounds = schedule(instrs)
     report = cost_of(items, prog.parties)
     compute = frozenset(prog.compute)
-    return {p: project(items, p, compute) for p in prog.parties}, report
+    values = value_types(items)
+    words = low.protocol.share_words
+    code = {}
+    for p in prog.parties:
+        sizes = {i: v.type.size * 8 * (words if v.type.vis == SECRET and p in compute else 1)
+                 for i, v in values.items()}
+        code[p], _nregs, report.peak_memory[p] = allocate(project(items, p, compute), sizes)
+    return code, report

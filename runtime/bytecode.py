@@ -5,10 +5,12 @@ Instructions are lists whose first element names their kind:
 
   ["op", opcode, out, [ins], {attrs}, [secret flags of ins], line]    local, no communication
   ["kernel", name, iid, out, [ins], {attrs}, line]                      start a protocol kernel
-  ["round"]                                                             one exchange per peer
+  ["send"]                                                              a round's one message per peer
+  ["recv"]                                                              ... and one from each peer
   ["loop", trips, start, step, ivar, [params], [inits], [results], [outs], [body], line]
       (in the file, trips/start/step travel as one 24-byte field, so the size never depends on them)
   ["output", name, reg, dtype, scale, line]                             deliver a value here
+  ["free", [regs]]                                                      drop dead large values
 
 `iid` is the kernel's program-wide instruction id; with a per-instruction run counter it keys the
 kernel's randomness, so every party draws the same streams. numpy arrays in attrs are encoded as
@@ -24,7 +26,7 @@ import msgpack
 import numpy as np
 
 VERSION = 1
-KINDS = ("op", "kernel", "round", "loop", "output")
+KINDS = ("op", "kernel", "send", "recv", "loop", "output", "free")
 
 
 def _default(obj: Any) -> Any:
@@ -114,14 +116,18 @@ def disassemble(code: list, indent: str = "") -> list[str]:
             lhs = f"r{dst} = " if dst is not None else ""
             out.append(f"{indent}{lhs}kernel.{name}#{iid}({', '.join(f'r{r}' for r in srcs)}) {at}".rstrip()
                        + f"    ; line {line}")
-        elif kind == "round":
-            out.append(f"{indent}-- round --")
+        elif kind == "send":
+            out.append(f"{indent}-- send --")
+        elif kind == "recv":
+            out.append(f"{indent}-- recv --")
         elif kind == "loop":
             _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
             out.append(f"{indent}loop r{ivar} in range({start}, {start + trips * step}, {step}) "
                        f"carry {params} <- {inits}    ; line {line}")
             out.extend(disassemble(body, indent + "    "))
             out.append(f"{indent}end loop: {outs} <- {results}")
+        elif kind == "free":
+            out.append(f"{indent}free {', '.join(f'r{r}' for r in ins[1])}")
         elif kind == "output":
             _, name, reg, dtype, scale, line = ins
             out.append(f"{indent}output {name} = r{reg} ({dtype})    ; line {line}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -61,6 +62,8 @@ def format_cost(report: dict) -> str:
         lines.append(f"  bytes sent {p:<8}{b:>14,}")
     lines += [f"  multiplications  {report['multiplications']:,}", f"  truncations      {report['truncations']:,}",
               f"  comparisons      {report['comparisons']:,}"]
+    for p, b in report.get("peak_memory_bytes", {}).items():
+        lines.append(f"  peak memory {p:<7}{b:>14,} bytes")
     for lp in report["loops"]:
         lines.append(f"  loop at line {lp['line']}: {lp['trips']} trips x {lp['rounds']} rounds")
     if "compile_seconds" in report:
@@ -93,11 +96,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_local(args) -> int:
-    from veil.compiler.driver import load_build, write_build
-    from veil.runtime.local import failure_summary, run_all, split_inputs
+    from veil.compiler.driver import write_build
+    from veil.runtime.local import check_input_names, failure_summary, run_all, split_inputs
+    from veil.runtime.session import load_build_dir
 
     target = args.program
     if os.path.isdir(target):
+        if args.define or args.protocol:
+            raise UsageErr(f"{target} is already compiled: -D and --protocol apply only to a .mpc program",
+                           None, "recompile with veil compile, or pass the .mpc file")
         build_dir = target
     else:
         if not os.path.exists(target):
@@ -105,17 +112,25 @@ def cmd_local(args) -> int:
         c = _compile(args, target)
         build_dir = default_build_dir(target)
         write_build(c, build_dir)
-    manifest, _files = load_build(build_dir)
+    manifest, _files = load_build_dir(build_dir)
     parties = manifest["parties"]
     inputs = split_inputs(args.input, parties)
+    check_input_names(inputs, manifest)
     out_dir = args.output_dir or os.path.join("out", os.path.splitext(manifest["program"])[0])
-    runs = run_all(build_dir, parties, inputs, out_dir)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the parties are stopped with us
+    runs = run_all(build_dir, parties, inputs, out_dir, connect_timeout=args.connect_timeout,
+                   io_timeout=args.timeout)
     if any(r.code != 0 for r in runs):
         raise failure_summary(runs)
     print_outputs(manifest, out_dir)
     if args.stats:
         print(format_measured(runs, manifest))
     return 0
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM unwinds `veil local` like an exception, so its cleanup stops every party."""
+    raise SystemExit(128 + signum)
 
 
 def print_outputs(manifest: dict, out_dir: str) -> None:
@@ -165,10 +180,10 @@ def cmd_emulate(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from veil.compiler.driver import load_build
     from veil.runtime import bytecode
+    from veil.runtime.session import load_build_dir
 
-    manifest, files = load_build(args.build)
+    manifest, files = load_build_dir(args.build)
     parties = [args.party] if args.party else manifest["parties"]
     for p in parties:
         if p not in files:
@@ -231,6 +246,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="PARTY.NAME=PATH")
     p.add_argument("--output-dir")
     p.add_argument("--stats", action="store_true", help="print measured rounds, bytes and time per party")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds for the parties to connect")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds a party waits for a peer's message")
     p.set_defaults(fn=cmd_local)
 
     p = sub.add_parser("emulate", help="run the program in clear with the same fixed-point semantics")
@@ -259,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     except VeilError as err:
         print(err.format(), file=sys.stderr)
         return err.exit_status
+    except OSError as err:  # e.g. an output folder that cannot be written
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("veil: interrupted", file=sys.stderr)
         return 130

@@ -66,10 +66,15 @@ class VM:
                 self.op(ins)
             elif kind == "kernel":
                 self.start_kernel(ins)
-            elif kind == "round":
-                await self.round()
+            elif kind == "send":
+                await self.send()
+            elif kind == "recv":
+                await self.recv()
             elif kind == "loop":
                 await self.loop(ins)
+            elif kind == "free":
+                for r in ins[1]:
+                    self.regs.pop(r, None)
             elif kind == "output":
                 _, name, reg, dtype, scale, line = ins
                 self.outputs[name] = (self.regs[reg], dtype, scale)
@@ -154,21 +159,29 @@ class VM:
         if out is not None and value is not None:
             self.regs[out] = value
 
-    async def round(self) -> None:
-        """One exchange: a single message to and from each peer, bundling every kernel in flight."""
+    async def send(self) -> None:
+        """A round's first half: ONE message to each peer, bundling every kernel in flight."""
         sends: dict[str, list[np.ndarray]] = {}
-        expects: dict[str, int] = {}
         for p in self.pending:
             for peer, arrays in p.exchange.send.items():
                 sends.setdefault(peer, []).extend(arrays)
+        try:
+            for peer, arrays in sends.items():
+                if arrays:
+                    await self.mesh.send(peer, arrays)
+                    self.stats.messages += 1
+        except NetworkError as err:
+            where = ", ".join(str(x) for x in sorted({p.line for p in self.pending}))
+            raise NetworkError(f"{err.message} (while running line {where})") from None
+
+    async def recv(self) -> None:
+        """A round's second half: one message from each peer; every kernel in flight resumes."""
+        expects: dict[str, int] = {}
+        for p in self.pending:
             for peer, n in p.exchange.expect.items():
                 expects[peer] = expects.get(peer, 0) + n
         lines = sorted({p.line for p in self.pending})
         try:
-            for peer, arrays in sends.items():
-                if arrays:
-                    await self.mesh.send(peer, [np.ascontiguousarray(a) for a in arrays])
-                    self.stats.messages += 1
             received = {}
             for peer, n in expects.items():
                 if n:

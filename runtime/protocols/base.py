@@ -81,6 +81,7 @@ class Protocol:
 
     name: str = ""
     n_compute: int = 0
+    share_words: int = 1  # ring words a compute party holds per secret element
     kernels: dict[str, KernelSpec] = {}
 
     # ---- local (communication-free) operations on shares -------------------------------

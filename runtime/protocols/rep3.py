@@ -355,6 +355,7 @@ class Rep3(Protocol):
 
     name = "rep3"
     n_compute = 3
+    share_words = 2
     kernels = KERNELS
 
     def map(self, fn: Callable[..., np.ndarray], *shares: Share) -> Share:

@@ -1,0 +1,166 @@
+"""Register allocation by liveness on one party's code: registers are reused once their value is
+dead, large dead values are freed at once, and the party's peak memory is computed."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FREE_BYTES = 4096  # values at least this large are released right after their last use
+
+
+@dataclass
+class Liveness:
+    """Where each virtual register is defined and last read, in half-step positions."""
+
+    define: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+    pos: int = 0
+
+    def d(self, r: int | None, at: float) -> None:
+        if r is not None:
+            self.define.setdefault(r, at)
+            self.last.setdefault(r, at)
+
+    def u(self, r: int | None, at: float) -> None:
+        if r is not None:
+            self.last[r] = max(self.last.get(r, at), at)
+
+
+def _uses_defs(ins: list) -> tuple[list, list]:
+    kind = ins[0]
+    if kind == "op":
+        return ins[3], [ins[2]]
+    if kind == "kernel":
+        return [r for r in ins[4] if r is not None], [ins[3]]
+    if kind == "output":
+        return [ins[2]], []
+    return [], []
+
+
+def liveness(code: list, live: Liveness | None = None) -> Liveness:
+    """Def and last-use positions; values used inside a loop stay live to the loop's end."""
+    live = live or Liveness()
+    for ins in code:
+        live.pos += 1
+        p = live.pos
+        if ins[0] == "loop":
+            _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
+            for r in inits:
+                live.u(r, p)
+            live.d(ivar, p + 0.5)
+            for r in params:
+                live.d(r, p + 0.5)
+            inner = Liveness(live.define, live.last, live.pos)
+            outer_defined = set(live.define)
+            liveness(body, inner)
+            live.pos = inner.pos + 1
+            end = live.pos
+            for r in results:
+                live.u(r, end)
+            for r in list(live.last):  # read in every iteration: live through the whole loop
+                if r in outer_defined and live.define[r] < p and p <= live.last[r] <= end:
+                    live.last[r] = end
+            for r in outs:
+                live.d(r, end + 0.5)
+            continue
+        uses, defs = _uses_defs(ins)
+        for r in uses:
+            live.u(r, p)
+        for r in defs:
+            live.d(r, p + 0.5)
+    return live
+
+
+def assign(live: Liveness) -> dict[int, int]:
+    """Linear scan: each value takes the lowest register whose value has died."""
+    order = sorted(live.define, key=lambda r: (live.define[r], r))
+    active: list[tuple[float, int, int]] = []  # (last use, phys, virt)
+    free: list[int] = []
+    mapping: dict[int, int] = {}
+    nxt = 0
+    for r in order:
+        at = live.define[r]
+        still = []
+        for end, phys, v in active:
+            if end < at:
+                free.append(phys)
+            else:
+                still.append((end, phys, v))
+        active = still
+        if free:
+            free.sort()
+            phys = free.pop(0)
+        else:
+            phys, nxt = nxt, nxt + 1
+        mapping[r] = phys
+        active.append((live.last[r], phys, r))
+    return mapping
+
+
+def rewrite(code: list, m: dict[int, int]) -> list:
+    """The code with physical registers."""
+    out = []
+    for ins in code:
+        k = ins[0]
+        if k == "op":
+            out.append(["op", ins[1], m[ins[2]], [m[r] for r in ins[3]], ins[4], ins[5], ins[6]])
+        elif k == "kernel":
+            out.append(["kernel", ins[1], ins[2], m.get(ins[3]) if ins[3] is not None else None,
+                        [m[r] if r is not None else None for r in ins[4]], ins[5], ins[6]])
+        elif k == "output":
+            out.append(["output", ins[1], m[ins[2]], ins[3], ins[4], ins[5]])
+        elif k == "loop":
+            _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
+            out.append(["loop", trips, start, step, m[ivar], [m[r] for r in params], [m[r] for r in inits],
+                        [m[r] for r in results], [m[r] for r in outs], rewrite(body, m), line])
+        else:
+            out.append(list(ins))
+    return out
+
+
+def peak_bytes(live: Liveness, sizes: dict[int, int]) -> int:
+    """The largest total size of values alive at once (what the party must hold in memory)."""
+    events = []
+    for r, at in live.define.items():
+        events.append((at, sizes.get(r, 0)))
+        events.append((live.last[r] + 0.25, -sizes.get(r, 0)))
+    events.sort()
+    cur = peak = 0
+    for _, delta in events:
+        cur += delta
+        peak = max(peak, cur)
+    return peak
+
+
+def allocate(code: list, sizes: dict[int, int]) -> tuple[list, int, int]:
+    """(code with physical registers and frees, number of registers, peak live bytes)."""
+    live = liveness(code)
+    m = assign(live)
+    dying: dict[float, list[int]] = {}
+    for r, end in live.last.items():
+        if sizes.get(r, 0) >= FREE_BYTES and end > live.define[r]:
+            dying.setdefault(end, []).append(r)
+    out = _emit(code, m, dying, [0])
+    return out, (max(m.values()) + 1 if m else 0), peak_bytes(live, sizes)
+
+
+def _emit(code: list, m: dict[int, int], dying: dict[float, list[int]], counter: list[int]) -> list:
+    """Rewrite to physical registers; after an op or kernel that last reads a large value, free it
+    (never a register the same instruction writes; loops free nothing at their edges)."""
+    out = []
+    for ins in code:
+        counter[0] += 1
+        p = counter[0]
+        if ins[0] == "loop":
+            body = _emit(ins[9], m, dying, counter)
+            counter[0] += 1
+            new = rewrite([ins[:9] + [[]] + ins[10:]], m)[0]
+            new[9] = body
+            out.append(new)
+            continue
+        new = rewrite([ins], m)[0]
+        out.append(new)
+        _uses, defs = _uses_defs(ins)
+        regs = {m[r] for r in dying.get(p, [])} - {m[d] for d in defs if d is not None}
+        if regs:
+            out.append(["free", sorted(regs)])
+    return out
