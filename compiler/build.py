@@ -9,13 +9,28 @@ from typing import Any
 import numpy as np
 
 from . import ast
-from .errors import NameErr, ShapeErr, Span, TypeErr, UnsupportedErr, UsageErr, VeilError, closest
+from .errors import (AssertErr, ErrorList, NameErr, ShapeErr, Span, SyntaxErr, TypeErr, UnsupportedErr, UsageErr, VeilError,
+                     closest)
 from .ir import Block, InputDecl, Op, OutputDecl, Program, Value
 from .parser import parse
 from .types import PUBLIC, SECRET, Type, join_dtype, join_vis, owner, private
 
 PROTOCOLS = {"rep3": 3, "dealer2": 2}
 DTYPES = ("fix", "int", "bool")
+MAX_CONST_ELEMENTS = 1 << 24  # a public constant is stored in the bytecode
+MAX_ELEMENTS = 1 << 40  # any tensor's element count
+INT_LIMIT = 1 << 63  # compile-time ints must fit the 64-bit ring
+
+
+class Poison:
+    """What a name is bound to after the statement defining it failed (stops cascading errors)."""
+
+
+POISON = Poison()
+
+
+class _Poisoned(Exception):
+    """A statement used a name whose definition already failed: skip it silently."""
 
 
 @dataclass
@@ -39,6 +54,16 @@ class Party:
 class Scope:
     names: dict[str, Any] = field(default_factory=dict)
     parent: "Scope | None" = None
+    gone: dict[str, tuple[Span, bool]] = field(default_factory=dict)  # names that lived only in a loop
+
+    def gone_at(self, name: str) -> tuple[Span, bool] | None:
+        """Where the loop is that defined `name` only inside its body, if any."""
+        s: Scope | None = self
+        while s is not None:
+            if name in s.gone:
+                return s.gone[name]
+            s = s.parent
+        return None
 
     def lookup(self, name: str) -> Any:
         s: Scope | None = self
@@ -94,6 +119,38 @@ def _assigned_names(stmts: list[ast.Node]) -> list[str]:
     return out
 
 
+def _assignment_span(stmts: list[ast.Node], name: str) -> Span | None:
+    """The span of the last statement in a block (or nested blocks) that assigns `name`."""
+    found = None
+    for s in stmts:
+        if isinstance(s, (ast.For, ast.If)):
+            inner = _assignment_span(s.body + (s.orelse if isinstance(s, ast.If) else []), name)
+            found = inner or found
+        elif name in _assigned_names([s]):
+            found = s.span
+    return found
+
+
+def _flat_targets(targets: list[ast.Node]) -> list[ast.Node]:
+    """The individual targets of `a = ...` or `a, b = ...`."""
+    out: list[ast.Node] = []
+    for t in targets:
+        out.extend(t.items if isinstance(t, ast.TupleExpr) else [t])
+    return out
+
+
+def _check_target(t: ast.Node) -> None:
+    """Only names can be assigned: tensors are immutable values."""
+    if isinstance(t, ast.Name):
+        return
+    if isinstance(t, ast.Subscript):
+        raise UnsupportedErr("cannot assign to a subscript: tensors are immutable", t.span,
+                             "build a new tensor instead, e.g. with concat([...]) or where(mask, new, old)")
+    if isinstance(t, ast.Attribute):
+        raise UnsupportedErr(f"cannot assign to the attribute .{t.attr}", t.span, "assign to a plain name")
+    raise UnsupportedErr("this cannot be assigned to", t.span, "the left of `=` is a name, or names separated by commas")
+
+
 def _broadcast(a: tuple, b: tuple, span: Span) -> tuple:
     try:
         return tuple(np.broadcast_shapes(a, b))
@@ -121,6 +178,8 @@ class Builder:
         self.protocol_span: Span | None = None
         self.shared: dict[int, tuple[Block, Value]] = {}
         self.block_stack: list[Block] = []
+        self.errors: list[VeilError] = []
+        self.fn_loop_depth: list[int] = []
 
     def open_blocks(self) -> list[Block]:
         """The block being built and the blocks enclosing it (their values are visible here)."""
@@ -141,9 +200,23 @@ class Builder:
         return self.const(v, "fix", span, scale=F + extra)
 
     def const(self, value: Any, dtype: str | None, span: Span, vis: str = PUBLIC, scale: int | None = None) -> Value:
-        arr = np.asarray(value)
-        if arr.dtype == object:
-            raise TypeErr("not a numeric constant", span)
+        try:
+            arr = np.asarray(value)
+        except (ValueError, OverflowError):
+            arr = np.asarray(None)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise TypeErr("not a numeric constant: a tensor literal is a list of numbers with a regular "
+                          "shape, each fitting in 64 bits", span)
+        if arr.size > MAX_CONST_ELEMENTS:
+            raise ShapeErr(f"a public constant of {arr.size} elements is too large (limit {MAX_CONST_ELEMENTS})",
+                           span, "build large tensors from inputs, or broadcast a small constant")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise TypeErr("a constant is infinite or not a number", span)
+        if arr.dtype.kind == "u" and np.any(arr >= INT_LIMIT):
+            raise TypeErr("a constant does not fit in a 64-bit int", span)
+        if dtype == "fix" and np.any(np.abs(arr.astype(np.float64)) * 2.0 ** (scale or self.frac_bits) >= 2.0 ** 63):
+            raise TypeErr(f"the constant {float(np.max(np.abs(arr))):g} is out of the fixed-point range "
+                          f"(|v| < 2^{63 - (scale or self.frac_bits)})", span, "scale it down, or lower --frac-bits")
         if dtype is None:
             dtype = "bool" if arr.dtype == bool else ("int" if np.issubdtype(arr.dtype, np.integer) else "fix")
         F = self.frac_bits
@@ -167,7 +240,15 @@ class Builder:
             raise TypeErr("the program declares no parties", Span(self.file, 1, 1),
                           "start with a line such as: party alice, bob, carol")
         if not self.prog.compute:
-            self.set_protocol("rep3", self.prog.parties[:3], {}, Span(self.file, 1, 1))
+            if self.protocol_override:
+                name, args, kwargs = parse_protocol_spec(self.protocol_override)
+                self.set_protocol(name, args, kwargs, None, cli=True)
+            elif len(self.prog.parties) < 3:
+                raise TypeErr(f"rep3, the default protocol, needs 3 compute parties; the program declares "
+                              f"{len(self.prog.parties)}", Span(self.file, 1, 1),
+                              "declare three parties: party alice, bob, carol")
+            else:
+                self.set_protocol("rep3", self.prog.parties[:3], {}, Span(self.file, 1, 1))
         unknown = set(self.overrides) - set(self.prog.params)
         if unknown:
             name = sorted(unknown)[0]
@@ -177,29 +258,76 @@ class Builder:
                            f"its params are: {', '.join(self.prog.params) or 'none'}")
         return self.prog
 
-    def set_protocol(self, name: str, args: list[str], kwargs: dict[str, str], span: Span) -> None:
+    def set_protocol(self, name: str, args: list[str], kwargs: dict[str, str], span: Span | None,
+                     cli: bool = False) -> None:
+        """Check and record the protocol; `cli` errors (from --protocol) are usage errors."""
+        where = f"--protocol {self.protocol_override!r}: " if cli else ""
+
+        def fail(cls, msg: str, hint: str | None) -> VeilError:
+            return UsageErr(where + msg, None, hint) if cli else cls(msg, span, hint)
+
         if name not in PROTOCOLS:
             near = closest(name, list(PROTOCOLS))
-            raise UsageErr(f"unknown protocol {name!r}", span, f"did you mean {near}?" if near else
-                           f"known protocols: {', '.join(PROTOCOLS)}")
+            raise fail(UsageErr, f"unknown protocol {name!r}", f"did you mean {near}?" if near else
+                       f"known protocols: {', '.join(PROTOCOLS)}")
+        allowed = {"dealer"} if name == "dealer2" else set()
+        for k in kwargs:
+            if k not in allowed:
+                raise fail(TypeErr, f"protocol {name} has no keyword {k!r}",
+                           "rep3(p0, p1, p2) or dealer2(p0, p1, dealer=p2)")
         compute = list(args) + ([kwargs["dealer"]] if "dealer" in kwargs else [])
-        if len(compute) != PROTOCOLS[name]:
-            raise TypeErr(f"protocol {name} takes {PROTOCOLS[name]} parties, got {len(compute)}", span,
-                          "rep3(p0, p1, p2) or dealer2(p0, p1, dealer=p2)")
+        if len(args) != PROTOCOLS[name]:
+            raise fail(TypeErr, f"protocol {name} takes {PROTOCOLS[name]} parties, got {len(args)}",
+                       "rep3(p0, p1, p2) or dealer2(p0, p1, dealer=p2)")
+        if name == "dealer2" and "dealer" not in kwargs:
+            raise fail(TypeErr, "protocol dealer2 needs a dealer", "dealer2(p0, p1, dealer=p2)")
         for p in compute:
             if p not in self.prog.parties:
                 near = closest(p, self.prog.parties)
-                raise NameErr(f"unknown party {p!r} in protocol", span,
-                              f"did you mean {near}?" if near else "declare it with `party`")
+                raise fail(NameErr, f"unknown party {p!r} in protocol",
+                           f"did you mean {near}?" if near else
+                           f"the program's parties: {', '.join(self.prog.parties) or 'none yet'}")
         if len(set(compute)) != len(compute):
-            raise TypeErr("a party appears twice in the protocol", span)
+            raise fail(TypeErr, "a party appears twice in the protocol", "name each compute party once")
         if name != "rep3":
-            raise UnsupportedErr(f"protocol {name} is not implemented yet", span, "use rep3")
+            raise fail(UnsupportedErr, f"protocol {name} is not implemented yet", "use rep3")
         self.prog.protocol, self.prog.compute, self.prog.protocol_args = name, compute, kwargs
 
     def run_block(self, stmts: list[ast.Node], scope: Scope, top: bool = False) -> None:
+        """Run statements; at the top level a failing statement is recorded and skipped (the names
+        it defines are poisoned) so that independent mistakes are reported together."""
+        if not top:
+            for s in stmts:
+                self.stmt(s, scope, top)
+            return
         for s in stmts:
-            self.stmt(s, scope, top)
+            try:
+                self.stmt(s, scope, top)
+            except _Poisoned:
+                self.poison(s, scope)
+            except UsageErr:
+                raise
+            except VeilError as err:
+                self.errors.extend(err.errors if isinstance(err, ErrorList) else [err])
+                if len(self.errors) >= 20:
+                    break
+                self.poison(s, scope)
+        if self.errors:
+            raise self.errors[0] if len(self.errors) == 1 else ErrorList(self.errors)
+
+    def poison(self, s: ast.Node, scope: Scope) -> None:
+        """Bind what a failed statement would have defined, so its uses stay quiet."""
+        names = _assigned_names([s])
+        if isinstance(s, ast.For):
+            names.append(s.var.id)
+        elif isinstance(s, ast.ParamDecl):
+            names.append(s.name)
+        elif isinstance(s, ast.FromImport):
+            names.extend(alias or name for name, alias in s.names)
+        elif isinstance(s, ast.Import):
+            names.append(s.alias or s.module.split(".")[-1])
+        for n in names:
+            scope.names[n] = POISON
 
     # ---- statements ----------------------------------------------------------------------
     def stmt(self, s: ast.Node, scope: Scope, top: bool) -> None:
@@ -214,9 +342,11 @@ class Builder:
             args = [self.party_arg(a, scope) for a in s.args]
             kwargs = {k.name: self.party_arg(k.value, scope) for k in s.kwargs}
             spec = self.protocol_override
+            if self.prog.compute:
+                raise TypeErr("the protocol is declared twice", s.span, "keep one `protocol` line")
             if spec:
                 name, args, kwargs = parse_protocol_spec(spec)
-                self.set_protocol(name, args, kwargs, s.span)
+                self.set_protocol(name, args, kwargs, None, cli=True)
             else:
                 self.set_protocol(s.name, args, kwargs, s.span)
         elif isinstance(s, ast.ParamDecl):
@@ -228,11 +358,12 @@ class Builder:
             self.prog.params[s.name] = value
             scope.names[s.name] = value
         elif isinstance(s, ast.Assign):
+            for t in _flat_targets(s.targets):
+                _check_target(t)
             value = self.expr(s.value, scope)
             self.assign(s.targets, value, scope, s.span)
         elif isinstance(s, ast.AugAssign):
-            if not isinstance(s.target, ast.Name):
-                raise UnsupportedErr("augmented assignment works on names only", s.target.span)
+            _check_target(s.target)
             cur = self.expr(s.target, scope)
             rhs = self.expr(s.value, scope)
             scope_set(scope, s.target.id, self.binop(s.op, cur, rhs, s.span))
@@ -245,22 +376,29 @@ class Builder:
         elif isinstance(s, ast.If):
             cond = self.expr(s.cond, scope)
             if isinstance(cond, Value):
-                raise TypeErr("an `if` condition must be known at compile time", s.cond.span,
+                what = "a secret" if cond.type.vis == SECRET else f"a {cond.type.vis}"
+                raise TypeErr(f"an `if` condition must be known at compile time, but this is {what} value "
+                              "computed at run time", s.cond.span,
                               "to choose between values computed at run time use where(c, a, b)")
-            self.run_block(s.body if cond else s.orelse, scope)
+            self.run_block(s.body if self.truth(cond, s.cond.span) else s.orelse, scope)
         elif isinstance(s, ast.FunctionDef):
             scope.names[s.name] = Function(s, scope)
         elif isinstance(s, ast.Return):
             if not self.call_stack:
-                raise TypeErr("`return` outside a function", s.span)
+                raise TypeErr("`return` outside a function", s.span, "return belongs in a def body")
+            if self.loop_depth > self.fn_loop_depth[-1]:
+                raise UnsupportedErr("`return` inside a loop is not supported", s.span,
+                                     "a loop body runs as one compiled block: assign the result and return "
+                                     "after the loop")
             raise _Return(None if s.value is None else self.expr(s.value, scope))
         elif isinstance(s, ast.Assert):
             cond = self.expr(s.cond, scope)
             if isinstance(cond, Value):
-                raise TypeErr("`assert` needs a condition known at compile time", s.cond.span)
-            if not cond:
+                raise TypeErr("`assert` needs a condition known at compile time", s.cond.span,
+                              "assert checks params and shapes; run-time values cannot stop the computation")
+            if not self.truth(cond, s.cond.span):
                 msg = self.expr(s.msg, scope) if s.msg is not None else "assertion failed"
-                raise VeilError(f"assertion failed: {msg}", s.span)
+                raise AssertErr(f"assertion failed: {msg}", s.span, "the program's own check failed")
         elif isinstance(s, ast.Import):
             mod = self.load_module(s.module, s.span)
             scope.names[s.alias or s.module.split(".")[-1]] = mod
@@ -277,6 +415,12 @@ class Builder:
         else:
             raise UnsupportedErr(f"unsupported statement {type(s).__name__}", s.span)
 
+    def truth(self, cond: Any, span: Span) -> bool:
+        """The truth of a compile-time condition (a number, bool, string or tuple)."""
+        if isinstance(cond, (int, float, bool, str, tuple, list)):
+            return bool(cond)
+        raise TypeErr(f"a condition must be a compile-time value, got {describe(cond)}", span)
+
     def party_arg(self, node: ast.Node, scope: Scope) -> str:
         if isinstance(node, ast.Name):
             try:
@@ -292,13 +436,18 @@ class Builder:
 
     def assign(self, targets: list[ast.Node], value: Any, scope: Scope, span: Span) -> None:
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            if value is None:
+                raise TypeErr(f"the right-hand side has no value to assign to {targets[0].id!r}", span,
+                              "a function without `return e` (or output()) gives nothing")
             scope_set(scope, targets[0].id, value)
             return
         names = targets[0].items if len(targets) == 1 and isinstance(targets[0], ast.TupleExpr) else targets
         if not isinstance(value, tuple):
-            raise TypeErr("cannot unpack a single value into several names", span)
+            raise TypeErr(f"cannot unpack {describe(value)} into {len(names)} names", span,
+                          "the right-hand side must be a tuple, e.g. a function returning `a, b`")
         if len(value) != len(names):
-            raise TypeErr(f"{len(names)} names but {len(value)} values", span)
+            raise TypeErr(f"cannot unpack {len(value)} values into {len(names)} names", span,
+                          "use as many names on the left as there are values on the right")
         for t, v in zip(names, value):
             if not isinstance(t, ast.Name):
                 raise UnsupportedErr("assignment targets must be names", t.span,
@@ -331,11 +480,15 @@ class Builder:
     def for_loop(self, s: ast.For, scope: Scope) -> None:
         it = s.iter
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"):
-            raise UnsupportedErr("a for loop runs over range(...)", it.span)
+            raise UnsupportedErr("a for loop runs over range(...)", it.span, "write: for i in range(n):")
+        if it.kwargs:
+            raise TypeErr("range() takes no keyword arguments", it.kwargs[0].span)
         bounds = [self.expr(a, scope) for a in it.args]
         if not bounds or len(bounds) > 3 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
             raise TypeErr("range() takes 1 to 3 compile-time ints", it.span,
                           "loop bounds must be params or literals")
+        if any(abs(b) >= INT_LIMIT for b in bounds):
+            raise TypeErr("range() bounds must fit in 64 bits", it.span)
         rng = range(*bounds)
         if rng.step == 0:
             raise TypeErr("range() step must not be zero", it.span)
@@ -344,13 +497,18 @@ class Builder:
         inits = []
         for n in carried:
             v = scope.lookup(n)
-            if isinstance(v, (int, float, bool)) and not isinstance(v, bool) or isinstance(v, bool):
+            if v is POISON:
+                raise _Poisoned()
+            if isinstance(v, (int, float, bool)):
                 v = self.const(v, None, s.span)
             if not isinstance(v, Value):
-                raise TypeErr(f"loop-carried {n!r} must be a tensor value", s.span)
+                raise TypeErr(f"{n!r} is {describe(v)} before the loop and is assigned in its body", s.span,
+                              "only tensors and numbers can be carried from one iteration to the next; "
+                              "use another name inside the loop")
+            v = self.trunc(v, s.span)
             inits.append(v)
         vis = [v.type.vis for v in inits]
-        for _attempt in range(4):
+        for _attempt in range(2 * len(carried) + 2):
             body, results = self.build_body(s, scope, carried, inits, vis, start, step, trips)
             new_vis = [join_vis(a, r.type.vis) for a, r in zip(vis, results)]
             if new_vis == vis:
@@ -363,6 +521,9 @@ class Builder:
                             s.span, body))
         for n, o in zip(carried, outs):
             scope_set(scope, n, o)
+        for n in _assigned_names(s.body) + [s.var.id]:
+            if n not in carried and not _has(scope, n):
+                scope.gone[n] = (s.span, n == s.var.id)
 
     def build_body(self, s, scope, carried, inits, vis, start, step, trips):
         saved = self.block
@@ -381,21 +542,36 @@ class Builder:
         self.loop_depth += 1
         try:
             self.run_block(s.body, inner)
+            results = self.body_results(s, inner, carried, params)
         finally:
             self.loop_depth -= 1
+            body_ops = self.block.ops
+            self.block = self.block_stack.pop()
+        return Block(body_ops, params, results), results
+
+    def body_results(self, s: ast.For, inner: Scope, carried: list[str], params: list[Value]) -> list[Value]:
+        """Each carried name's value at the end of the body, checked against its value before."""
         results = []
         for n, p in zip(carried, params[1:]):
-            r = inner.names[n]
-            if not isinstance(r, Value):
+            r = inner.names.get(n, p)
+            if r is POISON:
+                raise _Poisoned()
+            if isinstance(r, (int, float, bool)):
                 r = self.const(r, p.type.dtype, s.span)
+            if not isinstance(r, Value):
+                raise TypeErr(f"loop-carried {n!r} becomes {describe(r)} in the loop body", s.span,
+                              "a value carried from one iteration to the next must stay a tensor")
             if r.type.shape != p.type.shape or r.type.dtype != p.type.dtype:
+                hint = "a value carried from one iteration to the next keeps its shape and dtype"
+                if r.type.shape == p.type.shape and (p.type.dtype, r.type.dtype) == ("int", "fix"):
+                    hint = f"start {n!r} as a fix value before the loop, e.g. 0.0 instead of 0"
                 raise TypeErr(f"loop-carried {n!r} changes from {p.type.dtype}{list(p.type.shape)} to "
-                              f"{r.type.dtype}{list(r.type.shape)} in the loop body", s.span,
-                              "a value carried from one iteration to the next keeps its shape and dtype")
+                              f"{r.type.dtype}{list(r.type.shape)} in the loop body",
+                              _assignment_span(s.body, n) or s.span, hint)
+            if r.type.scale != p.type.scale:
+                r = self.trunc(r, s.span)
             results.append(self.promote(r, join_vis(p.type.vis, r.type.vis), s.span))
-        body = Block(self.block.ops, params, results)
-        self.block = self.block_stack.pop()
-        return body, results
+        return results
 
     # ---- visibility changes --------------------------------------------------------------
     def promote(self, v: Value, vis: str, span: Span | None) -> Value:
@@ -428,13 +604,14 @@ class Builder:
             return e.value
         if isinstance(e, ast.Name):
             try:
-                return scope.lookup(e.id)
+                v = scope.lookup(e.id)
             except KeyError:
                 if e.id in BUILTINS:
                     return ("builtin", e.id)
-                near = closest(e.id, scope.known() + BUILTINS)
-                raise NameErr(f"name {e.id!r} is not defined", e.span,
-                              f"did you mean {near}?" if near else None) from None
+                raise self.undefined(e, scope) from None
+            if v is POISON:
+                raise _Poisoned()
+            return v
         if isinstance(e, (ast.TupleExpr, ast.ListExpr)):
             items = [self.expr(i, scope) for i in e.items]
             if isinstance(e, ast.ListExpr) and items and all(isinstance(i, (int, float, bool, list)) for i in items):
@@ -464,6 +641,26 @@ class Builder:
         if isinstance(e, ast.Subscript):
             return self.subscript(e, scope)
         raise UnsupportedErr(f"unsupported expression {type(e).__name__}", e.span)
+
+    def undefined(self, e: ast.Name, scope: Scope) -> NameErr:
+        """The error for an unknown name: a loop-local name used after its loop, or a typo."""
+        gone = scope.gone_at(e.id)
+        if gone is not None:
+            loop, is_var = gone
+            if is_var:
+                return NameErr(f"the loop variable {e.id!r} exists only inside its loop (line {loop.line})",
+                               e.span, "use the last value explicitly, e.g. a param or a literal")
+            return NameErr(f"{e.id!r} is assigned only inside the loop at line {loop.line}, so it does not "
+                           "exist after it", e.span,
+                           f"to carry it out of the loop, give {e.id!r} a value of the same shape before the "
+                           "loop (e.g. zeros(...))")
+        if e.id in ("break", "continue", "None", "pass"):
+            hint = {"None": "veil has no None: use a number, or leave the argument out"}.get(
+                e.id, "a loop always runs all its iterations; select results with where(c, a, b)")
+            return NameErr(f"`{e.id}` is not part of the veil language", e.span, hint)
+        near = closest(e.id, [n for n in scope.known() if not n.startswith("_")] + BUILTINS)
+        return NameErr(f"name {e.id!r} is not defined", e.span,
+                       f"did you mean {near}?" if near else "define it first, or import it (from ml import ...)")
 
     def tensor(self, x: Any, span: Span, dtype: str | None = None) -> Value:
         """A Value for x, materializing compile-time numbers and lists as public constants."""
@@ -507,6 +704,9 @@ class Builder:
     def binop(self, op: str, a: Any, b: Any, span: Span) -> Any:
         if not isinstance(a, Value) and not isinstance(b, Value):
             return self.fold_binop(op, a, b, span)
+        for x in (a, b):
+            if not isinstance(x, (Value, int, float, bool, list, tuple)):
+                raise TypeErr(f"cannot apply {op} to {describe(x)}", span)
         if op in ("+", "-", "*", "@"):
             if op == "*" and (_is_int_const(a) or _is_int_const(b)):
                 return self.scale_by_int(a, b, span)
@@ -517,26 +717,27 @@ class Builder:
             return self.arith(op, x, y, span)
         if op == "/":
             if isinstance(b, Value):
-                raise UnsupportedErr("division by a run-time value is not supported yet", span,
-                                     "divide by a param or a literal, or multiply by reciprocal(x) from ml")
+                return self.divide(self.tensor(a, span), b, span)
+            if not isinstance(b, (int, float)) or isinstance(b, bool):
+                raise TypeErr(f"cannot divide by {describe(b)}", span)
             if b == 0:
                 raise TypeErr("division by zero", span)
             return self.binop("*", a, 1.0 / float(b), span)
         if op in ("//", "%"):
-            x, y = self.tensor(a, span), self.tensor(b, span)
-            if x.type.dtype != "int" or y.type.dtype != "int":
-                raise TypeErr(f"`{op}` works on ints", span)
-            vis = join_vis(x.type.vis, y.type.vis)
-            if vis == SECRET:
-                raise UnsupportedErr(f"`{op}` on secret values is not supported yet", span)
-            shape = _broadcast(x.type.shape, y.type.shape, span)
-            return self.emit("floordiv" if op == "//" else "mod", [x, y], Type(vis, "int", shape, 0), span)
+            return self.floordiv_mod(op, self.tensor(a, span), self.tensor(b, span), span)
         if op == "**":
+            if isinstance(b, Value):
+                raise TypeErr("`**` takes an exponent known at compile time", span,
+                              "the exponent must be a non-negative int literal or param")
             if not (isinstance(b, int) and not isinstance(b, bool) and b >= 0):
-                raise TypeErr("`**` takes a public non-negative int exponent", span)
+                raise TypeErr(f"`**` takes a non-negative int exponent, got {b!r}", span,
+                              "for roots and real powers use sqrt/exp/log from ml")
             x = self.tensor(a, span)
             if b == 0:
-                return self.const(np.ones(x.type.shape), x.type.dtype, span)
+                one = self.const(1, "int" if x.type.dtype == "bool" else x.type.dtype, span)
+                return self.bcast(one, x.type.shape, span)
+            if b > 1 << 16:
+                raise TypeErr(f"exponent {b} is too large", span)
             result, base, e = None, x, b
             while e:
                 if e & 1:
@@ -548,13 +749,35 @@ class Builder:
         if op in ("&", "|"):
             x, y = self.tensor(a, span), self.tensor(b, span)
             if x.type.dtype != "bool" or y.type.dtype != "bool":
-                raise TypeErr(f"`{op}` works on bools", span)
+                raise TypeErr(f"`{op}` works on bools, got {x.type.dtype} and {y.type.dtype}", span,
+                              "compare first, e.g. (x > 0) & (y < 1)")
             vis = join_vis(x.type.vis, y.type.vis)
-            if vis == SECRET:
-                raise UnsupportedErr(f"`{op}` on secret bools is not supported yet", span)
+            x, y = self.lift(x, vis, span), self.lift(y, vis, span)
             shape = _broadcast(x.type.shape, y.type.shape, span)
             return self.emit("bitand" if op == "&" else "bitor", [x, y], Type(vis, "bool", shape, 0), span)
         raise UnsupportedErr(f"operator {op} is not supported", span)
+
+    def divide(self, x: Value, y: Value, span: Span) -> Value:
+        """x / y by a run-time value: a fix quotient (exact in clear; not yet in MPC when secret)."""
+        vis = join_vis(x.type.vis, y.type.vis)
+        x, y = self.lift(self.trunc(x, span), vis, span), self.lift(self.trunc(y, span), vis, span)
+        F = self.frac_bits
+        x, y = self.as_dtype_scale(x, "fix", F, span), self.as_dtype_scale(y, "fix", F, span)
+        shape = _broadcast(x.type.shape, y.type.shape, span)
+        return self.emit("div", [x, y], Type(vis, "fix", shape, F), span, bits=F)
+
+    def floordiv_mod(self, op: str, x: Value, y: Value, span: Span) -> Value:
+        """numpy's // and % (floor semantics, also for negatives); fix operands give fix."""
+        dtype = join_dtype(x.type.dtype, y.type.dtype)
+        vis = join_vis(x.type.vis, y.type.vis)
+        x, y = self.lift(self.trunc(x, span), vis, span), self.lift(self.trunc(y, span), vis, span)
+        scale = self.frac_bits if dtype == "fix" else 0
+        x, y = self.as_dtype_scale(x, dtype, scale, span), self.as_dtype_scale(y, dtype, scale, span)
+        shape = _broadcast(x.type.shape, y.type.shape, span)
+        if op == "%":
+            return self.emit("mod", [x, y], Type(vis, dtype, shape, scale), span)
+        q = self.emit("floordiv", [x, y], Type(vis, "int", shape, 0), span)
+        return self.as_dtype_scale(q, dtype, scale, span)
 
     def fold_binop(self, op: str, a: Any, b: Any, span: Span) -> Any:
         """Evaluate an operator on compile-time values, as Python would."""
@@ -562,17 +785,31 @@ class Builder:
             if op == "+" and isinstance(a, tuple) and isinstance(b, tuple):
                 return a + b
             return self.binop(op, self.tensor(a, span), self.tensor(b, span), span)
+        num = (int, float, bool)
+        if not isinstance(a, num) or not isinstance(b, num):
+            if op == "+" and isinstance(a, str) and isinstance(b, str):
+                return a + b
+            raise TypeErr(f"cannot apply {op} to {describe(a)} and {describe(b)}", span)
+        if op == "**" and isinstance(a, (int, float)) and isinstance(b, int) and abs(b) > 4096 and abs(a) > 1:
+            raise TypeErr(f"{a!r} ** {b!r} is out of range", span)
+        import operator as o
+        fn = {"+": o.add, "-": o.sub, "*": o.mul, "/": o.truediv, "//": o.floordiv, "%": o.mod,
+              "**": o.pow, "&": o.and_, "|": o.or_, "@": None}.get(op)
+        if fn is None:
+            raise TypeErr(f"`{op}` needs tensors, got {describe(a)} and {describe(b)}", span)
         try:
-            import operator as o
-            fn = {"+": o.add, "-": o.sub, "*": o.mul, "/": o.truediv, "//": o.floordiv, "%": o.mod,
-                  "**": o.pow, "&": o.and_, "|": o.or_, "@": None}[op]
-            if fn is None:
-                raise TypeErr("`@` needs tensors", span)
-            return fn(a, b)
+            out = fn(a, b)
         except ZeroDivisionError:
             raise TypeErr("division by zero", span) from None
-        except TypeError:
+        except (TypeError, ValueError, OverflowError):
             raise TypeErr(f"cannot apply {op} to {describe(a)} and {describe(b)}", span) from None
+        if isinstance(out, complex):
+            raise TypeErr(f"{a!r} {op} {b!r} is not a real number", span)
+        if isinstance(out, int) and not isinstance(out, bool) and abs(out) >= INT_LIMIT:
+            raise TypeErr(f"the compile-time int {a!r} {op} {b!r} does not fit in 64 bits", span)
+        if isinstance(out, float) and not np.isfinite(out):
+            raise TypeErr(f"the compile-time value {a!r} {op} {b!r} is not finite", span)
+        return out
 
     def scale_by_int(self, a: Any, b: Any, span: Span) -> Value:
         """A product with a public integer is no multiplication: no truncation either."""
@@ -651,23 +888,29 @@ class Builder:
 
     def unary(self, op: str, x: Any, span: Span) -> Any:
         if not isinstance(x, Value):
+            if isinstance(x, list):
+                return self.unary(op, self.tensor(x, span), span)
+            if op == "not":
+                return not self.truth(x, span)
+            if not isinstance(x, (int, float, bool)):
+                raise TypeErr(f"cannot apply unary {op} to {describe(x)}", span)
             if op == "-":
-                return -x if not isinstance(x, list) else self.unary(op, self.tensor(x, span), span)
+                return -x
             if op == "+":
                 return x
-            if op == "not":
-                return not x
             if op == "~":
-                return not x
+                if isinstance(x, bool):
+                    return not x
+                if isinstance(x, int):
+                    return ~x
+                raise TypeErr("~ works on bools", span)
         if op == "not":
-            raise TypeErr("`not` works on compile-time values only", span, "use ~ on bools")
+            raise TypeErr("`not` works on compile-time values only", span, "use ~ on bool tensors")
         if op == "+":
             return x
         if op == "~":
             if x.type.dtype != "bool":
-                raise TypeErr("~ works on bools", span)
-            if x.type.vis == SECRET:
-                raise UnsupportedErr("~ on secret bools is not supported yet", span)
+                raise TypeErr(f"~ works on bools, got {x.type.dtype}", span, "compare first, e.g. ~(x > 0)")
             return self.emit("bitnot", [x], x.type, span)
         t = x.type.with_(dtype="int") if x.type.dtype == "bool" else x.type
         out = self.emit("neg", [x], t, span)
@@ -679,16 +922,20 @@ class Builder:
     def compare(self, op: str, a: Any, b: Any, span: Span) -> Any:
         if not isinstance(a, Value) and not isinstance(b, Value):
             import operator as o
-            return {"<": o.lt, "<=": o.le, ">": o.gt, ">=": o.ge, "==": o.eq, "!=": o.ne}[op](a, b)
+            if not (isinstance(a, (int, float, bool, str, tuple)) and isinstance(b, (int, float, bool, str, tuple))):
+                if not (isinstance(a, list) or isinstance(b, list)):
+                    raise TypeErr(f"cannot compare {describe(a)} and {describe(b)}", span)
+                a, b = self.tensor(a, span), self.tensor(b, span)
+            else:
+                try:
+                    return {"<": o.lt, "<=": o.le, ">": o.gt, ">=": o.ge, "==": o.eq, "!=": o.ne}[op](a, b)
+                except TypeError:
+                    raise TypeErr(f"cannot compare {describe(a)} and {describe(b)}", span) from None
         x, y = self.tensor(a, span), self.tensor(b, span)
         vis = join_vis(x.type.vis, y.type.vis)
-        if vis == SECRET:
-            raise UnsupportedErr(f"comparison `{op}` of secret values is not supported yet", span,
-                                 "secure comparison comes with a later version; reveal to a party to compare in clear")
+        x, y = self.lift(self.trunc(x, span), vis, span), self.lift(self.trunc(y, span), vis, span)
         dtype = join_dtype(x.type.dtype, y.type.dtype)
-        scale = max(x.type.scale, y.type.scale) if dtype == "fix" else 0
-        if dtype == "fix":
-            scale = max(scale, self.frac_bits)
+        scale = self.frac_bits if dtype == "fix" else 0
         x, y = self.as_dtype_scale(x, dtype, scale, span), self.as_dtype_scale(y, dtype, scale, span)
         shape = _broadcast(x.type.shape, y.type.shape, span)
         code = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}[op]
@@ -705,7 +952,8 @@ class Builder:
         if e.attr == "shape":
             if isinstance(base, Value):
                 return base.type.shape
-            return tuple(np.shape(base))
+            if isinstance(base, (int, float, bool, list, tuple)):
+                return tuple(self.tensor(base, e.span).type.shape)
         if e.attr == "T":
             v = self.tensor(base, e.span)
             if len(v.type.shape) < 2:
@@ -713,7 +961,13 @@ class Builder:
             return self.emit("transpose", [v], v.type.with_(shape=tuple(reversed(v.type.shape))), e.span)
         if e.attr == "reshape":
             return ("method", "reshape", base)
-        raise NameErr(f"tensors have no attribute {e.attr!r}", e.span, "known: .T, .shape, .reshape(...)")
+        if e.attr in ("ndim", "size") and isinstance(base, Value):
+            return len(base.type.shape) if e.attr == "ndim" else base.type.size
+        if not isinstance(base, (Value, int, float, bool, list, tuple)):
+            raise NameErr(f"{describe(base)} has no attribute {e.attr!r}", e.span)
+        near = closest(e.attr, ["T", "shape", "reshape", "ndim", "size"])
+        raise NameErr(f"tensors have no attribute {e.attr!r}", e.span,
+                      f"did you mean .{near}?" if near else "known: .T, .shape, .ndim, .size, .reshape(...)")
 
     # ---- indexing ------------------------------------------------------------------------
     def subscript(self, e: ast.Subscript, scope: Scope) -> Any:
@@ -723,10 +977,12 @@ class Builder:
                 raise TypeErr("a tuple takes one index", e.span)
             idx = e.index[0]
             if isinstance(idx, ast.Slice):
-                lo, hi, st = (None if n is None else self.expr(n, scope) for n in (idx.lo, idx.hi, idx.step))
-                return base[slice(lo, hi, st)]
+                parts = [None if n is None else self.expr(n, scope) for n in (idx.lo, idx.hi, idx.step)]
+                if not all(p is None or _is_int_const(p) for p in parts) or parts[2] == 0:
+                    raise TypeErr("a tuple's slice bounds are compile-time ints (and the step is not 0)", idx.span)
+                return base[slice(*parts)]
             i = self.expr(idx, scope)
-            if not isinstance(i, int):
+            if not _is_int_const(i):
                 raise TypeErr("a tuple index must be a compile-time int", idx.span)
             try:
                 return base[i]
@@ -737,41 +993,44 @@ class Builder:
         if len(e.index) > len(shape):
             raise ShapeErr(f"too many indices ({len(e.index)}) for a tensor of shape {shape}", e.span)
         static: list = []
-        dynamic = None
+        dynamic: list = []
         for axis, idx in enumerate(e.index):
             dim = shape[axis]
             if isinstance(idx, ast.Slice):
                 parts = [None if n is None else self.expr(n, scope) for n in (idx.lo, idx.hi, idx.step)]
                 if any(isinstance(p, Value) for p in parts):
-                    if dynamic is not None:
-                        raise UnsupportedErr("only one axis may be sliced by a loop variable", idx.span)
-                    dynamic = (axis, self.dynamic_slice(parts, dim, idx.span, scope))
+                    for p in parts:
+                        if isinstance(p, Value):
+                            self.check_index_value(p, idx.span)
+                    dynamic.append((axis, self.dynamic_slice(parts, dim, idx.span, scope)))
                     static.append(("s", None, None, None))
                     continue
                 for p in parts:
-                    if p is not None and not isinstance(p, int):
-                        raise TypeErr("slice bounds must be ints", idx.span)
+                    if p is not None and not _is_int_const(p):
+                        raise TypeErr(f"slice bounds must be ints, got {describe(p)}", idx.span,
+                                      "use int(...) or // to get an int bound")
+                if parts[2] == 0:
+                    raise TypeErr("a slice step must not be zero", idx.span)
                 sl = slice(*parts)
                 static.append(("s",) + sl.indices(dim))
             else:
                 i = self.expr(idx, scope)
                 if isinstance(i, Value):
-                    if dynamic is not None:
-                        raise UnsupportedErr("only one axis may be indexed by a loop variable", idx.span)
-                    dynamic = (axis, self.dynamic_slice([i, self.binop("+", i, 1, idx.span), None],
-                                                        dim, idx.span, scope, drop=True))
+                    self.check_index_value(i, idx.span)
+                    dynamic.append((axis, self.dynamic_slice([i, self.binop("+", i, 1, idx.span), None],
+                                                             dim, idx.span, scope, drop=True)))
                     static.append(("s", None, None, None))
                     continue
-                if not isinstance(i, int) or isinstance(i, bool):
-                    raise TypeErr("an index must be an int", idx.span)
+                if not _is_int_const(i):
+                    raise TypeErr(f"an index must be an int, got {describe(i)}", idx.span,
+                                  "indices are public ints: literals, params, loop variables")
                 if not -dim <= i < dim:
                     raise ShapeErr(f"index {i} is out of range for axis {axis} of size {dim}", idx.span)
                 static.append(("i", i % dim))
         static.extend(("s", 0, d, 1) for d in shape[len(e.index):])
         v = x
-        if dynamic is not None:
-            axis, (start, length, step, drop) = dynamic
-            dshape = list(shape)
+        for axis, (start, length, step, drop) in dynamic:
+            dshape = list(v.type.shape)
             dshape[axis] = length
             v = self.emit("dslice", [v, start], v.type.with_(shape=tuple(dshape)), e.span,
                           axis=axis, length=length, step=step)
@@ -779,17 +1038,29 @@ class Builder:
         if all(s[0] == "s" and s[1:] == (0, d, 1) for s, d in zip(static, v.type.shape)):
             return v
         res_shape = tuple(len(range(s[1], s[2], s[3])) for s in static if s[0] == "s")
-        return self.emit("slice", [v], v.type.with_(shape=res_shape), e.span, key=[list(s) for s in static])
+        # a negative step's stop of -1 means "past index 0", which numpy spells None
+        key = [list(s[:2]) + [None if s[2] < 0 else s[2], s[3]] if s[0] == "s" else list(s) for s in static]
+        return self.emit("slice", [v], v.type.with_(shape=res_shape), e.span, key=key)
+
+    def check_index_value(self, i: Value, span: Span) -> None:
+        """A run-time index must be a public int scalar (a loop variable's affine function)."""
+        if i.type.vis != PUBLIC or i.type.dtype != "int" or i.type.shape != ():
+            raise TypeErr(f"cannot index by a {i.type}: indices are public int scalars", span,
+                          "index by literals, params or loop variables; to pick values by a condition "
+                          "use where(c, a, b)")
 
     def dynamic_slice(self, parts, dim, span, scope, drop=False):
         lo, hi, step = parts
         step = 1 if step is None else step
-        if isinstance(step, Value) or step <= 0:
+        if isinstance(step, Value) or not _is_int_const(step) or step <= 0:
             raise TypeErr("a slice by a loop variable needs a positive compile-time step", span)
         lo = 0 if lo is None else lo
         if hi is None:
             raise TypeErr("a slice by a loop variable needs both bounds", span,
                           "write x[i * B:(i + 1) * B]")
+        if (lo is not None and not isinstance(lo, (int, Value))) or isinstance(lo, bool) or \
+                not isinstance(hi, (int, Value)) or isinstance(hi, bool):
+            raise TypeErr("slice bounds must be ints", span)
         alo, ahi = self._affine_of(lo, span), self._affine_of(hi, span)
         diff = {i: ahi[0].get(i, 0) - alo[0].get(i, 0) for i in set(alo[0]) | set(ahi[0])}
         if any(diff.values()):
@@ -809,7 +1080,9 @@ class Builder:
             return ({}, v)
         if isinstance(v, Value) and v.id in self.affine:
             return self.affine[v.id]
-        raise TypeErr("slice bounds must be affine in loop variables (like i * B + c)", span)
+        raise TypeErr("a slice bound computed at run time must be a loop variable times a constant plus a "
+                      "constant (like i * B + c)", span, "a slice's start and length must follow the loop "
+                      "variable linearly; its length must be known at compile time")
 
     def _affine_range(self, aff):
         lo = hi = aff[1]
@@ -860,12 +1133,14 @@ class Builder:
             else:
                 raise TypeErr(f"{node.name}() is missing argument {p.name!r}", e.span)
         self.call_stack.append(node.name)
+        self.fn_loop_depth.append(self.loop_depth)
         try:
             self.run_block(node.body, inner)
         except _Return as r:
             return r.value
         finally:
             self.call_stack.pop()
+            self.fn_loop_depth.pop()
         return None
 
 
@@ -918,24 +1193,41 @@ def parse_protocol_spec(spec: str) -> tuple[str, list[str], dict[str, str]]:
     """Parse --protocol "rep3(a, b, c)" or "dealer2(a, b, dealer=c)"."""
     import re
 
-    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*", spec)
+    example = 'e.g. --protocol "rep3(alice, bob, carol)"'
+    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*", spec or "")
     if not m:
-        raise UsageErr(f"--protocol {spec!r}: expected NAME(party, ...)",
-                       None, 'e.g. --protocol "rep3(alice, bob, carol)"')
+        raise UsageErr(f"--protocol {spec!r}: expected NAME(party, ...)", None, example)
     args, kwargs = [], {}
-    for part in filter(None, (p.strip() for p in m.group(2).split(","))):
-        if "=" in part:
-            k, v = (s.strip() for s in part.split("=", 1))
+    parts = [p.strip() for p in m.group(2).split(",")]
+    if parts and parts[-1] == "":
+        parts.pop()
+    for part in parts:
+        k, sep, v = (x.strip() for x in part.partition("="))
+        name = v if sep else k
+        if not name.isidentifier() or (sep and not k.isidentifier()):
+            raise UsageErr(f"--protocol {spec!r}: {part!r} is not a party name", None, example)
+        if sep:
+            if k in kwargs:
+                raise UsageErr(f"--protocol {spec!r}: {k}= given twice", None, example)
             kwargs[k] = v
         else:
-            args.append(part)
+            if kwargs:
+                raise UsageErr(f"--protocol {spec!r}: a party after a keyword", None, example)
+            args.append(k)
     return m.group(1), args, kwargs
 
 
 def build(text: str, file: str, params: dict[str, Any] | None = None, frac_bits: int = 16,
           protocol: str | None = None) -> Program:
     """Source text to typed IR."""
-    if not 1 <= frac_bits <= 30:
-        raise UsageErr(f"--frac-bits {frac_bits}: choose between 1 and 30")
-    tree = parse(text, file)
-    return Builder(file, params or {}, frac_bits, protocol).build_program(tree)
+    if not isinstance(frac_bits, int) or isinstance(frac_bits, bool) or not 1 <= frac_bits <= 30:
+        raise UsageErr(f"--frac-bits {frac_bits}: choose between 1 and 30", None,
+                       "16 (the default) suits values up to about 32768 in magnitude")
+    if protocol is not None:
+        parse_protocol_spec(protocol)  # a malformed --protocol is reported even if the program has none
+    try:
+        tree = parse(text, file)
+        return Builder(file, params or {}, frac_bits, protocol).build_program(tree)
+    except RecursionError:
+        raise UnsupportedErr("the program is nested too deeply for the compiler", Span(file, 1, 1),
+                             "split deeply nested expressions into several assignments") from None

@@ -50,22 +50,40 @@ class Args:
         return self.nodes[key].span if key in self.nodes else self.e.span
 
 
+MAX_ELEMENTS = 1 << 40
+MAX_CONST_ELEMENTS = 1 << 24
+
+
+def _const_size(shape: tuple, span) -> None:
+    """A materialized public constant must stay small: it is stored in the bytecode."""
+    n = 1
+    for d in shape:
+        n *= d
+    if n > MAX_CONST_ELEMENTS:
+        raise ShapeErr(f"a public constant of {n} elements is too large (limit {MAX_CONST_ELEMENTS})", span,
+                       "build large tensors from inputs, or broadcast a small constant")
+
+
 def _shape_arg(x: Any, span) -> tuple[int, ...]:
     if isinstance(x, int) and not isinstance(x, bool):
-        return (x,)
+        x = (x,)
     if isinstance(x, (tuple, list)) and all(isinstance(i, int) and not isinstance(i, bool) for i in x):
         if any(i < 0 for i in x):
             raise ShapeErr(f"a shape has non-negative dims, got {tuple(x)}", span)
+        if len(x) > 32 or int(np.prod([float(i) for i in x])) > MAX_ELEMENTS:
+            raise ShapeErr(f"the shape {tuple(x)} is too large (at most 32 axes and 2^40 elements)", span)
         return tuple(x)
-    raise TypeErr("a shape is a tuple of compile-time ints, like (N, 16)", span)
+    raise TypeErr(f"a shape is a tuple of compile-time ints, like (N, 16), got {_describe(x)}", span)
 
 
 def _dtype_arg(node: ast.Node | None, default: str, span) -> str:
     if node is None:
         return default
     name = node.id if isinstance(node, ast.Name) else node.value if isinstance(node, ast.Str) else None
+    if name == "float":
+        name = "fix"
     if name not in ("fix", "int", "bool"):
-        raise TypeErr("dtype is one of fix, int, bool", span)
+        raise TypeErr("dtype is one of fix, int, bool", span, "e.g. dtype=int")
     return name
 
 
@@ -78,10 +96,32 @@ def _axis(x: Any, ndim: int, span) -> int | None:
     if x is None:
         return None
     if not isinstance(x, int) or isinstance(x, bool):
-        raise TypeErr("axis must be a compile-time int", span)
-    if not -ndim <= x < max(ndim, 1):
-        raise ShapeErr(f"axis {x} is out of range for {ndim} dimensions", span)
-    return x % max(ndim, 1)
+        raise TypeErr(f"axis must be a compile-time int, got {_describe(x)}", span)
+    if not -ndim <= x < ndim:
+        raise ShapeErr(f"axis {x} is out of range for {ndim} dimensions", span,
+                       "a scalar has no axes" if ndim == 0 else f"axes run from {-ndim} to {ndim - 1}")
+    return x % ndim
+
+
+# Ops the emulator computes but no protocol lowers yet when an operand is secret (later issue).
+NOT_IN_MPC_YET = {
+    "lt": "comparison `<`", "le": "comparison `<=`", "gt": "comparison `>`", "ge": "comparison `>=`",
+    "eq": "comparison `==`", "ne": "comparison `!=`", "bitand": "`&`", "bitor": "`|`", "bitnot": "`~`",
+    "floordiv": "`//`", "mod": "`%`", "div": "division by a run-time value", "toint": "int() of a fix value",
+    "where": "where()", "abs": "abs()", "maximum": "max(a, b)", "minimum": "min(a, b)",
+    "rmax": "max()", "rmin": "min()",
+}
+
+
+def refuse_in_protocol(op: Op, protocol: str) -> None:
+    """Stop the lowering at an op on secret values that the protocol cannot compute yet."""
+    what = NOT_IN_MPC_YET.get(op.opcode)
+    if what is None or not op.outs or op.outs[0].type.vis != SECRET:
+        return
+    line = f" (line {op.span.line})" if op.span else ""
+    raise UnsupportedErr(f"{what} on secret values is not yet supported by the {protocol} protocol{line}",
+                         op.span, "`veil emulate` runs it in clear; for MPC, reveal the operands to a party "
+                         "first (reveal(x, to=alice)) or wait for secure comparisons")
 
 
 def call_builtin(b: "Builder", name: str, e: ast.Call, scope: "Scope") -> Any:
@@ -168,12 +208,17 @@ def _output(b, e, scope):
 
 
 # ---- constructors ------------------------------------------------------------------------
+def _filled(b, shape: tuple, value: Any, dtype: str, span) -> Value:
+    """A public constant tensor of one value: a scalar constant broadcast (small bytecode)."""
+    return b.bcast(b.const(value, dtype, span), shape, span)
+
+
 def _fill(value: float):
     def impl(b, e, scope):
         a = Args(b, e.func.id, e, scope, ["shape", "dtype"], 1, raw=("dtype",))
         shape = _shape_arg(a.get("shape"), a.span("shape"))
         dtype = _dtype_arg(a.get("dtype"), "fix", a.span("dtype"))
-        return b.const(np.full(shape, value), dtype, e.span)
+        return _filled(b, shape, value, dtype, e.span)
     return impl
 
 
@@ -182,22 +227,38 @@ def _full(b, e, scope):
     shape = _shape_arg(a.get("shape"), a.span("shape"))
     v = a.get("value")
     if isinstance(v, Value):
+        if a.get("dtype") is not None:
+            raise TypeErr("full() of a tensor value takes no dtype", a.span("dtype"))
+        from .build import _broadcast
+        if _broadcast(v.type.shape, shape, e.span) != shape:
+            raise ShapeErr(f"cannot fill shape {shape} with a value of shape {v.type.shape}", e.span)
         return b.bcast(v, shape, e.span)
-    default = "int" if isinstance(v, int) and not isinstance(v, bool) else "bool" if isinstance(v, bool) else "fix"
-    return b.const(np.full(shape, v), _dtype_arg(a.get("dtype"), default, a.span("dtype")), e.span)
+    if not isinstance(v, (int, float, bool)):
+        raise TypeErr(f"full()'s value is a number or a tensor, got {_describe(v)}", a.span("value"))
+    default = "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "fix"
+    return _filled(b, shape, v, _dtype_arg(a.get("dtype"), default, a.span("dtype")), e.span)
 
 
 def _arange(b, e, scope):
     a = Args(b, "arange", e, scope, ["start", "stop", "step", "dtype"], 1, raw=("dtype",))
     args = [a.get(k) for k in ("start", "stop", "step") if a.get(k) is not None]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in args):
+        raise TypeErr("arange() takes compile-time numbers", e.span, "e.g. arange(N) or arange(0, 1, 0.1)")
+    if len(args) == 3 and args[2] == 0:
+        raise TypeErr("arange() step must not be zero", a.span("step"))
+    n = np.ceil((args[1] - args[0]) / args[2]) if len(args) == 3 else (args[1] - args[0] if len(args) == 2 else args[0])
+    if not np.isfinite(n) or n > MAX_CONST_ELEMENTS:
+        raise ShapeErr(f"arange() is too long (a public constant has at most {MAX_CONST_ELEMENTS} elements)", e.span)
     arr = np.arange(*args)
     default = "int" if np.issubdtype(arr.dtype, np.integer) else "fix"
     return b.const(arr, _dtype_arg(a.get("dtype"), default, a.span("dtype")), e.span)
 
 
 def _eye(b, e, scope):
-    a = Args(b, "eye", e, scope, ["n", "dtype"], 1, raw=("dtype",))
-    return b.const(np.eye(a.get("n")), _dtype_arg(a.get("dtype"), "fix", a.span("dtype")), e.span)
+    a = Args(b, "eye", e, scope, ["n", "m", "dtype"], 1, raw=("dtype",))
+    n, m = a.get("n"), a.get("m", a.get("n"))
+    _const_size(_shape_arg((n, m), e.span), e.span)
+    return b.const(np.eye(n, m), _dtype_arg(a.get("dtype"), "fix", a.span("dtype")), e.span)
 
 
 # ---- shape ops ---------------------------------------------------------------------------
@@ -256,9 +317,19 @@ def _reshape(b, e, scope):
 
 
 def _transpose(b, e, scope):
-    a = Args(b, "transpose", e, scope, ["x"], 1)
+    a = Args(b, "transpose", e, scope, ["x", "axes"], 1)
     x = b.tensor(a.get("x"), e.span)
-    if len(x.type.shape) < 2:
+    nd = len(x.type.shape)
+    axes = a.get("axes")
+    if axes is not None:
+        if not isinstance(axes, (tuple, list)) or sorted(_axis(i, nd, a.span("axes")) for i in axes) != list(range(nd)):
+            raise ShapeErr(f"transpose axes {axes!r} are not a permutation of the {nd} axes", a.span("axes"))
+        axes = [i % nd for i in axes]
+        if axes == list(range(nd)):
+            return x
+        shape = tuple(x.type.shape[i] for i in axes)
+        return b.emit("transpose", [x], x.type.with_(shape=shape), e.span, axes=axes)
+    if nd < 2:
         return x
     return b.emit("transpose", [x], x.type.with_(shape=tuple(reversed(x.type.shape))), e.span)
 
@@ -280,8 +351,9 @@ def _broadcast_to(b, e, scope):
 def _sum(b, e, scope):
     a = Args(b, "sum", e, scope, ["x", "axis"], 1)
     x = a.get("x")
-    if isinstance(x, (list, tuple)) and not any(isinstance(i, Value) for i in x):
-        return sum(x)
+    if isinstance(x, (list, tuple)) and not any(isinstance(i, Value) for i in x) and a.get("axis") is None:
+        if all(isinstance(i, (int, float, bool)) for i in x):
+            return sum(x)
     x = b.tensor(x, e.span)
     return _reduce_sum(b, x, a.get("axis"), a.span("axis"), e.span)
 
@@ -307,8 +379,16 @@ def _mean(b, e, scope):
 
 
 def _matmul(b, e, scope):
-    a = Args(b, e.func.id, e, scope, ["a", "b"], 2)
-    return b.binop("@", a.get("a"), a.get("b"), e.span)
+    a = Args(b, "matmul", e, scope, ["a", "b"], 2)
+    return b.binop("@", b.tensor(a.get("a"), e.span), b.tensor(a.get("b"), e.span), e.span)
+
+
+def _dot(b, e, scope):
+    a = Args(b, "dot", e, scope, ["a", "b"], 2)
+    x, y = b.tensor(a.get("a"), e.span), b.tensor(a.get("b"), e.span)
+    if not x.type.shape or not y.type.shape:
+        return b.binop("*", x, y, e.span)  # numpy: dot with a scalar multiplies
+    return b.binop("@", x, y, e.span)
 
 
 def _outer(b, e, scope):
@@ -324,11 +404,11 @@ def _len(b, e, scope):
     x = a.get("x")
     if isinstance(x, Value):
         if not x.type.shape:
-            raise TypeErr("len() of a scalar", e.span)
+            raise TypeErr("len() of a scalar", e.span, "a scalar has shape (); len() needs at least one axis")
         return x.type.shape[0]
     if isinstance(x, (tuple, list, str)):
         return len(x)
-    raise TypeErr("len() takes a tensor or a tuple", e.span)
+    raise TypeErr(f"len() takes a tensor or a tuple, got {_describe(x)}", e.span)
 
 
 def _cast(kind: str):
@@ -336,25 +416,114 @@ def _cast(kind: str):
         a = Args(b, kind, e, scope, ["x"], 1)
         x = a.get("x")
         if not isinstance(x, Value):
-            try:
-                return int(x) if kind == "int" else float(x)
-            except (TypeError, ValueError):
-                raise TypeErr(f"{kind}() of {x!r}", e.span) from None
+            if isinstance(x, (list, tuple)):
+                x = b.tensor(x, e.span)
+            else:
+                if not isinstance(x, (int, float, bool)):
+                    raise TypeErr(f"{kind}() takes a number or a tensor, got {_describe(x)}", e.span)
+                try:
+                    return int(x) if kind == "int" else float(x)
+                except (OverflowError, ValueError):
+                    raise TypeErr(f"{kind}() of {x!r}", e.span) from None
         if kind == "float":
             return b.as_dtype_scale(b.trunc(x, e.span), "fix", b.frac_bits, e.span)
         if x.type.dtype == "fix":
-            raise UnsupportedErr("int() of a fix tensor is not supported yet", e.span)
+            x = b.trunc(x, e.span)
+            return b.emit("toint", [x], x.type.with_(dtype="int", scale=0), e.span, bits=x.type.scale)
         return b.retag(x, "int", e.span)
     return impl
 
 
-def _compile_time_only(name: str):
+def _describe(x: Any) -> str:
+    from .build import describe
+    return describe(x)
+
+
+def _operands(b, xs: list, span) -> list[Value]:
+    """Bring tensors to one visibility, dtype and scale for an elementwise op (bools count as ints)."""
+    vs = [b.tensor(x, span) for x in xs]
+    vis = vs[0].type.vis
+    for v in vs[1:]:
+        vis = join_vis(vis, v.type.vis)
+    dtype = "int"
+    for v in vs:
+        dtype = join_dtype(dtype, v.type.dtype)
+    if all(v.type.dtype == "bool" for v in vs):
+        dtype = "bool"
+    scale = b.frac_bits if dtype == "fix" else 0
+    out = []
+    for v in vs:
+        v = b.lift(b.trunc(v, span), vis, span)
+        if v.type.dtype != dtype or v.type.scale != scale:
+            v = b.as_dtype_scale(v, dtype, scale, span)
+        out.append(v)
+    return out
+
+
+def _where(b, e, scope):
+    a = Args(b, "where", e, scope, ["c", "a", "b"], 3)
+    c = a.get("c")
+    if not isinstance(c, Value):
+        if isinstance(c, (bool, int, float)):
+            return a.get("a") if c else a.get("b")
+        c = b.tensor(c, a.span("c"))
+    if c.type.dtype != "bool":
+        raise TypeErr(f"where()'s condition must be bool, got {c.type.dtype}", a.span("c"),
+                      "compare first, e.g. where(x > 0, x, 0.0)")
+    x, y = _operands(b, [a.get("a"), a.get("b")], e.span)
+    from .build import _broadcast
+    shape = _broadcast(_broadcast(c.type.shape, x.type.shape, e.span), y.type.shape, e.span)
+    vis = join_vis(c.type.vis, x.type.vis)
+    c, x, y = (b.lift(v, vis, e.span) for v in (c, x, y))
+    return b.emit("where", [c, x, y], Type(vis, x.type.dtype, shape, x.type.scale), e.span)
+
+
+def _abs(b, e, scope):
+    a = Args(b, "abs", e, scope, ["x"], 1)
+    x = a.get("x")
+    if isinstance(x, (int, float)):
+        return abs(x)
+    (x,) = _operands(b, [x], e.span)
+    if x.type.dtype == "bool":
+        return x
+    return b.emit("abs", [x], x.type, e.span)
+
+
+def _extremum(name: str):
     def impl(b, e, scope):
+        if e.kwargs and any(k.name != "axis" for k in e.kwargs):
+            bad = next(k for k in e.kwargs if k.name != "axis")
+            raise TypeErr(f"{name}() has no keyword {bad.name!r}", bad.span, "its keyword is axis=")
         vals = [b.expr(x, scope) for x in e.args]
-        if any(isinstance(v, Value) for v in vals):
-            raise UnsupportedErr(f"{name}() of tensors is not supported yet", e.span)
-        fn = {"abs": abs, "min": min, "max": max}[name]
-        return fn(*vals)
+        axis_node = next((k for k in e.kwargs if k.name == "axis"), None)
+        if not vals:
+            raise TypeErr(f"{name}() takes at least one argument", e.span)
+        if len(vals) == 1:
+            x = vals[0]
+            if not isinstance(x, Value) and axis_node is None:
+                if isinstance(x, (list, tuple)) and x and all(isinstance(i, (int, float, bool)) for i in x):
+                    return (min if name == "min" else max)(x)
+                if isinstance(x, (int, float, bool)):
+                    return x
+            (x,) = _operands(b, [x], e.span)
+            ax = _axis(b.expr(axis_node.value, scope) if axis_node else None, len(x.type.shape),
+                       axis_node.span if axis_node else e.span)
+            if x.type.size == 0 or (ax is not None and x.type.shape[ax] == 0):
+                raise ShapeErr(f"{name}() of an empty tensor", e.span)
+            shape = () if ax is None else tuple(d for i, d in enumerate(x.type.shape) if i != ax)
+            return b.emit("r" + name, [x], x.type.with_(shape=shape), e.span, axis=ax)
+        if axis_node is not None:
+            raise TypeErr(f"{name}(a, b, ...) is elementwise and takes no axis", axis_node.span)
+        if not any(isinstance(v, Value) for v in vals):
+            if all(isinstance(v, (int, float, bool)) for v in vals):
+                return (min if name == "min" else max)(vals)
+        xs = _operands(b, vals, e.span)
+        from .build import _broadcast
+        out = xs[0]
+        for y in xs[1:]:
+            shape = _broadcast(out.type.shape, y.type.shape, e.span)
+            out = b.emit("minimum" if name == "min" else "maximum", [out, y], out.type.with_(shape=shape), e.span)
+        return out
     return impl
 
 
@@ -362,7 +531,7 @@ BUILTIN_IMPLS = {
     "input": _input, "secret": _secret, "reveal": _reveal, "output": _output,
     "zeros": _fill(0.0), "ones": _fill(1.0), "full": _full, "arange": _arange, "eye": _eye,
     "concat": _concat, "stack": _stack, "reshape": _reshape, "transpose": _transpose,
-    "broadcast_to": _broadcast_to, "sum": _sum, "mean": _mean, "matmul": _matmul, "dot": _matmul,
+    "broadcast_to": _broadcast_to, "sum": _sum, "mean": _mean, "matmul": _matmul, "dot": _dot,
     "outer": _outer, "len": _len, "int": _cast("int"), "float": _cast("float"),
-    "abs": _compile_time_only("abs"), "min": _compile_time_only("min"), "max": _compile_time_only("max"),
+    "abs": _abs, "min": _extremum("min"), "max": _extremum("max"), "where": _where,
 }

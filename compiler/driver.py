@@ -31,12 +31,17 @@ class Compiled:
 
 
 def compile_source(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int = 16,
-                   protocol: str | None = None, optimize_ir: bool = True) -> Compiled:
-    """Compile source text; raises VeilError for every user mistake."""
+                   protocol: str | None = None, optimize_ir: bool = True, lower_ir: bool = True) -> Compiled:
+    """Compile source text; raises VeilError for every user mistake. With lower_ir=False (what
+    `veil emulate` needs) the protocol lowering is skipped: no bytecode, an empty cost report, and
+    constructs the protocol cannot run yet (secure comparisons, ...) are accepted."""
     t0 = time.perf_counter()
     prog = build(text, file, params, frac_bits, protocol)
     if optimize_ir:
         prog = optimize(prog)
+    if not lower_ir:
+        cost = CostReport(bytes_sent={p: 0 for p in prog.parties}, party_rounds={p: 0 for p in prog.parties})
+        return Compiled(prog, {}, make_manifest(prog, {}, cost), cost, time.perf_counter() - t0)
     code, cost = lower(prog)
     files = {p: bytecode.encode(p, code[p]) for p in prog.parties}
     manifest = make_manifest(prog, files, cost)
@@ -44,8 +49,16 @@ def compile_source(text: str, file: str, params: dict[str, Any] | None = None, *
 
 
 def compile_file(path: str, params: dict[str, Any] | None = None, **kw) -> Compiled:
-    with open(path, encoding="utf-8") as fh:
-        return compile_source(fh.read(), path, params, **kw)
+    """Compile a .mpc file (same keywords as compile_source)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as err:
+        from .errors import UsageErr
+        raise UsageErr(f"{path}: cannot read the program ({err.__class__.__name__}: "
+                       f"{getattr(err, 'strerror', None) or err})", None,
+                       "a .mpc program is a UTF-8 text file") from None
+    return compile_source(text, path, params, **kw)
 
 
 def make_manifest(prog: Program, files: dict[str, bytes], cost: CostReport) -> dict[str, Any]:

@@ -8,15 +8,23 @@ import numpy as np
 from veil.runtime.ring import LOCAL, asring, signed
 
 from .errors import RuntimeFailure
-from .ir import Block, Program
+from .ir import Block, Op, Program
 
 # Ops that change who knows a value but not the value itself.
 IDENTITY = {"share", "from_public", "reveal", "reveal_to", "retag"}
 OVERFLOW_BOUND = 1 << 62  # beyond this a truncation's input leaves the documented range
+INT_BOUND = 1 << 63  # an int result beyond this has wrapped around the 64-bit ring
+# Ops whose ring result can wrap: checked against a float64 shadow computation.
+WRAPPING = {"add", "sub", "mul", "matmul", "sum", "lshift", "neg"}
+DIVIDING = {"floordiv", "mod", "div"}
 
 
 class OverflowWarning(RuntimeFailure):
     """A fixed-point value left the range in which the protocols compute exactly."""
+
+
+class EmulationError(RuntimeFailure):
+    """The program fails on these inputs in clear (e.g. a division by zero)."""
 
 
 def emulate(prog: Program, inputs: dict[tuple[str, str], np.ndarray], *, check_overflow: bool = True
@@ -57,15 +65,60 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
         else:
             if code == "trunc" and check:
                 _check_range(args[0], op)
-            attrs = {k: v for k, v in op.attrs.items()}
-            env[op.out.id] = LOCAL[code](*args, **attrs)
+            if code in DIVIDING and np.any(np.asarray(args[1]) == 0):
+                raise EmulationError(f"division by zero at {_where(op)}", op.span,
+                                     "the divisor is 0 for some element on these inputs")
+            out = LOCAL[code](*args, **op.attrs)
+            if check and code in WRAPPING and op.outs and op.out.type.dtype in ("fix", "int"):
+                _check_wrap(code, args, op)
+            env[op.out.id] = out
 
 
-def _check_range(x: np.ndarray, op) -> None:
+def _where(op: Op) -> str:
+    return f"line {op.span.line}" if op.span else "an unknown line"
+
+
+def _check_range(x: np.ndarray, op: Op) -> None:
     """Report a product whose magnitude leaves the range where truncation is exact within one unit."""
     s = signed(x)
     if s.size and (s.max() >= OVERFLOW_BOUND or s.min() < -OVERFLOW_BOUND):
-        line = f"line {op.span.line}" if op.span else "unknown line"
-        raise OverflowWarning(f"fixed-point overflow at {line}: a product reached magnitude "
+        raise OverflowWarning(f"fixed-point overflow at {_where(op)}: a product reached magnitude "
                               f"2^{np.log2(float(np.abs(s.astype(np.float64)).max())):.1f} (the limit is 2^62 at "
                               "double scale)", op.span, "scale the data down or lower --frac-bits")
+
+
+def _shadow(code: str, args: list[np.ndarray], attrs: dict) -> np.ndarray:
+    """The op on the signed values in float64: what the result would be without wrap-around."""
+    f = [signed(a).astype(np.float64) for a in args]
+    if code == "add":
+        return f[0] + f[1]
+    if code == "sub":
+        return f[0] - f[1]
+    if code == "neg":
+        return -f[0]
+    if code == "mul":
+        return f[0] * f[1]
+    if code == "matmul":
+        return np.matmul(f[0], f[1])
+    if code == "sum":
+        return np.sum(f[0], axis=attrs.get("axis"))
+    return f[0] * 2.0 ** attrs["bits"]  # lshift
+
+
+def _check_wrap(code: str, args: list[np.ndarray], op: Op) -> None:
+    """Report an addition or multiplication whose exact result left the ring (it wrapped)."""
+    t = op.out.type
+    bound = float(OVERFLOW_BOUND if t.dtype == "fix" else INT_BOUND)
+    exact = _shadow(code, args, op.attrs)
+    if not exact.size:
+        return
+    peak = float(np.max(np.abs(exact)))
+    if peak < bound:
+        return
+    if t.dtype == "fix":
+        value = peak / 2.0 ** t.scale
+        raise OverflowWarning(f"fixed-point overflow at {_where(op)}: a value reached {value:.4g}, beyond "
+                              f"the ring's range at {t.scale} fractional bits (|x| < 2^{62 - t.scale})", op.span,
+                              "scale the data down or lower --frac-bits")
+    raise OverflowWarning(f"integer overflow at {_where(op)}: a value reached {peak:.4g}, beyond the 64-bit "
+                          "range (|x| < 2^63)", op.span, "int arithmetic wraps around at 2^64 in MPC")

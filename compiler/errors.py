@@ -60,11 +60,15 @@ class VeilError(Exception):
         if self.span:
             text = source_line(self.span)
             if text is not None:
-                out.append("    " + text)
+                col = max(1, self.span.col)
                 width = 1
-                if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
-                    width = self.span.end_col - self.span.col
-                out.append("    " + " " * (self.span.col - 1) + "^" * width)
+                if self.span.end_line == self.span.line and self.span.end_col > col:
+                    width = self.span.end_col - col
+                text = text.replace("\t", " ")  # one column per character, so the caret lines up
+                start = max(0, col - 60) if len(text) > 120 else 0
+                shown = text[start:start + 120]
+                out.append("    " + ("..." if start else "") + shown + ("..." if start + 120 < len(text) else ""))
+                out.append("    " + " " * (col - 1 - start + (3 if start else 0)) + "^" * max(1, min(width, 120)))
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
@@ -98,6 +102,10 @@ class TypeErr(VeilError):
 
 class ShapeErr(TypeErr):
     """Shapes do not match or broadcast."""
+
+
+class AssertErr(VeilError):
+    """A program's own `assert` on compile-time values failed."""
 
 
 class UnsupportedErr(VeilError):

@@ -96,6 +96,10 @@ class CostReport:
 
 
 MUL_KERNELS = {"mul": "mul_trunc", "matmul": "matmul_trunc"}
+# Linear ops that work on additive shares component by component (adding a public value is one
+# party's job; the VM asks the protocol).
+ADDITIVE_LINEAR = {"add", "sub", "neg", "sum", "slice", "dslice", "reshape", "transpose", "concat", "stack",
+                   "broadcast"}
 
 
 class Lowering:
@@ -109,6 +113,7 @@ class Lowering:
         self.avail: dict[int, frozenset[str]] = {}
         self.next_iid = 0
         self.uses: dict[int, int] = {}
+        self.additive: set[int] = set()  # values held as additive (3-out-of-3) shares
 
     # ---- who holds what ----------------------------------------------------------------------
     def holders(self, v: Value) -> frozenset[str]:
@@ -155,11 +160,69 @@ class Lowering:
                 if src is not None and self.uses.get(src.out.id) == 1 and \
                         MUL_KERNELS[src.opcode] in self.protocol.kernels:
                     fused.add(src.out.id)
+        region = self.additive_regions(block, fused)
         for op in block.ops:
             if op.outs and op.out.id in fused:
                 continue
+            if op.outs and op.out.id in region:
+                out.extend(self.lower_additive(op, region))
+                continue
             out.extend(self.lower_op(op, fusable, fused))
         return out
+
+    # ---- sums of products, truncated once: products stay in additive form --------------------
+    def additive_regions(self, block: Block, fused: set[int]) -> dict[int, Op]:
+        """Ops (by output id) computed on additive shares: each secret `trunc` whose input is a
+        linear combination of secret products read nowhere else. The products skip their reshare
+        round and the truncation runs on the additive shares (ops ending in the trunc itself)."""
+        if "trunc_add" not in self.protocol.kernels:
+            return {}
+        producer = {op.out.id: op for op in block.ops if op.outs}
+        region: dict[int, Op] = {}
+        for op in block.ops:
+            if op.opcode != "trunc" or op.out.type.vis != SECRET or op.ins[0].id in fused:
+                continue
+            found: dict[int, Op] = {}
+            if self._collect(op.ins[0], producer, found) and any(
+                    o.opcode in MUL_KERNELS and all(v.type.vis == SECRET for v in o.ins) for o in found.values()):
+                region.update(found)
+                region[op.out.id] = op
+        return region
+
+    def _collect(self, v: Value, producer: dict[int, Op], found: dict[int, Op]) -> bool:
+        """Whether v can be computed additively; fills `found` with the ops that then are."""
+        op = producer.get(v.id)
+        if op is None or self.uses.get(v.id) != 1 or v.type.vis != SECRET:
+            return True  # a leaf: a replicated value, converted locally
+        if op.opcode in MUL_KERNELS and all(x.type.vis == SECRET for x in op.ins):
+            found[v.id] = op
+            return True
+        if op.opcode in ADDITIVE_LINEAR or (op.opcode in ("mul", "matmul") and
+                                           sum(x.type.vis == SECRET for x in op.ins) == 1):
+            found[v.id] = op
+            return all(self._collect(x, producer, found) for x in op.ins if x.type.vis == SECRET)
+        return True
+
+    def lower_additive(self, op: Op, region: dict[int, Op]) -> list[Instr]:
+        line = op.span.line if op.span else 0
+        compute = frozenset(self.compute)
+        if op.opcode in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
+            self.additive.add(op.out.id)  # a product of two replicated sharings, kept additive
+            return [self.kernel(op.opcode + "_add", op.out, op.ins, {}, line)]
+        pre: list[Instr] = []
+        ins = []
+        for v in op.ins:
+            if v.type.vis == SECRET and v.id not in region:  # a replicated operand joins additively
+                a = self.prog.new_value(v.type)
+                pre.append(Instr("op", "to_additive", a, [v], {}, line, compute, sec=[1]))
+                self.additive.add(a.id)
+                v = a
+            ins.append(v)
+        if op.opcode == "trunc":
+            return pre + [self.kernel("trunc_add", op.out, ins, {"bits": op.attrs["bits"]}, line)]
+        self.additive.add(op.out.id)
+        sec = [2 if v.id in self.additive else 0 for v in ins]
+        return pre + [Instr("op", op.opcode, op.out, ins, dict(op.attrs), line, compute, sec=sec)]
 
     def lower_op(self, op: Op, fusable: dict[int, Op], fused: set[int]) -> list[Instr]:
         line = op.span.line if op.span else 0
@@ -190,6 +253,8 @@ class Lowering:
         if code in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
             return [self.kernel(code, op.out, op.ins, {}, line)]
         # a local op, run where its result lives
+        from .builtins import refuse_in_protocol
+        refuse_in_protocol(op, self.prog.protocol)
         execs = self.holders(op.out)
         if op.out.type.vis == PUBLIC:
             execs = self.all
@@ -308,9 +373,9 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
             for p, b in it.cost.bytes_sent.items():
                 rep.bytes_sent[p] = rep.bytes_sent.get(p, 0) + b
             n = it.out.type.size if it.out is not None else 0
-            if it.name in ("mul", "matmul", "mul_trunc", "matmul_trunc"):
+            if it.name in ("mul", "matmul", "mul_trunc", "matmul_trunc", "mul_add", "matmul_add"):
                 rep.multiplications += n
-            if it.name in ("trunc", "mul_trunc", "matmul_trunc"):
+            if it.name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):
                 rep.truncations += n
         elif it.kind == "loop":
             inner = cost_of(it.loop.body, parties)

@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import ast as pyast
+import re
 from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.indenter import Indenter
 
 from . import ast
 from .errors import ErrorList, Span, SyntaxErr, VeilError, register_source
+
+
+class _IndentProblem(LarkError):
+    """An indentation mistake found by the indenter, with the line and column it is on."""
+
+    def __init__(self, message: str, line: int, col: int, hint: str):
+        super().__init__(message)
+        self.message, self.line, self.col, self.hint = message, line, col, hint
 
 
 class _VeilIndenter(Indenter):
@@ -20,6 +29,41 @@ class _VeilIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+
+    def handle_NL(self, token: Token):
+        """Like lark's, but a dedent to an unknown column is a positioned error."""
+        if self.paren_level > 0:
+            return
+        yield token
+        indent_str = token.rsplit("\n", 1)[1]
+        indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
+        if indent > self.indent_level[-1]:
+            self.indent_level.append(indent)
+            yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
+            return
+        while indent < self.indent_level[-1]:
+            self.indent_level.pop()
+            yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
+        if indent != self.indent_level[-1]:
+            raise _IndentProblem("this line's indentation matches no enclosing block",
+                                 token.end_line or token.line, len(indent_str) + 1,
+                                 "indent each block consistently, e.g. by 4 spaces")
+
+    def _process(self, stream):
+        """Like lark's, tolerating a stray closing bracket (the parser reports it)."""
+        token = None
+        for token in stream:
+            if token.type == self.NL_type:
+                yield from self.handle_NL(token)
+            else:
+                yield token
+            if token.type in self.OPEN_PAREN_types:
+                self.paren_level += 1
+            elif token.type in self.CLOSE_PAREN_types and self.paren_level > 0:
+                self.paren_level -= 1
+        while len(self.indent_level) > 1:
+            self.indent_level.pop()
+            yield Token.new_borrow_pos(self.DEDENT_type, "", token) if token else Token(self.DEDENT_type, "")
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +77,35 @@ _TOKEN_NAMES = {
     "_NEWLINE": "end of line", "_INDENT": "indented block", "_DEDENT": "end of block",
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
     "LSQB": "'['", "RSQB": "']'", "COLON": "':'", "COMMA": "','", "EQUAL": "'='", "$END": "end of file",
+    "AUGOP": "'+=' (or -=, *=)", "LONG_STRING": "a string", "DOT": "'.'",
 }
+
+# Python words that are not veil, with what to write instead.
+_NOT_VEIL = {
+    "while": "loops are `for i in range(n)` with a compile-time n",
+    "break": "a loop always runs all its iterations; select results with where(c, a, b)",
+    "continue": "a loop always runs all its iterations; select results with where(c, a, b)",
+    "class": "veil has functions (def) but no classes",
+    "lambda": "define a function with def",
+    "try": "veil has no exceptions",
+    "except": "veil has no exceptions",
+    "raise": "use assert on compile-time conditions",
+    "with": "veil has no `with` statement",
+    "del": "names cannot be deleted; just stop using them",
+    "global": "functions read enclosing names directly; return new values instead of assigning them",
+    "nonlocal": "functions read enclosing names directly; return new values instead of assigning them",
+    "yield": "functions return values with return",
+    "if": "`x if c else y` is not supported: use where(c, x, y), or an if statement on compile-time values",
+    "else": "`x if c else y` is not supported: use where(c, x, y), or an if statement on compile-time values",
+    "is": "compare values with == and !=",
+    "in": "`in` only appears in `for i in range(...)`",
+    "async": "veil has no async code",
+    "await": "veil has no async code",
+}
+
+
+_STATEMENT_WORDS = {"while", "class", "try", "except", "raise", "with", "del", "global", "nonlocal", "yield",
+                    "async", "await"}
 
 
 def _expected(tokens: set[str]) -> str:
@@ -43,25 +115,78 @@ def _expected(tokens: set[str]) -> str:
     return "expected " + ", ".join(names)
 
 
-def _syntax_error(err: UnexpectedInput, file: str) -> SyntaxErr:
+def _after_header_without_block(text: str, line: int) -> bool:
+    """Whether `line` follows a line ending in ':' without being indented deeper than it."""
+    lines = text.splitlines()
+    if not 2 <= line <= len(lines):
+        return False
+    prev = next((ln for ln in reversed(lines[:line - 1]) if ln.strip() and not ln.strip().startswith("#")), None)
+    if prev is None or not prev.split("#")[0].rstrip().endswith(":"):
+        return False
+    here = lines[line - 1]
+    return len(here) - len(here.lstrip()) <= len(prev) - len(prev.lstrip())
+
+
+def _line_text(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if 1 <= line <= len(lines) else ""
+
+
+def _syntax_error(err: Exception, file: str, text: str) -> SyntaxErr:
     """Turn lark's exception into a user-facing error with a span and a hint."""
+    if isinstance(err, _IndentProblem):
+        return SyntaxErr(err.message, Span(file, err.line, err.col, err.line, err.col + 1), err.hint)
     line, col = getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1
+    if line < 1:
+        line, col = max(1, len(text.splitlines())), 1
     span = Span(file, line, col, line, col + 1)
     if isinstance(err, UnexpectedCharacters):
+        if err.char in "'\"":
+            return SyntaxErr("unterminated string", span,
+                             "close it with the same quote on this line (a string over several lines uses \"\"\")")
+        if err.char == "\t" or err.char.isspace():
+            return SyntaxErr("unexpected whitespace character", span, "indent with spaces")
         return SyntaxErr(f"unexpected character {err.char!r}", span,
                          "veil programs use a subset of Python syntax (LANGUAGE.md)")
     if isinstance(err, UnexpectedToken):
         tok = err.token
         if tok.type == "_INDENT":
-            return SyntaxErr("unexpected indentation", span, "indent only after a line ending in ':'")
-        if tok.type == "_DEDENT" or tok.type == "$END":
-            return SyntaxErr("unexpected end of block", span, _expected(err.expected) or None)
-        text = str(tok.value).strip() or tok.type
+            line = (tok.end_line or tok.line or 1)
+            ind = len(_line_text(text, line)) - len(_line_text(text, line).lstrip())
+            return SyntaxErr("unexpected indentation", Span(file, line, ind + 1, line, ind + 2),
+                             "indent only the lines of a block, after a line ending in ':'")
+        if _after_header_without_block(text, tok.line or line):
+            here = _line_text(text, tok.line or line)
+            ind = len(here) - len(here.lstrip())
+            return SyntaxErr("expected an indented block", Span(file, tok.line or line, ind + 1, tok.line or line, ind + 2),
+                             "the lines of a block after `:` are indented, e.g. by 4 spaces")
+        if "_INDENT" in err.expected and tok.type not in ("_NEWLINE",):
+            tspan = Span(file, tok.line or line, tok.column or 1, tok.line or line, (tok.column or 1) + 1)
+            return SyntaxErr("expected an indented block", tspan,
+                             "the lines of a block after `:` are indented, e.g. by 4 spaces")
+        if tok.type in ("_DEDENT", "$END"):
+            return SyntaxErr("unexpected end of input: something is not closed", span,
+                             _expected(err.expected) or "check for an unclosed '(' or '['")
+        shown = _TOKEN_NAMES.get(tok.type) if tok.type.startswith("_") else None
+        text_tok = shown or repr(str(tok.value).strip() or tok.type)
+        tspan = Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+        words = list(re.finditer(r"[A-Za-z_]\w*", _line_text(text, tok.line)))
+        if words and words[0].group() in _STATEMENT_WORDS:
+            w = words[0]
+            return SyntaxErr(f"`{w.group()}` is not part of the veil language",
+                             Span(file, tok.line, w.start() + 1, tok.line, w.end() + 1), _NOT_VEIL[w.group()])
+        if str(tok.value) in _NOT_VEIL:
+            return SyntaxErr(f"`{tok.value}` is not part of the veil language", tspan, _NOT_VEIL[str(tok.value)])
+        if any(w.group() == "lambda" for w in words):
+            w = next(w for w in words if w.group() == "lambda")
+            return SyntaxErr("`lambda` is not part of the veil language",
+                             Span(file, tok.line, w.start() + 1, tok.line, w.end() + 1), _NOT_VEIL["lambda"])
         hint = _expected(err.expected) or None
         if "COLON" in err.expected and tok.type == "_NEWLINE":
-            hint = "a block statement (for, if, def) ends with ':'"
-        return SyntaxErr(f"unexpected {text!r}", Span(file, tok.line, tok.column, tok.end_line or tok.line,
-                                                    tok.end_column or tok.column + 1), hint)
+            hint = "a block statement (for, if, elif, else, def) ends with ':'"
+        elif tok.type == "EQUAL" and "COMMA" in err.expected:
+            hint = "one `=` per assignment: chained assignments (a = b = 1) are not supported"
+        return SyntaxErr(f"unexpected {text_tok}", tspan, hint)
     return SyntaxErr("invalid syntax", span)
 
 
@@ -197,7 +322,10 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def string(self, meta, items):
-        return ast.Str(self._s(meta), pyast.literal_eval(str(items[0])))
+        try:
+            return ast.Str(self._s(meta), pyast.literal_eval(str(items[0])))
+        except (SyntaxError, ValueError):
+            raise SyntaxErr("invalid string literal", self._s(meta), "check its escape sequences (\\n, \\\\, ...)") from None
 
     @v_args(meta=True)
     def true(self, meta, items):
@@ -289,27 +417,53 @@ class _ToAst(Transformer):
         return ast.Slice(self._s(meta), *items)
 
 
+def _blank_statement(text: str, line: int) -> str | None:
+    """The text with line `line` neutralized, so parsing can go on and find later mistakes; None if
+    that changes nothing. A block header becomes `if True:` so its body still parses."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        return None
+    old = lines[line - 1]
+    indent = old[:len(old) - len(old.lstrip())]
+    nxt = next((ln for ln in lines[line:] if ln.strip() and not ln.strip().startswith("#")), "")
+    nxt_indent = len(nxt) - len(nxt.lstrip())
+    new = indent + "if True:" if nxt and nxt_indent > len(indent.expandtabs(8)) else ""
+    if new == old:
+        return None
+    lines[line - 1] = new
+    return "\n".join(lines)
+
+
+MAX_SYNTAX_ERRORS = 10
+
+
 def parse(text: str, file: str = "<string>") -> ast.Module:
-    """Parse a whole program; raises SyntaxErr (or ErrorList) with file:line:col."""
+    """Parse a whole program; raises SyntaxErr (or ErrorList) with file:line:col. After a mistake
+    the offending line is blanked out and parsing resumes, so independent mistakes are reported
+    together (one per line)."""
     register_source(file, text)
     if not text.endswith("\n"):
         text += "\n"
     errors: list[VeilError] = []
-
-    def recover(err: UnexpectedInput) -> bool:
-        errors.append(_syntax_error(err, file))
-        return len(errors) < 20 and isinstance(err, UnexpectedToken) and err.token.type != "$END"
-
-    try:
-        tree = _lark().parse(text, on_error=recover)
-    except UnexpectedInput as err:
-        if not errors or (errors[-1].span and errors[-1].span.line != getattr(err, "line", 0)):
-            errors.append(_syntax_error(err, file))
-        tree = None
-    except Exception as err:  # lark can fail oddly after recovery; the first error is what matters
-        if not errors:
-            errors.append(SyntaxErr(f"invalid syntax ({type(err).__name__})", Span(file, 1, 1)))
-        tree = None
+    work = text
+    tree = None
+    while True:
+        try:
+            tree = _lark().parse(work)
+            break
+        except (UnexpectedInput, _IndentProblem) as err:
+            e = _syntax_error(err, file, text)
+        except RecursionError:
+            e = SyntaxErr("the program is nested too deeply", Span(file, 1, 1),
+                          "split deeply nested expressions into several assignments")
+        except (LarkError, AssertionError, IndexError) as err:  # lark can fail oddly on strange input
+            e = SyntaxErr(f"invalid syntax ({type(err).__name__})", Span(file, 1, 1))
+        errors.append(e)
+        nxt = _blank_statement(work, e.span.line) if e.span else None
+        if nxt is None or len(errors) >= MAX_SYNTAX_ERRORS or \
+                (len(errors) > 1 and errors[-2].span == e.span):
+            break
+        work = nxt
     if errors:
         raise errors[0] if len(errors) == 1 else ErrorList(errors)
     try:
@@ -317,4 +471,10 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
     except VisitError as err:
         if isinstance(err.orig_exc, VeilError):
             raise err.orig_exc from None
-        raise
+        if isinstance(err.orig_exc, RecursionError):
+            raise SyntaxErr("the program is nested too deeply", Span(file, 1, 1),
+                            "split deeply nested expressions into several assignments") from None
+        raise SyntaxErr(f"invalid syntax ({type(err.orig_exc).__name__})", Span(file, 1, 1)) from None
+    except RecursionError:
+        raise SyntaxErr("the program is nested too deeply", Span(file, 1, 1),
+                        "split deeply nested expressions into several assignments") from None

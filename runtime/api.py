@@ -1,69 +1,540 @@
-"""The Python API: compile a program, emulate it, or run it with every party, from numpy arrays."""
+"""veil's Python API, for scripts and notebooks (docs/api.md).
+
+Compile a program — a `.mpc` path, program text, or a Python function whose body is written in the
+veil language (`@program`) — then emulate it in clear or run it with every party, numpy arrays in,
+`{party: {output name: numpy array}}` out; read its cost report, IR text and build directory.
+
+    from veil.runtime import api
+    c = api.compile("programs/fraud_detection.mpc", {"N": 256})
+    out = api.run(c)                     # in this process; processes=True for one process per party
+    out["alice"]["w"]                    # a numpy array
+
+Every user mistake raises a VeilError subclass (veil.compiler.errors) whose message names the
+spot: a compile error its file:line:col, a bad input its party and name.
+"""
 from __future__ import annotations
 
+import ast as pyast
+import asyncio
+import concurrent.futures
+import dataclasses
+import functools
+import inspect
+import keyword
+import linecache
+import math
 import os
 import tempfile
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
-from veil.compiler.driver import Compiled, compile_file, compile_source, write_build
+from veil.compiler import driver
 from veil.compiler.emulate import emulate as _emulate_ir
+from veil.compiler.errors import (ErrorList, InputDataError, Span, UsageErr, VeilError, closest,
+                                  register_source)
+from veil.compiler.lower import CostReport
 
 from . import fixedpoint
-from .inprocess import encode_inputs, run_inprocess
+from .inputs import load_input
 
-Arrays = dict[str, dict[str, Any]]
+__all__ = ["Compiled", "Outputs", "ProgramFunction", "compile", "emulate", "run", "program"]
 
+#: One input's value: anything numpy.asarray takes, or the path of a .csv/.npy/IDX file.
+InputValue = Any
+#: {party: {input name: value}}; an input left out uses the program's `default=` file.
+Inputs = Mapping[str, Mapping[str, InputValue]]
+#: A param override: its own type, or a string as on the command line (-D N=8).
+ParamValue = int | float | bool | str
 
-def compile(program: str, params: dict[str, Any] | None = None, *, file: str = "<string>",
-            frac_bits: int = 16, protocol: str | None = None, optimize: bool = True) -> Compiled:
-    """Compile a .mpc path, or program text (then `file` names it in errors and anchors imports)."""
-    if program.endswith(".mpc") and "\n" not in program and os.path.exists(program):
-        return compile_file(program, params, frac_bits=frac_bits, protocol=protocol, optimize_ir=optimize)
-    return compile_source(program, file, params, frac_bits=frac_bits, protocol=protocol, optimize_ir=optimize)
-
-
-def emulate(c: Compiled, inputs: Arrays | None = None) -> Arrays:
-    """Run in clear with the protocols' fixed-point semantics: {party: {output: array}}."""
-    enc = encode_inputs(c.manifest, inputs or {})
-    ring = {(p, n): v for p, d in enc.items() for n, v in d.items()}
-    outs = _emulate_ir(c.prog, ring)
-    return {p: {n: _decode(c, n, v) for n, v in d.items()} for p, d in outs.items()}
+T = TypeVar("T")
 
 
-def _decode(c: Compiled, name: str, ring: np.ndarray) -> np.ndarray:
-    dtype = next(o.dtype for o in c.prog.outputs if o.name == name)
+class Outputs(dict):
+    """{party: {output name: numpy array}}, every party present (empty if it receives nothing).
+
+    `stats` holds what each party measured in a run ({party: {"rounds", "bytes_sent", ...}}); it is
+    empty after an emulation."""
+
+    def __init__(self, data: Mapping[str, dict[str, np.ndarray]], stats: dict[str, dict] | None = None):
+        super().__init__(data)
+        self.stats: dict[str, dict] = stats or {}
+
+
+@dataclasses.dataclass
+class Compiled(driver.Compiled):
+    """A compiled program: the IR (`prog`), each party's bytecode (`files`), the `manifest` and the
+    `cost` report, with methods to emulate, run, print and save it."""
+
+    def emulate(self, inputs: Inputs | None = None, *, check_overflow: bool = True) -> Outputs:
+        """Run in clear with the protocols' fixed-point semantics (see api.emulate)."""
+        return emulate(self, inputs, check_overflow=check_overflow)
+
+    def run(self, inputs: Inputs | None = None, *, processes: bool = False, timeout: float = 600.0) -> Outputs:
+        """Run the MPC with every party (see api.run)."""
+        return run(self, inputs, processes=processes, timeout=timeout)
+
+    def ir(self) -> str:
+        """The optimized IR as text (what `veil compile --emit-ir` prints)."""
+        return self.ir_text()
+
+    def save(self, build_dir: str | os.PathLike) -> str:
+        """Write the build directory (manifest.json + one bytecode file per party) for `veil run`."""
+        path = os.fspath(build_dir)
+        driver.write_build(self, path)
+        return path
+
+
+# ---- compiling ---------------------------------------------------------------------------------
+def compile(program: str | os.PathLike, params: Mapping[str, ParamValue] | None = None, *,
+            file: str | None = None, frac_bits: int = 16, protocol: str | None = None,
+            optimize: bool = True, lower: bool = True) -> Compiled:
+    """Compile a `.mpc` file (a path, or a str ending in .mpc) or program text.
+
+    `params` override the program's `param`s (like -D); `file` names program text in error messages
+    and anchors its imports (default "<string>", the current directory); `protocol` overrides the
+    program's protocol line, e.g. "rep3(alice, bob, carol)"; `optimize=False` is -O0.
+    `lower=False` stops before the protocol lowering, as `veil emulate` does: the result can be
+    emulated (also with constructs the protocol cannot run yet) but has no bytecode and no cost."""
+    params = _check_params(params)
+    kw: dict[str, Any] = {"frac_bits": frac_bits, "protocol": protocol, "optimize_ir": bool(optimize)}
+    if not lower:
+        kw["lower_ir"] = False
+    path = _program_path(program)
+    if path is not None:
+        return _wrap(driver.compile_file(path, params, **kw))
+    if not isinstance(program, str):
+        raise UsageErr(f"compile() takes a path or program text, not {type(program).__name__}")
+    return _wrap(driver.compile_source(program, file or "<string>", params, **kw))
+
+
+def _program_path(program: str | os.PathLike) -> str | None:
+    """The file to read, or None when `program` is program text."""
+    if isinstance(program, os.PathLike):
+        path = os.fspath(program)
+    elif isinstance(program, str) and "\n" not in program and program.strip().endswith(".mpc"):
+        path = program.strip()
+    else:
+        return None
+    if not os.path.isfile(path):
+        raise UsageErr(f"no such program file: {path}", None, "give a path to a .mpc file, or the program's text")
+    return str(path)
+
+
+def _check_params(params: Mapping[str, ParamValue] | None) -> dict[str, ParamValue]:
+    """Param overrides as a plain dict of names to scalars."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise UsageErr(f"params must be a dict {{name: value}}, not {type(params).__name__}")
+    for name, value in params.items():
+        if not isinstance(value, (int, float, bool, str, np.integer, np.floating, np.bool_)):
+            raise UsageErr(f"param {name}: expected an int, float, bool or str, got {type(value).__name__}")
+    return {str(k): v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+
+
+def _wrap(c: driver.Compiled) -> Compiled:
+    """The API's Compiled (with methods) around the driver's."""
+    if isinstance(c, Compiled):
+        return c
+    return Compiled(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)})
+
+
+def _as_compiled(program: driver.Compiled | str | os.PathLike, params: Mapping[str, ParamValue] | None,
+                 lower: bool = True) -> Compiled:
+    """A Compiled for emulate/run, compiling a path or text on the way."""
+    if isinstance(program, driver.Compiled):
+        if params:
+            raise UsageErr("params apply when compiling; this program is compiled already",
+                           None, "pass params to api.compile(...)")
+        return _wrap(program)
+    return compile(program, params, lower=lower)
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+def load_inputs(manifest: Mapping[str, Any], inputs: Inputs | None) -> dict[str, dict[str, np.ndarray]]:
+    """Check every input against the program's declarations and return the clear arrays
+    ({party: {name: float64/int64/bool array}}); defaults fill what is left out."""
+    inputs = {} if inputs is None else inputs
+    if not isinstance(inputs, Mapping):
+        raise InputDataError(f"inputs must be a dict {{party: {{input name: array}}}}, not {type(inputs).__name__}")
+    parties = list(manifest["parties"])
+    declared = {p: [d["name"] for d in manifest["inputs"].get(p, [])] for p in parties}
+    for party, named in inputs.items():
+        if party not in declared:
+            near = closest(str(party), parties)
+            raise InputDataError(f"inputs: the program has no party {party!r}",
+                                 hint=f"did you mean {near}?" if near else f"its parties: {', '.join(parties)}")
+        if not isinstance(named, Mapping):
+            raise InputDataError(f"inputs[{party!r}] must be a dict {{input name: array}}, not {type(named).__name__}")
+        for name in named:
+            if name not in declared[party]:
+                near = closest(str(name), declared[party])
+                raise InputDataError(f"party {party}: the program has no input named {name!r}",
+                                     hint=f"did you mean {near}?" if near else
+                                     f"{party}'s inputs: {', '.join(declared[party]) or 'none'}")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    with tempfile.TemporaryDirectory(prefix="veil-in-") as tmp:
+        for party in parties:
+            out[party] = {}
+            for d in manifest["inputs"].get(party, []):
+                value = inputs.get(party, {}).get(d["name"], None)
+                out[party][d["name"]] = _load_one(manifest, party, d, value, tmp)
+    return out
+
+
+def _load_one(manifest: Mapping[str, Any], party: str, decl: Mapping[str, Any], value: InputValue,
+              tmp: str) -> np.ndarray:
+    """One input, read and checked by runtime.inputs (a file path, an array, or the default)."""
+    name = decl["name"]
+    kw = {"head": decl["head"], "party": party, "name": name, "frac_bits": manifest["frac_bits"]}
+    shape, dtype = tuple(decl["shape"]), decl["dtype"]
+    if value is None:
+        default = manifest.get("defaults", {}).get(f"{party}.{name}")
+        if default is None:
+            raise InputDataError(f"party {party}, input {name!r}: no value given and the program names no default",
+                                 hint=f"pass inputs={{{party!r}: {{{name!r}: array of shape {shape}}}}}")
+        return load_input(os.path.join(manifest["source_dir"], default), shape, dtype, **kw)
+    if isinstance(value, (str, os.PathLike)):
+        try:
+            return load_input(os.fspath(value), shape, dtype, **kw)
+        except InputDataError as err:  # the CLI's --input advice does not apply here
+            if err.hint and "--input" in err.hint:
+                err.hint = f"a relative path starts at the current directory, {os.getcwd()}"
+            raise
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise InputDataError(f"party {party}, input {name!r}: not an array of numbers ({err})") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputDataError(f"party {party}, input {name!r}: expected numbers, got an array of {arr.dtype}")
+    path = os.path.join(tmp, f"{party}.{name}.npy")
+    np.save(path, arr)
+    try:
+        return load_input(path, shape, dtype, **kw)
+    except InputDataError as err:  # name the array the caller passed, not our temporary file
+        raise InputDataError(err.message.replace(f"file {path}", f"array inputs[{party!r}][{name!r}]"),
+                             err.span, err.hint) from None
+
+
+def _encode(manifest: Mapping[str, Any], clear: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """Clear inputs -> ring elements, the same rule as the runtime (runtime.fixedpoint)."""
+    dtypes = {(p, d["name"]): d["dtype"] for p, ds in manifest["inputs"].items() for d in ds}
+    F = manifest["frac_bits"]
+    return {p: {n: fixedpoint.encode(a, dtypes[(p, n)], F) for n, a in named.items()} for p, named in clear.items()}
+
+
+# ---- emulating and running ---------------------------------------------------------------------
+def emulate(program: driver.Compiled | str | os.PathLike, inputs: Inputs | None = None, *,
+            params: Mapping[str, ParamValue] | None = None, check_overflow: bool = True) -> Outputs:
+    """Run in clear with the protocols' fixed-point semantics; returns {party: {output: array}}.
+
+    `program` is a Compiled, or a path/text compiled with `params` first. With check_overflow (the
+    default) a product leaving the range where truncation is exact raises OverflowWarning with its
+    source line."""
+    c = _as_compiled(program, params, lower=False)
+    enc = _encode(c.manifest, load_inputs(c.manifest, inputs))
+    ring = {(p, n): v for p, named in enc.items() for n, v in named.items()}
+    outs = _emulate_ir(c.prog, ring, check_overflow=check_overflow)
+    return Outputs({p: {n: np.asarray(_decode(c, p, n, v)) for n, v in outs.get(p, {}).items()}
+                    for p in c.prog.parties})
+
+
+def _decode(c: driver.Compiled, party: str, name: str, ring: np.ndarray) -> np.ndarray:
+    """An output's ring elements -> float64 (fix), int64 (int) or bool."""
+    dtype = next(o.dtype for o in c.prog.outputs if o.name == name and party in o.to)
     return fixedpoint.decode(ring, dtype, c.prog.frac_bits if dtype == "fix" else 0)
 
 
-def run(c: Compiled, inputs: Arrays | None = None, *, processes: bool = False) -> Arrays:
-    """Run the MPC with every party: in this process (default) or as processes over localhost TCP."""
-    if not processes:
-        results = run_inprocess(c.manifest, c.files, inputs or {})
-        return {p: r.outputs for p, r in results.items()}
-    from veil.compiler.errors import RuntimeFailure
+def run(program: driver.Compiled | str | os.PathLike, inputs: Inputs | None = None, *,
+        params: Mapping[str, ParamValue] | None = None, processes: bool = False,
+        timeout: float = 600.0) -> Outputs:
+    """Run the MPC with every party; returns {party: {output: array}} (and `.stats` per party).
 
+    By default all parties run in this process over in-memory channels — the same VM, kernels and
+    messages as over TCP. processes=True starts one `veil run` process per party over localhost TCP,
+    exactly like `veil local`. Inputs are checked here first, so bad data fails before any party
+    starts. `timeout` bounds the whole run in seconds."""
+    c = _as_compiled(program, params)
+    if not c.files:
+        raise UsageErr("this program was compiled with lower=False: it can be emulated, not run",
+                       None, "compile it again without lower=False")
+    clear = load_inputs(c.manifest, inputs)
+    if processes:
+        return _run_processes(c, clear, timeout)
+    from .inprocess import run_parties
+
+    coro = asyncio.wait_for(run_parties(c.manifest, c.files, _encode(c.manifest, clear)), timeout)
+    results = _run_coroutine(coro)
+    return Outputs({p: {n: np.asarray(v) for n, v in r.outputs.items()} for p, r in results.items()},
+                   {p: dataclasses.asdict(r.stats) for p, r in results.items()})
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also from inside a running event loop (Jupyter): then in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _run_processes(c: Compiled, clear: dict[str, dict[str, np.ndarray]], timeout: float) -> Outputs:
+    """Every party as its own `veil run` process over localhost TCP (runtime.local)."""
     from .local import failure_summary, run_all
 
     with tempfile.TemporaryDirectory(prefix="veil-run-") as tmp:
-        build_dir = os.path.join(tmp, "build")
-        write_build(c, build_dir)
+        build_dir = c.save(os.path.join(tmp, "build"))
         paths: dict[str, dict[str, str]] = {}
-        for party, named in (inputs or {}).items():
+        for party, named in clear.items():
             for name, arr in named.items():
                 path = os.path.join(tmp, f"{party}.{name}.npy")
-                np.save(path, np.asarray(arr))
+                np.save(path, arr)
                 paths.setdefault(party, {})[name] = path
         out_dir = os.path.join(tmp, "out")
-        runs = run_all(build_dir, c.prog.parties, paths, out_dir)
+        runs = run_all(build_dir, c.prog.parties, paths, out_dir, timeout=timeout)
         if any(r.code != 0 for r in runs):
             raise failure_summary(runs)
-        result: Arrays = {}
-        for party in c.prog.parties:
-            result[party] = {}
-            for o in c.manifest["outputs"].get(party, []):
-                result[party][o["name"]] = np.load(os.path.join(out_dir, party, o["name"] + ".npy"))
-        if not result:
-            raise RuntimeFailure("no outputs")
-        return result
+        result = {p: {o["name"]: np.load(os.path.join(out_dir, p, o["name"] + ".npy"))
+                      for o in c.manifest["outputs"].get(p, [])} for p in c.prog.parties}
+        stats = {r.party: {k: v for k, v in (r.stats or {}).items() if k != "party"} for r in runs}
+        return Outputs(result, stats)
+
+
+# ---- programs written as Python functions ------------------------------------------------------
+def program(*, parties: Sequence[str] | str, protocol: str | None = None,
+            params: Mapping[str, ParamValue] | None = None, frac_bits: int = 16,
+            optimize: bool = True) -> Callable[[Callable[..., Any]], "ProgramFunction"]:
+    """Decorator: the function's body is a veil program (never executed by Python).
+
+    `parties` become the `party` line and `protocol` the `protocol` line (default rep3 of the first
+    three parties). Each function parameter becomes a `param` whose value is `params[name]`, else its
+    default; other `params` entries become params too. Calls go through .run / .emulate."""
+    names = _party_names(parties)
+    fixed = _check_params(params)
+
+    def decorate(fn: Callable[..., Any]) -> ProgramFunction:
+        return ProgramFunction(fn, names, protocol, fixed, frac_bits, optimize)
+
+    return decorate
+
+
+def _party_names(parties: Sequence[str] | str) -> list[str]:
+    """The decorator's parties as a checked list of names."""
+    names = [p.strip() for p in parties.split(",")] if isinstance(parties, str) else list(parties)
+    if not names:
+        raise UsageErr("@program needs at least one party", None, 'e.g. parties=["alice", "bob", "carol"]')
+    for p in names:
+        if not isinstance(p, str) or not p.isidentifier() or keyword.iskeyword(p):
+            raise UsageErr(f"@program: party names are identifiers, got {p!r}")
+    dup = next((p for p in names if names.count(p) > 1), None)
+    if dup:
+        raise UsageErr(f"@program: party {dup} is listed twice")
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """The veil text made from a function, aligned so its lines and columns are the .py file's."""
+
+    text: str
+    file: str
+    decorator_line: int  # first line of the decorators in the .py file
+    last_line: int  # last line of the function body; generated lines come after it
+    arg_names: tuple[str, ...]
+    arg_defaults: dict[str, Any]
+
+
+class ProgramFunction:
+    """A veil program written as a Python function (made by @program). Compiled lazily, once per
+    set of params; use .run(inputs), .emulate(inputs), .compiled, .cost, .ir(), .save(dir)."""
+
+    def __init__(self, fn: Callable[..., Any], parties: list[str], protocol: str | None,
+                 params: dict[str, ParamValue], frac_bits: int, optimize: bool):
+        functools.update_wrapper(self, fn)
+        self.name: str = fn.__name__
+        self.parties = parties
+        self.protocol = protocol
+        self.frac_bits = frac_bits
+        self.optimize = optimize
+        self._src = _function_source(fn)
+        if self.name in parties:
+            raise UsageErr(f"@program: the function {self.name} has the name of a party", self._decorator_span())
+        self.params = self._param_values(params)
+        self._text = self._src.text + self._trailer()
+        self._cache: dict[tuple, Compiled] = {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise UsageErr(f"{self.name} is a veil program, not a Python function: it cannot be called",
+                       None, f"run it with every party: {self.name}.run(inputs), or in clear: {self.name}.emulate(inputs); "
+                       f"change a param with params={{...}}")
+
+    def __repr__(self) -> str:
+        return f"<veil program {self.name} ({self._src.file}:{self._src.decorator_line})>"
+
+    # the program
+    @property
+    def source(self) -> str:
+        """The veil program text made from the function (its lines are the .py file's lines)."""
+        return self._text
+
+    def compile(self, params: Mapping[str, ParamValue] | None = None, *, protocol: str | None = None,
+                frac_bits: int | None = None, optimize: bool | None = None, lower: bool = True) -> Compiled:
+        """Compile (cached) with param overrides and the decorator's settings, or these."""
+        over = _check_params(params)
+        fb = self.frac_bits if frac_bits is None else frac_bits
+        opt = self.optimize if optimize is None else optimize
+        key = (tuple(sorted(over.items())), protocol, fb, bool(opt), bool(lower))
+        if key not in self._cache:
+            self._cache[key] = self._compile(over, protocol, fb, bool(opt), bool(lower))
+        return self._cache[key]
+
+    def _compile(self, params: dict[str, ParamValue], protocol: str | None, frac_bits: int,
+                 optimize: bool, lower: bool) -> Compiled:
+        src = self._src
+        try:
+            return compile(self._text, params, file=src.file, frac_bits=frac_bits, protocol=protocol,
+                           optimize=optimize, lower=lower)
+        except VeilError as err:
+            raise self._relocate(err) from None
+        finally:  # quote the real .py lines in messages from now on, not the generated text
+            register_source(src.file, "".join(linecache.getlines(src.file)))
+
+    @property
+    def compiled(self) -> Compiled:
+        """The program compiled with the decorator's params."""
+        return self.compile()
+
+    @property
+    def cost(self) -> CostReport:
+        """The cost report (rounds, bytes per party, multiplications, ...); .as_dict() for JSON."""
+        return self.compiled.cost
+
+    def ir(self, params: Mapping[str, ParamValue] | None = None) -> str:
+        """The optimized IR as text."""
+        return self.compile(params).ir()
+
+    def save(self, build_dir: str | os.PathLike, params: Mapping[str, ParamValue] | None = None) -> str:
+        """Write the build directory for `veil run` / `veil local`."""
+        return self.compile(params).save(build_dir)
+
+    def emulate(self, inputs: Inputs | None = None, *, params: Mapping[str, ParamValue] | None = None,
+                check_overflow: bool = True) -> Outputs:
+        """Run in clear with the protocols' fixed-point semantics (see api.emulate)."""
+        return emulate(self.compile(params, lower=False), inputs, check_overflow=check_overflow)
+
+    def run(self, inputs: Inputs | None = None, *, params: Mapping[str, ParamValue] | None = None,
+            processes: bool = False, timeout: float = 600.0) -> Outputs:
+        """Run the MPC with every party (see api.run)."""
+        return run(self.compile(params), inputs, processes=processes, timeout=timeout)
+
+    # making the text
+    def _param_values(self, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
+        """Each function parameter's value (decorator's params, else its default), then the rest."""
+        values: dict[str, ParamValue] = {}
+        for name in self._src.arg_names:
+            if name in params:
+                values[name] = params[name]
+            elif name in self._src.arg_defaults:
+                values[name] = self._src.arg_defaults[name]
+            else:
+                raise UsageErr(f"@program: parameter {name!r} of {self.name} has no value", self._decorator_span(),
+                               f"give it a default ({name}=8) or pass params={{{name!r}: ...}} to @program")
+        values.update((k, v) for k, v in params.items() if k not in values)
+        for name, value in values.items():
+            _param_literal(name, value)
+        return values
+
+    def _trailer(self) -> str:
+        """The generated statements, after the body: parties, protocol, params, and the call."""
+        out = [f"party {', '.join(self.parties)}"]
+        if self.protocol:
+            out.append(f"protocol {self.protocol}")
+        out += [f"param {k} = {_param_literal(k, v)}" for k, v in self.params.items()]
+        out.append(f"{self.name}({', '.join(f'{a}={a}' for a in self._src.arg_names)})")
+        return "\n".join(out) + "\n"
+
+    def _decorator_span(self) -> Span:
+        line = self._src.decorator_line
+        text = linecache.getline(self._src.file, line).rstrip("\n")
+        start = len(text) - len(text.lstrip())
+        return Span(self._src.file, line, start + 1, line, max(len(text), start + 1) + 1)
+
+    def _relocate(self, err: VeilError) -> VeilError:
+        """Errors on the generated lines (party, protocol, params, call) point at the decorator."""
+        if isinstance(err, ErrorList):
+            err.errors = [self._relocate(e) for e in err.errors]
+            err.span = err.errors[0].span
+            return err
+        s = err.span
+        if s is not None and s.file == self._src.file and s.line > self._src.last_line:
+            err.span = self._decorator_span()
+        return err
+
+
+def _param_literal(name: str, value: ParamValue) -> str:
+    """A param's value as veil source text."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        for kind in (int, float):
+            try:
+                return _param_literal(name, kind(value))
+            except ValueError:
+                pass
+        if value.lower() in ("true", "false"):
+            return value.capitalize()
+    raise UsageErr(f"param {name}: expected a finite int, float or bool, got {value!r}")
+
+
+def _function_source(fn: Callable[..., Any]) -> _Source:
+    """Read a function's definition and lay its body out as a veil program (see ProgramFunction)."""
+    name = getattr(fn, "__name__", repr(fn))
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        file = inspect.getsourcefile(fn) or fn.__code__.co_filename
+    except (OSError, TypeError):
+        raise UsageErr(f"@program: cannot read the source of {name}", None,
+                       "define it in a .py file or a notebook cell, or compile program text with api.compile")
+    first = max(first, 1)
+    code = "".join(lines)
+    indented = bool(lines) and lines[0][:1] in (" ", "\t")
+    try:
+        tree = pyast.parse(("if 1:\n" + code) if indented else code)
+    except SyntaxError:
+        tree = pyast.Module(body=[], type_ignores=[])
+    shift = 1 if indented else 0
+    stmts = tree.body[0].body if indented and tree.body else tree.body  # type: ignore[attr-defined]
+    node = stmts[0] if stmts else None
+    if not isinstance(node, pyast.FunctionDef):
+        raise UsageErr(f"@program decorates a plain `def` function; {name} is not one")
+    args = node.args
+    if args.vararg or args.kwarg:
+        raise UsageErr(f"@program: {name} may not take *args or **kwargs", None, "list each param by name")
+    arg_names = tuple(a.arg for a in args.posonlyargs + args.args + args.kwonlyargs)
+    sig = inspect.signature(fn)
+    defaults = {k: p.default for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
+
+    def abs_line(rel: int) -> int:  # a line of `code` -> a line of the .py file
+        return first + rel - 1 - shift
+
+    def_line, body = abs_line(node.lineno), node.body[0]
+    body_line, last_line = abs_line(body.lineno), abs_line(node.end_lineno or body.lineno)
+    header = f"def {name}({', '.join(arg_names)}):"
+    out = [""] * (def_line - 1)
+    src_line = lines[def_line - first]
+    if body_line == def_line:  # `def f(): body` on one line: keep the body's columns
+        col = len(src_line.encode()[:body.col_offset].decode(errors="ignore"))
+        out.append(header.ljust(col) + src_line[col:].rstrip("\n"))
+        body_line += 1
+    else:  # the signature's other lines, up to the body, become blank
+        out.append(header)
+        out.extend([""] * (body_line - def_line - 1))
+    out.extend(line.rstrip("\n") for line in lines[body_line - first:last_line - first + 1])
+    return _Source("\n".join(out) + "\n", file, first, last_line, arg_names, defaults)

@@ -4,6 +4,7 @@ A party's bytecode file is msgpack of {"veil": VERSION, "party": name, "code": [
 Instructions are lists whose first element names their kind:
 
   ["op", opcode, out, [ins], {attrs}, [secret flags of ins], line]    local, no communication
+      (flag 0: clear; 1: a protocol sharing; 2: additive shares, one array per party)
   ["kernel", name, iid, out, [ins], {attrs}, line]                      start a protocol kernel
   ["send"]                                                              a round's one message per peer
   ["recv"]                                                              ... and one from each peer

@@ -15,6 +15,9 @@ from .protocols.common import SEND
 from .ring import LOCAL, asring
 
 
+ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
+
+
 @dataclass
 class Stats:
     """What one party measured: rounds it took part in, bytes it sent, seconds."""
@@ -115,8 +118,18 @@ class VM:
             return args[0]
         if opcode == "from_public":
             return P.from_public(ctx, args[0])
+        if opcode == "to_additive":
+            return P.to_additive(ctx, args[0])
         fn = LOCAL[opcode]
         if not any(sec):
+            return fn(*args, **attrs)
+        if ADDITIVE in sec:  # additive shares: one array per party, linear ops apply directly
+            if opcode in ("add", "sub") and not all(sec):
+                x, y = args
+                if opcode == "sub":
+                    y = LOCAL["neg"](y) if sec[0] else y
+                    x = x if sec[0] else LOCAL["neg"](x)
+                return P.add_public_additive(ctx, x, y) if sec[0] else P.add_public_additive(ctx, y, x)
             return fn(*args, **attrs)
         if opcode in ("add", "sub") and not all(sec):
             x, y = args

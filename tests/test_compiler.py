@@ -70,7 +70,8 @@ def test_protocol_arity_and_unknown_param():
 
 def test_secret_comparison_is_refused_by_lowering_for_now():
     with pytest.raises(UnsupportedErr):
-        api.compile(HEAD + 'a = input(alice, "a", shape=(3,))\nb = input(bob, "b", shape=(3,))\nc = a < b\n')
+        api.compile(HEAD + 'a = input(alice, "a", shape=(3,))\nb = input(bob, "b", shape=(3,))\nc = a < b\n'
+                    'output(c, to=alice)\n')
 
 
 def test_same_source_gives_identical_bytecode():

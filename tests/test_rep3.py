@@ -349,8 +349,10 @@ def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(case):
 def test_declared_costs():
     c0, c1, c2 = COMPUTE
     k = P.kernels
-    for name in ("trunc", "mul_trunc", "matmul_trunc"):
+    for name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):
         assert k[name].cost(COMPUTE, 10, bits=16) == Cost(2, {c0: 20, c1: 30, c2: 40})
+    for name in ("mul_add", "matmul_add"):
+        assert k[name].cost(COMPUTE, 10) == Cost(0, {c0: 0, c1: 0, c2: 0})
     for name in ("mul", "matmul", "reveal"):
         assert k[name].cost(COMPUTE, 10) == Cost(1, {c0: 10, c1: 10, c2: 10})
     assert k["share"].cost(COMPUTE, 10, owner=c1, shape=(10,)) == Cost(1, {c0: 0, c1: 10, c2: 0})
@@ -359,7 +361,8 @@ def test_declared_costs():
     assert k["reveal_to"].cost(COMPUTE, 10, receiver=c0, shape=(10,)) == Cost(1, {c2: 10, c0: 0})
     assert k["reveal_to"].cost(COMPUTE, 10, receiver="dave", shape=(10,)) == \
         Cost(1, {c0: 10, c1: 10, c2: 10, "dave": 0})
-    assert set(k) == {"share", "reveal", "reveal_to", "mul", "matmul", "trunc", "mul_trunc", "matmul_trunc"}
+    assert set(k) == {"share", "reveal", "reveal_to", "mul", "matmul", "trunc", "mul_trunc", "matmul_trunc",
+                      "mul_add", "matmul_add", "trunc_add"}
 
 
 def test_driver_holds_kernels_to_their_declared_cost():
@@ -414,3 +417,23 @@ def test_from_public_add_public_mul_public_and_map():
 
 def test_protocol_identity():
     assert P.name == "rep3" and P.n_compute == 3
+
+
+@pytest.mark.parametrize("m", [16, 32])
+def test_sum_of_products_in_additive_shares_truncated_once(m):
+    """mul_add keeps each party's additive share (no round); local sums; trunc_add opens it once."""
+    n = 5000
+    x, y, u, v = (rand_signed(n, 2**30) for _ in range(4))
+    zx = run_kernel(P, "mul_add", secret_inputs(x, y), {}, PARTIES, COMPUTE)
+    zu = run_kernel(P, "mul_add", secret_inputs(u, v), {}, PARTIES, COMPUTE)
+    summed = {p: ((zx[p] + zu[p]).astype(np.uint64),) for p in COMPUTE}
+    total = sum(zx[p] for p in COMPUTE) + sum(zu[p] for p in COMPUTE)  # the additive shares open to x*y + u*v
+    assert np.array_equal(total.astype(np.uint64), (x * y + u * v).astype(np.uint64))
+    out, trace = run_kernel_traced(P, "trunc_add", summed, {"bits": m}, PARTIES, COMPUTE)
+    assert set(np.unique(trunc_error(open_value(out), x * y + u * v, m))) <= {0, 1}
+    assert all(r == 2 for r in trace.rounds.values())
+    for party in COMPUTE:  # what each party receives is uniformly masked
+        for per_round in trace.received[party]:
+            for arrays in per_round.values():
+                for a in arrays:
+                    assert_balanced_bits(np.asarray(a, dtype=np.uint64))

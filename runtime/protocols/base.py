@@ -97,6 +97,14 @@ class Protocol:
         """A sharing of a public value known to every compute party, without communication."""
         raise NotImplementedError
 
+    def to_additive(self, ctx: Context, x: Any) -> np.ndarray:
+        """My share of x in additive form (for sums of products truncated once)."""
+        raise NotImplementedError
+
+    def add_public_additive(self, ctx: Context, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """z + c for an additively shared z and a public c."""
+        raise NotImplementedError
+
     def zeros_like_public(self, ctx: Context, c: np.ndarray) -> Any:
         """Old name of `from_public`, kept so existing callers keep working."""
         return self.from_public(ctx, c)

@@ -242,6 +242,27 @@ def matmul_trunc(ctx: Context, x: Share, y: Share, bits: int) -> KernelGen:
     return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
 
 
+def mul_add(ctx: Context, x: Share, y: Share) -> KernelGen:
+    """My additive (3-out-of-3) share of x*y, kept local: no round. It is only ever combined
+    linearly and then truncated by trunc_add, which re-randomizes before anything is sent."""
+    z, shape = _mul_share(x, y)
+    return z.reshape(shape)
+    yield  # a kernel without a round  # noqa: unreachable
+
+
+def matmul_add(ctx: Context, x: Share, y: Share) -> KernelGen:
+    """My additive share of a matrix product, kept local (see mul_add)."""
+    z, shape = _matmul_share(x, y)
+    return z.reshape(shape)
+    yield  # noqa: unreachable
+
+
+def trunc_add(ctx: Context, z: np.ndarray, bits: int) -> KernelGen:
+    """Truncate a value held as additive shares (a sum of products) into a rep3 sharing: 2 rounds."""
+    shape = np.shape(z)
+    return _shaped((yield from trunc_additive(ctx, _flat(z), bits)), shape)
+
+
 # ---- input and output -----------------------------------------------------------------------
 
 def share(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]) -> KernelGen:
@@ -347,6 +368,9 @@ KERNELS: dict[str, KernelSpec] = {
     "trunc": KernelSpec(trunc, _all_compute, _trunc_cost),
     "mul_trunc": KernelSpec(mul_trunc, _all_compute, _trunc_cost),
     "matmul_trunc": KernelSpec(matmul_trunc, _all_compute, _trunc_cost),
+    "mul_add": KernelSpec(mul_add, _all_compute, lambda compute, n, **_: Cost(0, {p: 0 for p in compute})),
+    "matmul_add": KernelSpec(matmul_add, _all_compute, lambda compute, n, **_: Cost(0, {p: 0 for p in compute})),
+    "trunc_add": KernelSpec(trunc_add, _all_compute, _trunc_cost),
 }
 
 
@@ -383,6 +407,16 @@ class Rep3(Protocol):
         if ctx.index == 2:
             return zeros, c
         return zeros, zeros.copy()
+
+    def to_additive(self, ctx: Context, x: Share) -> np.ndarray:
+        """My additive share of a replicated secret: its first component."""
+        return x[0]
+
+    def add_public_additive(self, ctx: Context, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """z + c on additive shares: P0 adds c; everyone takes the broadcast shape."""
+        shape = np.broadcast_shapes(np.shape(z), np.shape(c))
+        z = asring(np.broadcast_to(z, shape))
+        return asring(z + c) if ctx.index == 0 else np.array(z, copy=True)
 
     def mul_public(self, x: Share, c: np.ndarray) -> Share:
         """Each component times c (no truncation)."""

@@ -1,0 +1,101 @@
+"""Helpers shared by the optimization passes: copying IR, counting uses, keys for equal ops."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ..ir import Block, Op, Program, Value
+
+# Opcodes whose result depends on their inputs and attributes only, with no effect. Every other
+# opcode (including ones added to the builder later) is left alone by every pass.
+PURE = {
+    "const", "add", "sub", "neg", "mul", "matmul", "trunc", "lshift", "sum", "transpose", "reshape",
+    "broadcast", "slice", "dslice", "concat", "stack", "lt", "le", "gt", "ge", "eq", "ne", "bitand",
+    "bitor", "bitnot", "floordiv", "mod", "share", "from_public", "reveal", "reveal_to", "retag",
+}
+# Opcodes whose two inputs may be swapped (the ring is commutative).
+COMMUTATIVE = {"add", "mul", "eq", "ne", "bitand", "bitor"}
+
+
+def clone_block(block: Block) -> Block:
+    """A copy of a block with new Op objects (Values and attribute arrays are shared, never mutated)."""
+    ops = [Op(op.opcode, list(op.outs), list(op.ins), dict(op.attrs), op.span,
+              clone_block(op.body) if op.body is not None else None) for op in block.ops]
+    return Block(ops, list(block.params), list(block.results))
+
+
+def clone(prog: Program) -> Program:
+    """A copy of the program that a pass may rewrite without touching its input."""
+    return dataclasses.replace(prog, body=clone_block(prog.body))
+
+
+def use_counts(block: Block, counts: dict[int, int] | None = None) -> dict[int, int]:
+    """How often each value is read: as an op input anywhere, or as a loop body's result."""
+    counts = {} if counts is None else counts
+    for op in block.ops:
+        for v in op.ins:
+            counts[v.id] = counts.get(v.id, 0) + 1
+        if op.body is not None:
+            use_counts(op.body, counts)
+            for v in op.body.results:
+                counts[v.id] = counts.get(v.id, 0) + 1
+    return counts
+
+
+def resolve(repl: dict[int, Value], v: Value) -> Value:
+    """Follow a replacement chain to the value that stands for v now."""
+    while v.id in repl:
+        v = repl[v.id]
+    return v
+
+
+def rename_inputs(op: Op, repl: dict[int, Value]) -> None:
+    """Point an op's inputs at their replacements."""
+    if repl:
+        op.ins = [resolve(repl, v) for v in op.ins]
+
+
+def freeze(x: Any) -> Any:
+    """A hashable stand-in for an attribute value (arrays by dtype, shape and bytes)."""
+    if isinstance(x, np.ndarray):
+        return ("nd", x.dtype.str, x.shape, x.tobytes())
+    if isinstance(x, (list, tuple)):
+        return ("seq", tuple(freeze(i) for i in x))
+    if isinstance(x, dict):
+        return ("map", tuple(sorted((k, freeze(v)) for k, v in x.items())))
+    if isinstance(x, np.generic):
+        return x.item()
+    hash(x)
+    return x
+
+
+def op_key(op: Op) -> tuple | None:
+    """Two pure ops with equal keys compute the same values; None if the op has no usable key."""
+    if op.opcode not in PURE or op.body is not None or len(op.outs) != 1:
+        return None
+    ids = [v.id for v in op.ins]
+    if op.opcode in COMMUTATIVE and len(ids) == 2 and op.ins[0].type == op.ins[1].type:
+        ids.sort()
+    try:
+        attrs = freeze(op.attrs)
+    except TypeError:
+        return None
+    return (op.opcode, tuple(ids), attrs, tuple(v.type for v in op.outs))
+
+
+def const_values(block: Block, out: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+    """The ring value of every `const` in the program, by value id."""
+    out = {} if out is None else out
+    for op in block.ops:
+        if op.opcode == "const":
+            out[op.out.id] = op.attrs["value"]
+        if op.body is not None:
+            const_values(op.body, out)
+    return out
+
+
+def op_count(block: Block) -> int:
+    """How many ops a block holds, nested bodies included."""
+    return sum(1 + (op_count(op.body) if op.body is not None else 0) for op in block.ops)
