@@ -1186,7 +1186,7 @@ def coerce_param(name: str, raw: Any, kind: type) -> Any:
             raise ValueError
         return kind(raw)
     except ValueError:
-        raise UsageErr(f"-D {name}={raw}: expected a {kind.__name__}") from None
+        raise UsageErr(f"-D {name}={raw}: expected {'an' if kind is int else 'a'} {kind.__name__}") from None
 
 
 def parse_protocol_spec(spec: str) -> tuple[str, list[str], dict[str, str]]:

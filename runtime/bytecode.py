@@ -26,7 +26,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-VERSION = 1
+VERSION = 2  # 2: rounds split into send/recv, free
 KINDS = ("op", "kernel", "send", "recv", "loop", "output", "free")
 
 

@@ -23,13 +23,13 @@ def _defines(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _compile(args, path: str, optimize: bool = True):
+def _compile(args, path: str, optimize: bool = True, lower: bool = True):
     from veil.compiler.driver import compile_file
 
     if not os.path.exists(path):
         raise UsageErr(f"{path}: no such file")
     return compile_file(path, _defines(args.define), frac_bits=args.frac_bits, protocol=args.protocol,
-                        optimize_ir=optimize)
+                        optimize_ir=optimize, lower_ir=lower)
 
 
 def default_build_dir(path: str) -> str:
@@ -161,7 +161,7 @@ def cmd_emulate(args) -> int:
     from veil.runtime.local import split_inputs
     from veil.runtime.session import decode_outputs, load_party_inputs, write_outputs
 
-    c = _compile(args, args.program)
+    c = _compile(args, args.program, lower=False)  # emulation runs ops the protocol cannot yet
     prog = c.prog
     groups = split_inputs(args.input, prog.parties)
     ring_inputs = {}

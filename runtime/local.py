@@ -1,17 +1,30 @@
-"""`veil local`: every party of a program on this machine, each its own process, over localhost TCP."""
+"""`veil local`: every party of a program on this machine, each its own process, over localhost TCP.
+
+The parties write their outputs into a hidden staging folder inside the output folder; only when
+every party succeeded are the files moved to `OUT/<party>/<name>.npy`, so a failed run leaves no
+output files at all (not even those of the parties that finished). A party that fails tells its
+peers (the session sends an abort), so they stop by themselves; a party still running
+`GRACE_SECONDS` after another failed is stopped. Children also die with `veil local` itself.
+"""
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import socket
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
-from veil.compiler.errors import RuntimeFailure, UsageErr
+from veil.compiler.errors import RuntimeFailure, UsageErr, VeilError
+
+from .net import free_ports
+
+GRACE_SECONDS = 5.0   # after a failure, how long the others get to stop on their own
+POLL_SECONDS = 0.02
 
 
 @dataclass
@@ -20,21 +33,7 @@ class PartyRun:
     code: int
     stderr: str
     stats: dict | None
-
-
-def free_ports(n: int) -> list[int]:
-    """Ports the OS says are free now (bound then released)."""
-    socks, ports = [], []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
+    stopped: bool = False   # True when veil local had to stop it
 
 
 def write_config(parties: list[str], folder: str) -> str:
@@ -48,43 +47,84 @@ def write_config(parties: list[str], folder: str) -> str:
     return path
 
 
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM when `veil local` dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]], out_dir: str, *,
-            timeout: float = 3600.0, connect_timeout: float = 30.0) -> list[PartyRun]:
-    """Start one `veil run` per party; if one fails, the others are told (and stopped if they linger)."""
+            timeout: float = 3600.0, connect_timeout: float = 30.0,
+            io_timeout: float | None = None) -> list[PartyRun]:
+    """Start one `veil run` per party and wait; outputs reach out_dir only if every party succeeded."""
     session = secrets.token_hex(8)
-    with tempfile.TemporaryDirectory(prefix="veil-local-") as tmp:
-        config = write_config(parties, tmp)
-        procs = {}
-        for p in parties:
-            cmd = [sys.executable, "-m", "veil.runtime.cli", "run", build_dir, "--party", p, "--config", config,
-                   "--output-dir", os.path.join(out_dir, p), "--session", session,
-                   "--connect-timeout", str(connect_timeout), "--stats-json", os.path.join(tmp, f"{p}.stats")]
-            for name, path in inputs.get(p, {}).items():
-                cmd += ["--input", f"{name}={os.path.abspath(path)}"]
-            procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        runs = _wait(procs, timeout)
-        for r in runs:
-            path = os.path.join(tmp, f"{r.party}.stats")
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as fh:
-                    r.stats = json.load(fh)
+    created = not os.path.exists(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    runs: list[PartyRun] = []
+    staging = tempfile.mkdtemp(prefix=".veil-staging-", dir=out_dir)
+    try:
+        with tempfile.TemporaryDirectory(prefix="veil-local-") as tmp:
+            config = write_config(parties, tmp)
+            procs: dict[str, subprocess.Popen] = {}
+            try:
+                for p in parties:
+                    cmd = _party_command(build_dir, p, config, session, staging, tmp, inputs.get(p, {}),
+                                         connect_timeout, io_timeout)
+                    procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                runs = _wait(procs, timeout)
+            finally:
+                _stop(procs.values())   # only does anything if we got here by an exception
+            _read_stats(runs, tmp)
+        if all(r.code == 0 for r in runs):
+            _publish(staging, out_dir, parties)
         return runs
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not (runs and all(r.code == 0 for r in runs)):
+            _remove_if_empty(out_dir)
+
+
+def _remove_if_empty(folder: str) -> None:
+    """Remove a folder this run created, unless something is in it."""
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+
+
+def _party_command(build_dir: str, party: str, config: str, session: str, staging: str, tmp: str,
+                   inputs: dict[str, str], connect_timeout: float, io_timeout: float | None) -> list[str]:
+    """The `veil run` command line of one party."""
+    cmd = [sys.executable, "-m", "veil.runtime.cli", "run", build_dir, "--party", party, "--config", config,
+           "--output-dir", os.path.join(staging, party), "--session", session,
+           "--connect-timeout", str(connect_timeout), "--stats-json", os.path.join(tmp, f"{party}.stats")]
+    if io_timeout is not None:
+        cmd += ["--timeout", str(io_timeout)]
+    for name, path in inputs.items():
+        cmd += ["--input", f"{name}={os.path.abspath(path)}"]
+    return cmd
 
 
 def _wait(procs: dict[str, subprocess.Popen], timeout: float) -> list[PartyRun]:
+    """Wait for every party; once one failed, give the others GRACE_SECONDS, then stop them."""
     deadline = time.monotonic() + timeout
     failed_at = None
+    stopped: set[str] = set()
     while any(p.poll() is None for p in procs.values()):
         now = time.monotonic()
         if failed_at is None and any(p.poll() not in (None, 0) for p in procs.values()):
             failed_at = now
-        # a failed party has told its peers; give them a moment to stop on their own, then stop them
-        if now > deadline or (failed_at is not None and now - failed_at > 15.0):
-            for p in procs.values():
-                if p.poll() is None:
-                    p.terminate()
+        if now > deadline or (failed_at is not None and now - failed_at > GRACE_SECONDS):
+            stopped = {name for name, p in procs.items() if p.poll() is None}
+            _stop(procs.values())
             break
-        time.sleep(0.05)
+        time.sleep(POLL_SECONDS)
     runs = []
     for party, p in procs.items():
         try:
@@ -92,8 +132,43 @@ def _wait(procs: dict[str, subprocess.Popen], timeout: float) -> list[PartyRun]:
         except subprocess.TimeoutExpired:
             p.kill()
             _out, err = p.communicate()
-        runs.append(PartyRun(party, p.returncode, err or "", None))
+        runs.append(PartyRun(party, p.returncode, err or "", None, stopped=party in stopped))
     return runs
+
+
+def _stop(procs) -> None:
+    """Terminate every process still running, then kill those that ignore it."""
+    alive = [p for p in procs if p.poll() is None]
+    for p in alive:
+        p.terminate()
+    end = time.monotonic() + 2.0
+    for p in alive:
+        try:
+            p.wait(timeout=max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _read_stats(runs: list[PartyRun], folder: str) -> None:
+    """Attach each party's measured stats (written by `veil run --stats-json`)."""
+    for r in runs:
+        path = os.path.join(folder, f"{r.party}.stats")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                r.stats = json.load(fh)
+
+
+def _publish(staging: str, out_dir: str, parties: list[str]) -> None:
+    """Move every party's staged outputs to out_dir/<party>/ (each file by an atomic rename)."""
+    for p in parties:
+        src = os.path.join(staging, p)
+        if not os.path.isdir(src):
+            continue
+        dest = os.path.join(out_dir, p)
+        os.makedirs(dest, exist_ok=True)
+        for name in sorted(os.listdir(src)):
+            os.replace(os.path.join(src, name), os.path.join(dest, name))
 
 
 def split_inputs(pairs: list[str], parties: list[str]) -> dict[str, dict[str, str]]:
@@ -110,12 +185,37 @@ def split_inputs(pairs: list[str], parties: list[str]) -> dict[str, dict[str, st
     return out
 
 
-def failure_summary(runs: list[PartyRun]) -> RuntimeFailure:
-    """One error that says what each failing party reported."""
-    lines = []
-    for r in runs:
-        if r.code != 0:
-            msg = r.stderr.strip().splitlines()
-            text = "\n    ".join(msg[-6:]) if msg else f"exit status {r.code}"
-            lines.append(f"{r.party}: {text}")
-    return RuntimeFailure("the run failed; every party was stopped:\n  " + "\n  ".join(lines))
+def check_input_names(groups: dict[str, dict[str, str]], manifest: dict) -> None:
+    """Refuse --input PARTY.NAME for a NAME the party does not have, before starting anyone."""
+    for party, named in groups.items():
+        known = [d["name"] for d in manifest["inputs"].get(party, [])]
+        for name in named:
+            if name not in known:
+                raise UsageErr(f"--input {party}.{name}: {party} has no input named {name!r}", None,
+                               f"{party}'s inputs: {', '.join(known) or 'none'}")
+
+
+def _describe(r: PartyRun) -> str:
+    """What one failed party said, or why it has nothing to say."""
+    if r.stopped:
+        return f"still running {GRACE_SECONDS:g} s after another party failed; stopped by veil local"
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    if lines:
+        return "\n    ".join(lines[-12:])
+    if r.code < 0:
+        try:
+            name = signal.Signals(-r.code).name
+        except ValueError:
+            name = f"signal {-r.code}"
+        return f"killed by {name}"
+    return f"exit status {r.code}"
+
+
+def failure_summary(runs: list[PartyRun]) -> VeilError:
+    """One error that says what each failing party reported (exit 2 if all failed on usage)."""
+    failed = [r for r in runs if r.code != 0]
+    lines = [f"{r.party}: {_describe(r)}" for r in failed]
+    message = "the run failed; every party was stopped:\n  " + "\n  ".join(lines)
+    if failed and all(r.code == 2 for r in failed):
+        return UsageErr(message)
+    return RuntimeFailure(message)

@@ -373,9 +373,13 @@ class Mesh(_MeshBase):
     ):
         super().__init__(me, sorted(conns), io_timeout)
         self._writers = {p: w for p, (_, w) in conns.items()}
-        for w in self._writers.values():
-            # drain() then waits until everything was handed to the OS: the caller may reuse arrays
-            w.transport.set_write_buffer_limits(high=0)
+        # TLS streams encrypt a copy (see send); asyncio's SSL transport never resumes a writer
+        # paused at a zero high-water mark, so only plain TCP gets one
+        self._tls = {p: w.get_extra_info("ssl_object") is not None for p, w in self._writers.items()}
+        for p, w in self._writers.items():
+            if not self._tls[p]:
+                # drain() then waits until everything was handed to the OS: the caller may reuse arrays
+                w.transport.set_write_buffer_limits(high=0)
         self._readers = {p: asyncio.ensure_future(self._read_loop(p, r)) for p, (r, _) in conns.items()}
 
     async def _read_loop(self, peer: str, reader: asyncio.StreamReader) -> None:
@@ -411,7 +415,10 @@ class Mesh(_MeshBase):
         head, bufs, payload = _pack(arrays)
         writer = self._writers[peer]
         try:
-            writer.writelines([head, *bufs])
+            if self._tls[peer]:
+                writer.write(b"".join([head, *bufs]))  # a copy: the SSL layer keeps what it is given
+            else:
+                writer.writelines([head, *bufs])
             if self.io_timeout is None:
                 await writer.drain()
             else:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +84,7 @@ def hello(manifest: dict, party: str, session: str) -> dict:
 async def run_over_network(manifest: dict, code: list, party: str, addresses: dict, overrides: dict[str, str],
                            *, session: str = "default", connect_timeout: float = 60.0,
                            io_timeout: float = 600.0, ssl_pair: tuple | None = None) -> PartyResult:
-    """Connect to every peer and run; on any failure tell the peers, so nobody hangs."""
+    """Connect to every peer and run; on any failure (or SIGINT/SIGTERM) tell the peers, so nobody hangs."""
     from .net import connect_mesh
 
     problem: VeilError | None = None
@@ -92,29 +94,108 @@ async def run_over_network(manifest: dict, code: list, party: str, addresses: di
         problem, inputs = err, {}
     peers = [p for p in manifest["parties"] if p != party]
     ssl_server, ssl_client = ssl_pair or (None, None)
-    mesh = await connect_mesh(party, peers, addresses, hello(manifest, party, session),
-                              connect_timeout=connect_timeout if problem is None else min(connect_timeout, 10.0),
-                              io_timeout=io_timeout, ssl_server=ssl_server, ssl_client=ssl_client)
-    try:
-        if problem is not None:
-            raise problem
-        return await execute(manifest, code, party, mesh, inputs)
-    except VeilError as err:
-        await mesh.abort(_one_line(err))
-        raise
-    except Exception as err:
-        await mesh.abort(f"internal error at {party}: {err}")
-        raise RuntimeFailure(f"{party} failed: {type(err).__name__}: {err}") from err
-    finally:
-        await mesh.close()
+    with _StopOnSignal(party) as stop:
+        try:
+            mesh = await connect_mesh(party, peers, addresses, hello(manifest, party, session),
+                                      connect_timeout=connect_timeout if problem is None else min(connect_timeout, 10.0),
+                                      io_timeout=io_timeout, ssl_server=ssl_server, ssl_client=ssl_client)
+        except asyncio.CancelledError:
+            raise stop.failure() from None
+        except VeilError:
+            if stop.received is not None:
+                raise stop.failure() from None
+            raise
+        stop.mesh = mesh
+        try:
+            if problem is not None:
+                raise problem
+            return await execute(manifest, code, party, mesh, inputs)
+        except VeilError as err:
+            if stop.received is not None:
+                err = stop.failure()
+            await stop.settle()
+            await mesh.abort(_one_line(err))
+            raise err from None
+        except asyncio.CancelledError:
+            err = stop.failure()
+            await mesh.abort(err.message)
+            raise err from None
+        except Exception as err:
+            await mesh.abort(f"internal error at {party}: {err}")
+            raise RuntimeFailure(f"{party} failed: {type(err).__name__}: {err}") from err
+        finally:
+            await mesh.close()
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM stop the party cleanly: its peers are told (abort), so they stop too.
+
+    Before the mesh exists the running task is cancelled; afterwards the mesh is aborted, which
+    fails the party's pending and later sends and receives (a cancellation could be lost in a
+    receive that completes at the same moment)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, party: str):
+        self.party = party
+        self.received: int | None = None
+        self.installed: list[int] = []
+        self.mesh: Any = None
+        self.aborting: asyncio.Future | None = None
+
+    def __enter__(self) -> "_StopOnSignal":
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        for sig in self.SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig, task)
+                self.installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or a platform without signal handlers
+        return self
+
+    def _on_signal(self, sig: int, task: asyncio.Task | None) -> None:
+        if self.received is not None:
+            return
+        self.received = sig
+        if self.mesh is not None:
+            self.aborting = asyncio.ensure_future(self.mesh.abort(self.failure().message))
+        elif task is not None:
+            task.cancel()
+
+    async def settle(self) -> None:
+        """Let an abort started by a signal finish sending before the mesh is closed."""
+        if self.aborting is not None:
+            await asyncio.gather(self.aborting, return_exceptions=True)
+
+    def failure(self) -> RuntimeFailure:
+        """The error a stopped party reports (exit status 128 + signal number, like a shell)."""
+        if self.received is None:
+            raise asyncio.CancelledError()  # cancelled by someone else: not ours to explain
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()  # the cancellation was ours and is handled: later timeouts must work normally
+        name = signal.Signals(self.received).name
+        err = RuntimeFailure(f"{self.party} was stopped by {name}")
+        err.exit_status = 128 + int(self.received)
+        return err
+
+    def __exit__(self, *exc) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self.installed:
+            loop.remove_signal_handler(sig)
 
 
 def _one_line(err: VeilError) -> str:
-    return err.message if err.span is None else f"{err.span}: {err.message}"
+    """The abort reason sent to the peers (they add the line they were running themselves)."""
+    text = re.sub(r" \(while running line [\d, ]+\)$", "", err.message)
+    return text if err.span is None else f"{err.span}: {text}"
 
 
 def write_outputs(outputs: dict[str, np.ndarray], out_dir: str) -> list[str]:
-    """All of a party's outputs, atomically: all or nothing."""
+    """All of a party's outputs, atomically: all or nothing (no folder for a party without outputs)."""
+    if not outputs:
+        return []
     os.makedirs(out_dir, exist_ok=True)
     files = {os.path.join(out_dir, f"{name}.npy"): arr for name, arr in outputs.items()}
     commit_outputs(files)
@@ -124,12 +205,10 @@ def write_outputs(outputs: dict[str, np.ndarray], out_dir: str) -> list[str]:
 def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str, str], out_dir: str, *,
               session: str = "default", connect_timeout: float = 60.0, io_timeout: float = 600.0) -> PartyResult:
     """`veil run`: one party of a compiled program over the network."""
-    from veil.compiler.driver import load_build
-
     from .config import load_parties
     from .net import install_event_loop_policy
 
-    manifest, files = _load(build_dir, load_build)
+    manifest, files = load_build_dir(build_dir)
     if party not in manifest["parties"]:
         raise UsageErr(f"--party {party}: the program's parties are {', '.join(manifest['parties'])}")
     config = load_parties(config_path, manifest["parties"])
@@ -148,7 +227,12 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     return result
 
 
-def _load(build_dir: str, load_build) -> tuple[dict, dict]:
+def load_build_dir(build_dir: str) -> tuple[dict, dict]:
+    """(manifest, {party: bytecode}) of a build folder, or a usage error saying what is wrong."""
+    from veil.compiler.driver import load_build
+
+    if not os.path.isdir(build_dir):
+        raise UsageErr(f"{build_dir}: no such build directory", None, "compile first: veil compile PROG.mpc -o DIR")
     try:
         return load_build(build_dir)
     except FileNotFoundError as err:

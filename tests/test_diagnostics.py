@@ -134,7 +134,7 @@ def test_unknown_define_and_bad_protocol_spec_are_usage_errors():
     assert isinstance(err, UsageErr) and "-D EPOCH: the program has no param EPOCH" in err.message
     assert "did you mean EPOCHS?" in err.hint and err.exit_status == 2
     err = compile_error("param N = 3\n", {"N": "three"})
-    assert isinstance(err, UsageErr) and "-D N=three: expected a int" in err.message
+    assert isinstance(err, UsageErr) and "-D N=three: expected an int" in err.message
     for spec, fragment in [("rep3", "expected NAME(party, ...)"), ("rep3(alice, bob)", "takes 3 parties"),
                            ("rep3(alice, bob, dave)", "unknown party 'dave'"), ("spdz(a, b)", "unknown protocol"),
                            ("rep3(alice, 1b, carol)", "is not a party name"),
