@@ -115,6 +115,14 @@ class Lowering:
         self.uses: dict[int, int] = {}
         self.additive: set[int] = set()  # values held as additive (3-out-of-3) shares
 
+    def where(self, op: Op) -> int | str:
+        """The source line an instruction keeps: a line of the program, or `module.mpc:line`."""
+        if op.span is None:
+            return 0
+        if op.span.file == self.prog.file:
+            return op.span.line
+        return f"{op.span.file.rsplit('/', 1)[-1]}:{op.span.line}"
+
     # ---- who holds what ----------------------------------------------------------------------
     def holders(self, v: Value) -> frozenset[str]:
         if v.type.vis == SECRET:
@@ -204,7 +212,7 @@ class Lowering:
         return True
 
     def lower_additive(self, op: Op, region: dict[int, Op]) -> list[Instr]:
-        line = op.span.line if op.span else 0
+        line = self.where(op)
         compute = frozenset(self.compute)
         if op.opcode in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
             self.additive.add(op.out.id)  # a product of two replicated sharings, kept additive
@@ -225,10 +233,10 @@ class Lowering:
         return pre + [Instr("op", op.opcode, op.out, ins, dict(op.attrs), line, compute, sec=sec)]
 
     def lower_op(self, op: Op, fusable: dict[int, Op], fused: set[int]) -> list[Instr]:
-        line = op.span.line if op.span else 0
+        line = self.where(op)
         code = op.opcode
         if code == "loop":
-            return [self.lower_loop(op, line)]
+            return [self.lower_loop(op, op.span.line if op.span else 0)]  # the report's loop lines are ints
         if code == "output":
             return self.lower_output(op, line)
         if code == "input":

@@ -184,7 +184,7 @@ class VM:
                     await self.mesh.send(peer, arrays)
                     self.stats.messages += 1
         except NetworkError as err:
-            where = ", ".join(str(x) for x in sorted({p.line for p in self.pending}))
+            where = ", ".join(str(x) for x in sorted({str(p.line) for p in self.pending}))
             raise NetworkError(f"{err.message} (while running line {where})") from None
 
     async def recv(self) -> None:
@@ -193,7 +193,7 @@ class VM:
         for p in self.pending:
             for peer, n in p.exchange.expect.items():
                 expects[peer] = expects.get(peer, 0) + n
-        lines = sorted({p.line for p in self.pending})
+        lines = sorted({str(p.line) for p in self.pending})
         try:
             received = {}
             for peer, n in expects.items():
