@@ -208,3 +208,17 @@ def test_lazy_truncation_runs_like_its_emulation(rng):
     a = [inputs[p][f"a{i}"] for i, p in enumerate(["alice", "bob", "carol"])]
     np.testing.assert_allclose(mpc["alice"]["d"], a[0] * a[1] + a[2] * a[0] - a[1] * a[2], atol=1e-3)
     np.testing.assert_allclose(mpc["bob"]["s"], np.sum(a[0] * a[1]), atol=1e-3)
+
+
+def test_power_of_two_scaling_costs_no_truncation_of_its_own():
+    """(LR / BATCH) * (x.T @ g) with LR/BATCH = 2^-8: one matmul truncated by 24 bits, not 16 then 8+16."""
+    src = (HEAD + 'a = secret(input(alice, "a", shape=(8, 4)))\nb = secret(input(bob, "b", shape=(8, 1)))\n'
+           'c = (0.5 / 128) * (a.T @ b)\noutput(c, to=alice)\n')
+    opt, naive = api.compile(src), api.compile(src, optimize=False)
+    assert naive.cost.truncations == 8 and opt.cost.truncations == 4
+    assert opt.cost.rounds == naive.cost.rounds - 2
+    rng = np.random.default_rng(5)
+    inputs = {"alice": {"a": rng.normal(size=(8, 4))}, "bob": {"b": rng.normal(size=(8, 1))}}
+    want = (inputs["alice"]["a"].T @ inputs["bob"]["b"]) / 256
+    for c in (opt, naive):
+        np.testing.assert_allclose(api.run(c, inputs)["alice"]["c"], want, atol=3 * 2.0 ** -16)
