@@ -1175,7 +1175,10 @@ def describe(x: Any) -> str:
 
 def coerce_param(name: str, raw: Any, kind: type) -> Any:
     """Read a -D NAME=VALUE override as the param's own type."""
-    if not isinstance(raw, str):
+    if not isinstance(raw, str):  # from the Python API: the value must already be of that type
+        if isinstance(raw, bool) != (kind is bool) or not isinstance(raw, (int, float)) or \
+                (kind is int and not isinstance(raw, int)):
+            raise UsageErr(f"param {name}={raw!r}: expected {'an' if kind is int else 'a'} {kind.__name__}")
         return kind(raw)
     try:
         if kind is bool:

@@ -64,10 +64,16 @@ def _const_size(shape: tuple, span) -> None:
                        "build large tensors from inputs, or broadcast a small constant")
 
 
-def _shape_arg(x: Any, span) -> tuple[int, ...]:
+def _shape_arg(x: Any, span, infer: bool = False) -> tuple[int, ...]:
+    """A compile-time shape; with `infer` (reshape) one dim may be -1, numpy's 'the rest'."""
     if isinstance(x, int) and not isinstance(x, bool):
         x = (x,)
     if isinstance(x, (tuple, list)) and all(isinstance(i, int) and not isinstance(i, bool) for i in x):
+        if infer and list(x).count(-1) == 1:
+            rest = [i for i in x if i != -1]
+            if any(i < 0 for i in rest):
+                raise ShapeErr(f"a shape has non-negative dims (and at most one -1), got {tuple(x)}", span)
+            return tuple(x)
         if any(i < 0 for i in x):
             raise ShapeErr(f"a shape has non-negative dims, got {tuple(x)}", span)
         if len(x) > 32 or int(np.prod([float(i) for i in x])) > MAX_ELEMENTS:
@@ -135,7 +141,7 @@ def call_method(b: "Builder", name: str, base: Any, e: ast.Call, scope: "Scope")
     if name == "reshape":
         dims = [b.expr(a, scope) for a in e.args]
         shape = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
-        return b.reshape(b.tensor(base, e.span), _shape_arg(shape, e.span), e.span)
+        return b.reshape(b.tensor(base, e.span), _shape_arg(shape, e.span, infer=True), e.span)
     raise UnsupportedErr(f".{name}() is not supported", e.span)
 
 
@@ -313,7 +319,7 @@ def _stack(b, e, scope):
 
 def _reshape(b, e, scope):
     a = Args(b, "reshape", e, scope, ["x", "shape"], 2)
-    return b.reshape(b.tensor(a.get("x"), e.span), _shape_arg(a.get("shape"), a.span("shape")), e.span)
+    return b.reshape(b.tensor(a.get("x"), e.span), _shape_arg(a.get("shape"), a.span("shape"), infer=True), e.span)
 
 
 def _transpose(b, e, scope):

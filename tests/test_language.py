@@ -335,3 +335,26 @@ def test_new_ops_are_defined_once_in_the_ring_module():
         if op.opcode not in ("const", "input", "output", "share", "from_public", "reveal", "reveal_to",
                              "retag", "loop"):
             assert op.opcode in LOCAL, op.opcode
+
+
+def test_reshape_infers_one_dimension():
+    import numpy as np
+    from veil.runtime import api
+    src = ('party a, b, c\nprotocol rep3(a, b, c)\nx = input(a, "x", shape=(6,))\n'
+           'y = reshape(x, (-1, 2))\nz = secret(x).reshape(3, -1)\noutput(y, to=a)\noutput(z, to=a)\n')
+    c = api.compile(src)
+    x = np.arange(6.0)
+    for out in (api.emulate(c, {"a": {"x": x}}), api.run(c, {"a": {"x": x}})):
+        np.testing.assert_allclose(out["a"]["y"], x.reshape(-1, 2))
+        np.testing.assert_allclose(out["a"]["z"], x.reshape(3, -1))
+
+
+def test_api_params_must_have_the_params_type():
+    import pytest
+    from veil.compiler.errors import UsageErr
+    from veil.runtime import api
+    src = "party a, b, c\nprotocol rep3(a, b, c)\nparam N = 4\nparam LR = 0.5\nx = zeros((N,))\noutput(x, to=a)\n"
+    for bad in ({"N": 2.5}, {"N": True}, {"LR": "fast"}):
+        with pytest.raises(UsageErr):
+            api.compile(src, bad)
+    assert api.compile(src, {"N": 3, "LR": 1}).prog.params == {"N": 3, "LR": 1.0}
