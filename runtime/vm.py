@@ -126,10 +126,9 @@ class VM:
         if ADDITIVE in sec:  # additive shares: one array per party, linear ops apply directly
             if opcode in ("add", "sub") and not all(sec):
                 x, y = args
-                if opcode == "sub":
-                    y = LOCAL["neg"](y) if sec[0] else y
-                    x = x if sec[0] else LOCAL["neg"](x)
-                return P.add_public_additive(ctx, x, y) if sec[0] else P.add_public_additive(ctx, y, x)
+                if sec[0]:  # additive +/- public
+                    return P.add_public_additive(ctx, x, LOCAL["neg"](y) if opcode == "sub" else y)
+                return P.add_public_additive(ctx, LOCAL["neg"](y) if opcode == "sub" else y, x)  # public +/- additive
             return fn(*args, **attrs)
         if opcode in ("add", "sub") and not all(sec):
             x, y = args

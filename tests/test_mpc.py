@@ -82,3 +82,31 @@ def test_measured_rounds_and_bytes_equal_the_prediction(rng):
         assert r.stats.rounds == c.cost.party_rounds[party]
         assert r.stats.bytes_sent == c.cost.bytes_sent[party]
     assert max(c.cost.party_rounds.values()) == c.cost.rounds
+
+
+def test_sums_of_products_with_public_terms_in_additive_form(rng):
+    """Products kept in additive shares combine with public and replicated terms on either side."""
+    A, B = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    src = ('a = secret(input(alice, "a", shape=(6, 3)))\nb = secret(input(bob, "b", shape=(6, 3)))\n'
+           'c = 0.75 - sum(a * b, axis=0)\nd = sum(a * a, axis=1) - 1.25 + sum(b, axis=1)\n'
+           'e = sum(b * b, axis=0) + 0.5\nf = 2.0 + sum(a[0:2] * b[2:4], axis=0) - a[5]\n'
+           'output(c, to=alice)\noutput(d, to=alice)\noutput(e, to=alice)\noutput(f, to=alice)\n')
+    c, emu, mpc = both(src, {"alice": {"a": A}, "bob": {"b": B}})
+    assert sum(ins[0] == "kernel" and ins[1] == "trunc_add" for ins in _code(c, "bob")) == 4
+    close_to_emulator(emu, mpc)
+    out = mpc["alice"]
+    np.testing.assert_allclose(out["c"], 0.75 - (A * B).sum(axis=0), atol=1e-3)
+    np.testing.assert_allclose(out["d"], (A * A).sum(axis=1) - 1.25 + B.sum(axis=1), atol=1e-3)
+    np.testing.assert_allclose(out["e"], (B * B).sum(axis=0) + 0.5, atol=1e-3)
+    np.testing.assert_allclose(out["f"], 2.0 + (A[0:2] * B[2:4]).sum(axis=0) - A[5], atol=1e-3)
+
+
+def _code(c, party):
+    from veil.runtime import bytecode
+
+    def flat(code):
+        for ins in code:
+            yield ins
+            if ins[0] == "loop":
+                yield from flat(ins[9])
+    return list(flat(bytecode.decode(c.files[party])["code"]))
