@@ -100,14 +100,3 @@ def _atomic_write(path: str, data: bytes) -> None:
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
-
-
-def load_build(out_dir: str) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Read a build directory back (used by `veil run`, `veil local`, `veil inspect`)."""
-    with open(os.path.join(out_dir, "manifest.json"), encoding="utf-8") as fh:
-        manifest = json.load(fh)
-    files = {}
-    for party, name in manifest["files"].items():
-        with open(os.path.join(out_dir, name), "rb") as fh:
-            files[party] = fh.read()
-    return manifest, files

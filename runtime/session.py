@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -227,10 +228,19 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     return result
 
 
+def load_build(build_dir: str) -> tuple[dict, dict[str, bytes]]:
+    """Read a build directory: manifest.json and each party's bytecode file."""
+    with open(os.path.join(build_dir, "manifest.json"), encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    files = {}
+    for party, name in manifest["files"].items():
+        with open(os.path.join(build_dir, name), "rb") as fh:
+            files[party] = fh.read()
+    return manifest, files
+
+
 def load_build_dir(build_dir: str) -> tuple[dict, dict]:
     """(manifest, {party: bytecode}) of a build folder, or a usage error saying what is wrong."""
-    from veil.compiler.driver import load_build
-
     if not os.path.isdir(build_dir):
         raise UsageErr(f"{build_dir}: no such build directory", None, "compile first: veil compile PROG.mpc -o DIR")
     try:

@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from veil.compiler.driver import load_build
+from veil.runtime.session import load_build
 from veil.compiler.errors import InputDataError, NameErr, SyntaxErr, UsageErr, VeilError
 from veil.runtime import api
 from veil.runtime.api import program
