@@ -289,8 +289,6 @@ class Builder:
                            f"the program's parties: {', '.join(self.prog.parties) or 'none yet'}")
         if len(set(compute)) != len(compute):
             raise fail(TypeErr, "a party appears twice in the protocol", "name each compute party once")
-        if name != "rep3":
-            raise fail(UnsupportedErr, f"protocol {name} is not implemented yet", "use rep3")
         self.prog.protocol, self.prog.compute, self.prog.protocol_args = name, compute, kwargs
 
     def run_block(self, stmts: list[ast.Node], scope: Scope, top: bool = False) -> None:

@@ -96,6 +96,7 @@ class CostReport:
 
 
 MUL_KERNELS = {"mul": "mul_trunc", "matmul": "matmul_trunc"}
+PRODUCT_KERNELS = {"mul", "matmul", "mul_trunc", "matmul_trunc", "mul_add", "matmul_add"}
 # Linear ops that work on additive shares component by component (adding a public value is one
 # party's job; the VM asks the protocol).
 ADDITIVE_LINEAR = {"add", "sub", "neg", "sum", "slice", "dslice", "reshape", "transpose", "concat", "stack",
@@ -135,6 +136,8 @@ class Lowering:
     def kernel(self, name: str, out: Value | None, ins: list[Value], attrs: dict, line: int,
                spec: KernelSpec | None = None) -> Instr:
         spec = spec or self.protocol.kernels[name]
+        if name in PRODUCT_KERNELS:  # a product's cost can depend on its operands' shapes
+            attrs = {**attrs, "shapes": [list(v.type.shape) for v in ins]}
         n = (out.type.size if out is not None else ins[0].type.size)
         cost = spec.cost(self.compute, n, **attrs)
         self.next_iid += 1
@@ -504,6 +507,19 @@ def value_types(items: list, out: dict[int, Value] | None = None) -> dict[int, V
     return out
 
 
+def kernel_rounds(items: list, out: dict[int, int] | None = None) -> dict[int, int]:
+    """Each kernel's rounds, by result id: its result register is written that many rounds later."""
+    out = {} if out is None else out
+    for it in _flat_rounds(items):
+        if isinstance(it, Round):
+            continue
+        if it.kind == "kernel" and it.out is not None:
+            out[it.out.id] = it.cost.rounds
+        if it.loop is not None:
+            kernel_rounds(it.loop.body, out)
+    return out
+
+
 def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     """Per-party bytecode instruction lists (registers allocated) and the program's cost report."""
     low = Lowering(prog)
@@ -513,10 +529,11 @@ def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     report = cost_of(items, prog.parties)
     compute = frozenset(prog.compute)
     values = value_types(items)
+    rounds = kernel_rounds(items)
     words = low.protocol.share_words
     code = {}
     for p in prog.parties:
         sizes = {i: v.type.size * 8 * (words if v.type.vis == SECRET and p in compute else 1)
                  for i, v in values.items()}
-        code[p], _nregs, report.peak_memory[p] = allocate(project(items, p, compute), sizes)
+        code[p], _nregs, report.peak_memory[p] = allocate(project(items, p, compute), sizes, rounds)
     return code, report

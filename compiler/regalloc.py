@@ -36,12 +36,25 @@ def _uses_defs(ins: list) -> tuple[list, list]:
     return [], []
 
 
-def liveness(code: list, live: Liveness | None = None) -> Liveness:
-    """Def and last-use positions; values used inside a loop stay live to the loop's end."""
+def liveness(code: list, live: Liveness | None = None, rounds: dict[int, int] | None = None) -> Liveness:
+    """Def and last-use positions; values used inside a loop stay live to the loop's end; a
+    kernel's result register stays reserved until the `recv` that completes it (`rounds`: the
+    kernel's rounds, by result register)."""
     live = live or Liveness()
+    rounds = rounds or {}
+    pending: list[list[int]] = []  # [result register, rounds still to go]
     for ins in code:
         live.pos += 1
         p = live.pos
+        if ins[0] == "recv":
+            for item in pending:
+                item[1] -= 1
+                if item[1] == 0:
+                    live.u(item[0], p)
+            pending = [item for item in pending if item[1] > 0]
+            continue
+        if ins[0] == "kernel" and ins[3] is not None and rounds.get(ins[3], 0) > 0:
+            pending.append([ins[3], rounds[ins[3]]])
         if ins[0] == "loop":
             _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
             for r in inits:
@@ -51,7 +64,7 @@ def liveness(code: list, live: Liveness | None = None) -> Liveness:
                 live.d(r, p + 0.5)
             inner = Liveness(live.define, live.last, live.pos)
             outer_defined = set(live.define)
-            liveness(body, inner)
+            liveness(body, inner, rounds)
             live.pos = inner.pos + 1
             end = live.pos
             for r in results:
@@ -131,9 +144,9 @@ def peak_bytes(live: Liveness, sizes: dict[int, int]) -> int:
     return peak
 
 
-def allocate(code: list, sizes: dict[int, int]) -> tuple[list, int, int]:
+def allocate(code: list, sizes: dict[int, int], rounds: dict[int, int] | None = None) -> tuple[list, int, int]:
     """(code with physical registers and frees, number of registers, peak live bytes)."""
-    live = liveness(code)
+    live = liveness(code, rounds=rounds)
     m = assign(live)
     dying: dict[float, list[int]] = {}
     for r, end in live.last.items():

@@ -138,7 +138,7 @@ def test_unknown_define_and_bad_protocol_spec_are_usage_errors():
     for spec, fragment in [("rep3", "expected NAME(party, ...)"), ("rep3(alice, bob)", "takes 3 parties"),
                            ("rep3(alice, bob, dave)", "unknown party 'dave'"), ("spdz(a, b)", "unknown protocol"),
                            ("rep3(alice, 1b, carol)", "is not a party name"),
-                           ("dealer2(alice, bob, dealer=carol)", "not implemented yet")]:
+                           ("dealer2(alice, bob)", "needs a dealer")]:
         err = compile_error("x = 1\n", protocol=spec)
         assert isinstance(err, UsageErr), (spec, err.format())
         assert fragment in err.message and spec in err.message and err.exit_status == 2

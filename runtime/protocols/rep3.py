@@ -129,13 +129,13 @@ def _reshare(ctx: Context, z: np.ndarray, shape: tuple[int, ...]) -> KernelGen:
     return z.reshape(shape), np.asarray(got[nxt][0], dtype=U64).reshape(shape)
 
 
-def mul(ctx: Context, x: Share, y: Share) -> KernelGen:
+def mul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """Elementwise product of two secrets (no truncation): 1 round, n elements per party."""
     z, shape = _mul_share(x, y)
     return (yield from _reshare(ctx, z, shape))
 
 
-def matmul(ctx: Context, x: Share, y: Share) -> KernelGen:
+def matmul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """Ring matrix product of two 2-D secrets (no truncation): 1 round, n elements per party."""
     z, shape = _matmul_share(x, y)
     return (yield from _reshare(ctx, z, shape))
@@ -226,7 +226,7 @@ def trunc(ctx: Context, x: Share, bits: int) -> KernelGen:
     return _shaped((yield from trunc_additive(ctx, xa, bits)), shape)
 
 
-def mul_trunc(ctx: Context, x: Share, y: Share, bits: int) -> KernelGen:
+def mul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
     """Elementwise product then truncation, fused into 2 rounds.
 
     The product share goes straight into trunc_additive, whose re-randomization is the zero
@@ -236,13 +236,13 @@ def mul_trunc(ctx: Context, x: Share, y: Share, bits: int) -> KernelGen:
     return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
 
 
-def matmul_trunc(ctx: Context, x: Share, y: Share, bits: int) -> KernelGen:
+def matmul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
     """Matrix product then truncation, fused into 2 rounds."""
     z, shape = _matmul_share(x, y)
     return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
 
 
-def mul_add(ctx: Context, x: Share, y: Share) -> KernelGen:
+def mul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """My additive (3-out-of-3) share of x*y, kept local: no round. It is only ever combined
     linearly and then truncated by trunc_add, which re-randomizes before anything is sent."""
     z, shape = _mul_share(x, y)
@@ -250,7 +250,7 @@ def mul_add(ctx: Context, x: Share, y: Share) -> KernelGen:
     yield  # a kernel without a round  # noqa: unreachable
 
 
-def matmul_add(ctx: Context, x: Share, y: Share) -> KernelGen:
+def matmul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """My additive share of a matrix product, kept local (see mul_add)."""
     z, shape = _matmul_share(x, y)
     return z.reshape(shape)

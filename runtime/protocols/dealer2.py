@@ -1,0 +1,251 @@
+"""dealer2: two computing parties with additive shares over Z_2^64 and a dealer (TF Encrypted's Pond).
+
+P0 and P1 hold x0 and x1 with x = x0 + x1 mod 2^64. The dealer D only produces correlated
+randomness (Beaver triples, masked truncation pairs) from the pairwise AES-CTR streams it shares
+with P0 and P1, and never sees data; it keeps an all-zero placeholder share so that it follows the
+program's shapes. Semi-honest; secure as long as the dealer does not collude with P0 or P1.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol
+from veil.runtime.protocols.rep3 import LOW63, OFFSET, TOP, U64, _check_bits, _flat, _open_parts
+from veil.runtime.ring import asring
+from veil.runtime.ring import matmul as ring_matmul
+
+# PRG stream numbers, one per independent draw under the same key within a kernel.
+S_A, S_B, S_C = 0, 1, 2        # Beaver triple: a, b and P0's part of c
+S_SHARE = 3                    # share: the part known to the owner and one computing party
+S_R, S_R63, S_RL = 4, 5, 6     # truncation: mask halves, P0's parts of its top bit and low bits
+
+
+def _parties(ctx: Context) -> tuple[str, str, str]:
+    """(P0, P1, dealer)."""
+    p0, p1, d = ctx.compute
+    return p0, p1, d
+
+
+def _zeros(shape: tuple[int, ...]) -> np.ndarray:
+    return np.zeros(shape, dtype=U64)
+
+
+# ---- multiplication with Beaver triples ------------------------------------------------------
+
+def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> KernelGen:
+    """My additive share of prod(x, y) from a dealer triple (a, b, c = prod(a, b)); 1 round."""
+    p0, p1, d = _parties(ctx)
+    xs, ys = np.shape(x), np.shape(y)
+    if ctx.index == 2:
+        a = ctx.rand(p0, S_A, xs) + ctx.rand(p1, S_A, xs)
+        b = ctx.rand(p0, S_B, ys) + ctx.rand(p1, S_B, ys)
+        c = asring(prod(a, b))
+        yield Exchange(send={p1: [c - ctx.rand(p0, S_C, c.shape)]})
+        return _zeros(c.shape)
+    other = p1 if ctx.index == 0 else p0
+    a_i, b_i = ctx.rand(d, S_A, xs), ctx.rand(d, S_B, ys)
+    e_i, f_i = asring(x - a_i), asring(y - b_i)
+    got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
+    e = asring(e_i + got[other][0].reshape(xs))
+    f = asring(f_i + got[other][1].reshape(ys))
+    z = asring(prod(e, b_i) + prod(a_i, f))
+    if ctx.index == 0:
+        return asring(z + ctx.rand(d, S_C, z.shape) + prod(e, f))
+    return asring(z + got[d][0].reshape(z.shape))
+
+
+def mul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
+    """Elementwise product of two secrets (no truncation): 1 round."""
+    return (yield from _beaver(ctx, x, y, np.multiply))
+
+
+def matmul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
+    """Matrix product of two 2-D secrets (no truncation) from a matrix triple: 1 round."""
+    return (yield from _beaver(ctx, x, y, ring_matmul))
+
+
+# ---- truncation ----------------------------------------------------------------------------
+
+def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+    """floor(z / 2^m) (+0 or +1) for |z| < 2^62: P0 and P1 open c = z + r + 2^62 to each other,
+    the dealer supplies shares of r's top bit and of its low bits shifted by m. 1 round."""
+    m = _check_bits(m)
+    p0, p1, d = _parties(ctx)
+    shape, n = np.shape(z), int(np.size(z))
+    if ctx.index == 2:
+        r = ctx.rand(p0, S_R, (n,)) + ctx.rand(p1, S_R, (n,))
+        r63_1 = (r >> TOP) - ctx.rand(p0, S_R63, (n,))
+        rl_1 = ((r & LOW63) >> U64(m)) - ctx.rand(p0, S_RL, (n,))
+        yield Exchange(send={p1: [r63_1, rl_1]})
+        return _zeros(shape)
+    other = p1 if ctx.index == 0 else p0
+    masked = _flat(z) + ctx.rand(d, S_R, (n,))
+    got = yield Exchange(send={other: [masked]}, expect={other: 1, **({d: 2} if ctx.index == 1 else {})})
+    c = masked + got[other][0] + OFFSET
+    c63, cl, sgn, k = _open_parts(c, m)
+    if ctx.index == 0:
+        r63_0, rl_0 = ctx.rand(d, S_R63, (n,)), ctx.rand(d, S_RL, (n,))
+        y = cl + c63 * k - U64(1 << (62 - m)) - rl_0 + r63_0 * sgn * k
+    else:
+        r63_1, rl_1 = got[d]
+        y = r63_1 * sgn * k - rl_1
+    return asring(y).reshape(shape)
+
+
+def trunc(ctx: Context, x: np.ndarray, bits: int, **_: Any) -> KernelGen:
+    """Arithmetic shift right of a secret, off by at most +1; needs |x| < 2^62. 1 round."""
+    return (yield from _trunc(ctx, x, bits))
+
+
+def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
+    """Product then truncation: 2 rounds."""
+    z = yield from _beaver(ctx, x, y, np.multiply)
+    return (yield from _trunc(ctx, z, bits))
+
+
+def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
+    """Matrix product then truncation: 2 rounds."""
+    z = yield from _beaver(ctx, x, y, ring_matmul)
+    return (yield from _trunc(ctx, z, bits))
+
+
+# ---- input and output ----------------------------------------------------------------------
+
+def share(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]) -> KernelGen:
+    """The owner's clear x becomes x0 + x1. A computing owner needs no round (the other part is
+    drawn from the stream it shares with the other computing party); anyone else sends x - x0 to P1."""
+    p0, p1, d = _parties(ctx)
+    shape = tuple(int(s) for s in shape)
+    if owner in (p0, p1):
+        other = p1 if owner == p0 else p0
+        if ctx.party == owner:
+            return asring(np.asarray(x, dtype=U64).reshape(shape) - ctx.rand(other, S_SHARE, shape))
+        if ctx.party == other:
+            return ctx.rand(owner, S_SHARE, shape)
+        return _zeros(shape)
+    if ctx.party == owner:
+        yield Exchange(send={p1: [asring(np.asarray(x, dtype=U64).reshape(shape) - ctx.rand(p0, S_SHARE, shape))]})
+        return _zeros(shape) if ctx.party == d else None
+    if ctx.party == p1:
+        got = yield Exchange(expect={owner: 1})
+        return asring(got[owner][0]).reshape(shape)
+    yield Exchange()  # P0 and the dealer take part in the round without a message
+    return ctx.rand(owner, S_SHARE, shape) if ctx.party == p0 else _zeros(shape)
+
+
+def reveal(ctx: Context, x: np.ndarray) -> KernelGen:
+    """Open to P0, P1 and the dealer (every computing party): P0 and P1 send their shares. 1 round."""
+    p0, p1, d = _parties(ctx)
+    if ctx.index == 2:
+        got = yield Exchange(expect={p0: 1, p1: 1})
+        return asring(got[p0][0] + got[p1][0]).reshape(np.shape(x))
+    other = p1 if ctx.index == 0 else p0
+    got = yield Exchange(send={other: [x], d: [x]}, expect={other: 1})
+    return asring(x + got[other][0].reshape(np.shape(x)))
+
+
+def reveal_to(ctx: Context, x: np.ndarray | None, receiver: str, shape: tuple[int, ...]) -> KernelGen:
+    """Open to one party only; 1 round. Others get None."""
+    p0, p1, d = _parties(ctx)
+    shape = tuple(int(s) for s in shape)
+    senders = [p for p in (p0, p1) if p != receiver]
+    if ctx.party == receiver:
+        got = yield Exchange(expect={p: 1 for p in senders})
+        total = sum((got[p][0].reshape(shape) for p in senders), start=_zeros(shape))
+        return asring(total + (x if ctx.party in (p0, p1) else 0))
+    if ctx.party in senders:
+        yield Exchange(send={receiver: [x]})
+    return None
+
+
+# ---- declared costs ------------------------------------------------------------------------
+
+def _size(shape: Any) -> int:
+    return int(np.prod(shape)) if shape is not None else 0
+
+
+def _mul_cost(compute: list[str], n: int, shapes: list | None = None, **_: Any) -> Cost:
+    p0, p1, d = compute
+    inputs = sum(_size(s) for s in shapes) if shapes else 2 * n
+    return Cost(1, {p0: inputs, p1: inputs, d: n})
+
+
+def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    p0, p1, d = compute
+    return Cost(1, {p0: n, p1: n, d: 2 * n})
+
+
+def _mul_trunc_cost(compute: list[str], n: int, **attrs: Any) -> Cost:
+    a, b = _mul_cost(compute, n, **attrs), _trunc_cost(compute, n)
+    return Cost(2, {p: a.sent[p] + b.sent[p] for p in compute})
+
+
+def _share_participants(compute: list[str], owner: str, **_: Any) -> set[str]:
+    return set(compute) | {owner}
+
+
+def _share_cost(compute: list[str], n: int, owner: str, **_: Any) -> Cost:
+    if owner in compute[:2]:
+        return Cost(0, {p: 0 for p in compute})
+    return Cost(1, {p: 0 for p in compute} | {owner: n})
+
+
+def _reveal_to_participants(compute: list[str], receiver: str, **_: Any) -> set[str]:
+    return set(compute[:2]) | {receiver}
+
+
+def _reveal_to_cost(compute: list[str], n: int, receiver: str, **_: Any) -> Cost:
+    senders = [p for p in compute[:2] if p != receiver]
+    return Cost(1, {p: n for p in senders} | {receiver: 0})
+
+
+def _all(compute: list[str], **_: Any) -> set[str]:
+    return set(compute)
+
+
+KERNELS: dict[str, KernelSpec] = {
+    "share": KernelSpec(share, _share_participants, _share_cost),
+    "reveal": KernelSpec(reveal, _all, lambda compute, n, **_: Cost(1, {compute[0]: 2 * n, compute[1]: 2 * n,
+                                                                         compute[2]: 0})),
+    "reveal_to": KernelSpec(reveal_to, _reveal_to_participants, _reveal_to_cost),
+    "mul": KernelSpec(mul, _all, _mul_cost),
+    "matmul": KernelSpec(matmul, _all, _mul_cost),
+    "trunc": KernelSpec(trunc, _all, _trunc_cost),
+    "mul_trunc": KernelSpec(mul_trunc, _all, _mul_trunc_cost),
+    "matmul_trunc": KernelSpec(matmul_trunc, _all, _mul_trunc_cost),
+}
+
+
+class Dealer2(Protocol):
+    """The dealer2 plug-in: a share is one array (the dealer's is all zeros)."""
+
+    name = "dealer2"
+    n_compute = 3  # P0, P1 and the dealer, in that order
+    share_words = 1
+    kernels = KERNELS
+
+    def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
+        """A linear op applies to each party's share alike."""
+        return asring(fn(*shares))
+
+    def add_public(self, ctx: Context, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """P0 adds c; everyone takes the broadcast shape."""
+        shape = np.broadcast_shapes(np.shape(x), np.shape(c))
+        x = asring(np.broadcast_to(x, shape))
+        return asring(x + c) if ctx.index == 0 else np.array(x, copy=True)
+
+    def from_public(self, ctx: Context, c: np.ndarray) -> np.ndarray:
+        """x0 = c, x1 = 0 (and the dealer's placeholder 0)."""
+        c = np.array(c, dtype=U64, copy=True)
+        return c if ctx.index == 0 else np.zeros_like(c)
+
+    def mul_public(self, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return asring(np.multiply(x, c, dtype=U64))
+
+    def to_additive(self, ctx: Context, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def add_public_additive(self, ctx: Context, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return self.add_public(ctx, z, c)
