@@ -53,3 +53,19 @@ def _regs(ins: list) -> list[int]:
     if kind == "loop":
         return [ins[4], *ins[5], *ins[6], *ins[7], *ins[8]] + [r for sub in ins[9] for r in _regs(sub)]
     return []
+
+
+def test_a_kernel_result_a_party_never_reads_keeps_its_register_until_written():
+    """A kernel writes its result rounds after it starts: even unread, its register is not handed
+    to a value defined meanwhile (that value would be overwritten)."""
+    from veil.compiler.regalloc import allocate
+
+    code = [["op", "input", 1, [], {}, [], 1], ["op", "input", 2, [], {}, [], 1],
+            ["kernel", "mul_trunc", 1, 10, [1, 2], {}, 2],  # its result is never read here
+            ["op", "const", 11, [], {}, [], 3],
+            ["send"], ["recv"], ["send"], ["recv"],
+            ["output", "y", 11, "fix", 16, 4]]
+    out, _nregs, _peak = allocate(code, {}, {10: 2})
+    kernel = next(ins for ins in out if ins[0] == "kernel")
+    const = next(ins for ins in out if ins[0] == "op" and ins[1] == "const")
+    assert kernel[3] != const[2]
