@@ -107,13 +107,10 @@ def test_whole_programs_match_the_emulator_and_numpy(rng):
 
 
 def test_fraud_program_under_dealer2_measures_what_the_compiler_predicts():
-    from veil.runtime.inprocess import run_inprocess
-
     c = api.compile("programs/fraud_detection.mpc", {"N": 512, "EPOCHS": 1},
                     protocol="dealer2(alice, bob, dealer=carol)")
-    results = run_inprocess(c.manifest, c.files, {})
-    emu = api.emulate(c)
-    np.testing.assert_allclose(results["alice"].outputs["w"], emu["alice"]["w"], atol=2e-3)
-    for party, r in results.items():
-        assert r.stats.rounds == c.cost.party_rounds[party]
-        assert r.stats.bytes_sent == c.cost.bytes_sent[party]
+    out, emu = api.run(c), api.emulate(c)
+    np.testing.assert_allclose(out["alice"]["w"], emu["alice"]["w"], atol=2e-3)
+    for party, stats in out.stats.items():
+        assert stats["rounds"] == c.cost.party_rounds[party]
+        assert stats["bytes_sent"] == c.cost.bytes_sent[party]

@@ -75,12 +75,10 @@ def test_reveal_and_private_compare(rng):
 
 def test_measured_rounds_and_bytes_equal_the_prediction(rng):
     c = api.compile("programs/fraud_detection.mpc", {"N": "256", "EPOCHS": "1"})
-    from veil.runtime.inprocess import run_inprocess
-
-    results = run_inprocess(c.manifest, c.files, {})
-    for party, r in results.items():
-        assert r.stats.rounds == c.cost.party_rounds[party]
-        assert r.stats.bytes_sent == c.cost.bytes_sent[party]
+    out = api.run(c)
+    for party, stats in out.stats.items():
+        assert stats["rounds"] == c.cost.party_rounds[party]
+        assert stats["bytes_sent"] == c.cost.bytes_sent[party]
     assert max(c.cost.party_rounds.values()) == c.cost.rounds
 
 
