@@ -470,7 +470,7 @@ def _encode(it: Instr, party: str, compute: frozenset[str]) -> list:
 
 def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]) -> tuple[list | None, set[int]]:
     lp = it.loop
-    held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it)]
+    held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it, compute)]
     body_live = {lp.results[i].id for i in held}
     body, body_in = _project(lp.body, party, body_live, compute)
     if not body:
@@ -484,11 +484,12 @@ def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]
     return enc, live
 
 
-def _value_holders(v: Value, it: Instr) -> frozenset[str]:
+def _value_holders(v: Value, it: Instr, compute: frozenset[str]) -> frozenset[str]:
+    """Who holds a loop-carried value: the compute parties (secret), its owner, or the loop's runners."""
     if v.type.vis == SECRET:
-        return it.execs | frozenset()
+        return compute
     o = owner(v.type.vis)
-    return frozenset([o]) if o else it.execs | frozenset([p for p in it.execs])
+    return frozenset([o]) if o else it.execs
 
 
 def value_types(items: list, out: dict[int, Value] | None = None) -> dict[int, Value]:

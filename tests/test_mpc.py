@@ -108,3 +108,12 @@ def _code(c, party):
             if ins[0] == "loop":
                 yield from flat(ins[9])
     return list(flat(bytecode.decode(c.files[party])["code"]))
+
+
+def test_an_input_party_sharing_inside_a_loop_does_not_carry_secret_values():
+    """dave shares a row per iteration; the secret accumulator is carried by the compute parties only."""
+    src = ('a = secret(input(alice, "a", shape=(4,)))\nd = input(dave, "d", shape=(3, 4))\nacc = a\n'
+           'for i in range(3):\n    acc = acc + d[i] * 2\noutput(acc, to=dave)\n')
+    A, D = np.arange(4.0), np.arange(12.0).reshape(3, 4)
+    c, emu, mpc = both(src, {"alice": {"a": A}, "dave": {"d": D}})
+    np.testing.assert_allclose(mpc["dave"]["acc"], A + 2 * D.sum(axis=0), atol=1e-4)
