@@ -183,8 +183,12 @@ class VM:
                     await self.mesh.send(peer, arrays)
                     self.stats.messages += 1
         except NetworkError as err:
-            where = ", ".join(str(x) for x in sorted({str(p.line) for p in self.pending}))
-            raise NetworkError(f"{err.message} (while running line {where})") from None
+            raise self._at_pending_lines(err) from None
+
+    def _at_pending_lines(self, err: NetworkError) -> NetworkError:
+        """The network error, naming the source lines of the kernels in flight."""
+        where = ", ".join(sorted({str(p.line) for p in self.pending}))
+        return NetworkError(f"{err.message} (while running line {where})")
 
     async def recv(self) -> None:
         """A round's second half: one message from each peer; every kernel in flight resumes."""
@@ -192,7 +196,6 @@ class VM:
         for p in self.pending:
             for peer, n in p.exchange.expect.items():
                 expects[peer] = expects.get(peer, 0) + n
-        lines = sorted({str(p.line) for p in self.pending})
         try:
             received = {}
             for peer, n in expects.items():
@@ -203,8 +206,7 @@ class VM:
                                            "the parties are not running the same program")
                     received[peer] = got
         except NetworkError as err:
-            where = ", ".join(str(x) for x in lines)
-            raise NetworkError(f"{err.message} (while running line {where})") from None
+            raise self._at_pending_lines(err) from None
         self.stats.rounds += 1
         offsets = {peer: 0 for peer in received}
         still: list[_Pending] = []
