@@ -283,12 +283,17 @@ def _join(b, xs: list[Value], span) -> list[Value]:
     return out
 
 
-def _concat(b, e, scope):
-    a = Args(b, "concat", e, scope, ["xs", "axis"], 1)
+def _tensor_list(b, e, scope, name: str) -> tuple[Args, list[Value]]:
+    """The arguments of concat/stack: a non-empty list of tensors, brought to one type."""
+    a = Args(b, name, e, scope, ["xs", "axis"], 1)
     xs = a.get("xs")
     if not isinstance(xs, (tuple, list)) or not xs:
-        raise TypeErr("concat takes a list of tensors: concat([a, b], axis=1)", e.span)
-    xs = _join(b, [b.tensor(x, e.span) for x in xs], e.span)
+        raise TypeErr(f"{name} takes a list of tensors: {name}([a, b], axis=0)", e.span)
+    return a, _join(b, [b.tensor(x, e.span) for x in xs], e.span)
+
+
+def _concat(b, e, scope):
+    a, xs = _tensor_list(b, e, scope, "concat")
     nd = len(xs[0].type.shape)
     axis = _axis(a.get("axis", 0), nd, a.span("axis"))
     for x in xs[1:]:
@@ -302,11 +307,7 @@ def _concat(b, e, scope):
 
 
 def _stack(b, e, scope):
-    a = Args(b, "stack", e, scope, ["xs", "axis"], 1)
-    xs = a.get("xs")
-    if not isinstance(xs, (tuple, list)) or not xs:
-        raise TypeErr("stack takes a list of tensors", e.span)
-    xs = _join(b, [b.tensor(x, e.span) for x in xs], e.span)
+    a, xs = _tensor_list(b, e, scope, "stack")
     for x in xs[1:]:
         if x.type.shape != xs[0].type.shape:
             raise ShapeErr(f"stack needs equal shapes, got {xs[0].type.shape} and {x.type.shape}", e.span)
