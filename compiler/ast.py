@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Span
+from veil.runtime.diagnostics import Span
 
 
 @dataclass

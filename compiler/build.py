@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import ast
-from .errors import (AssertErr, ErrorList, NameErr, ShapeErr, Span, SyntaxErr, TypeErr, UnsupportedErr, UsageErr, VeilError,
+from veil.runtime.diagnostics import (AssertErr, ErrorList, NameErr, ShapeErr, Span, SyntaxErr, TypeErr, UnsupportedErr, UsageErr, VeilError,
                      closest)
 from .ir import Block, InputDecl, Op, OutputDecl, Program, Value
 from .parser import parse
@@ -173,6 +173,7 @@ class Builder:
         self.affine: dict[int, tuple[dict[int, int], int]] = {}
         self.loop_ranges: dict[int, tuple[int, int]] = {}
         self.call_stack: list[str] = []
+        self.call_sites: list[Span] = []  # where each function being inlined was called, chained
         self.modules: dict[str, Module] = {}
         self.loop_depth = 0
         self.protocol_span: Span | None = None
@@ -188,8 +189,14 @@ class Builder:
     # ---- emitting ------------------------------------------------------------------------
     def emit(self, opcode: str, ins: list[Value], t: Type, span: Span | None, **attrs) -> Value:
         v = self.prog.new_value(t)
-        self.block.ops.append(Op(opcode, [v], list(ins), attrs, span))
+        self.block.ops.append(Op(opcode, [v], list(ins), attrs, self.at(span)))
         return v
+
+    def at(self, span: Span | None) -> Span | None:
+        """A span inside an inlined function, chained to the user's line that called it."""
+        if span is None or not self.call_sites:
+            return span
+        return span.called_from(self.call_sites[-1])
 
     def scalar_factor(self, v: float, span: Span) -> Value:
         """A public fix scalar to multiply by, with up to F extra fractional bits so small factors
@@ -1131,15 +1138,32 @@ class Builder:
             else:
                 raise TypeErr(f"{node.name}() is missing argument {p.name!r}", e.span)
         self.call_stack.append(node.name)
+        self.call_sites.append(self.at(e.span))
         self.fn_loop_depth.append(self.loop_depth)
         try:
             self.run_block(node.body, inner)
         except _Return as r:
             return r.value
+        except VeilError as err:
+            raise _through_call(err, self.call_sites[-1]) from None
         finally:
             self.call_stack.pop()
+            self.call_sites.pop()
             self.fn_loop_depth.pop()
         return None
+
+
+def _through_call(err: VeilError, site: Span) -> VeilError:
+    """An error inside an inlined function, its span chained to the (chained) call `site`; an
+    error already chained (by a deeper call, or raised at an op's chained span) is left alone."""
+    subs = getattr(err, "errors", None) or [err]
+    for sub in subs:
+        if sub.span is not None and not getattr(sub, "chained", False):
+            if sub.span.caller is None:
+                sub.span = sub.span.called_from(site)
+            sub.chained = True
+    err.span = subs[0].span
+    return err
 
 
 def _has(scope: Scope, name: str) -> bool:

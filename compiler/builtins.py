@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import ast
-from .errors import NameErr, ShapeErr, TypeErr, UnsupportedErr, closest
+from veil.runtime.diagnostics import NameErr, ShapeErr, TypeErr, UnsupportedErr, closest
 from .ir import InputDecl, Op, OutputDecl, Value
 from .types import PUBLIC, SECRET, Type, join_dtype, join_vis, owner, private
 

@@ -54,7 +54,7 @@ def compile_file(path: str, params: dict[str, Any] | None = None, **kw) -> Compi
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as err:
-        from .errors import UsageErr
+        from veil.runtime.diagnostics import UsageErr
         raise UsageErr(f"{path}: cannot read the program ({err.__class__.__name__}: "
                        f"{getattr(err, 'strerror', None) or err})", None,
                        "a .mpc program is a UTF-8 text file") from None

@@ -7,7 +7,7 @@ import numpy as np
 
 from veil.runtime.ring import LOCAL, asring, signed
 
-from .errors import RuntimeFailure
+from veil.runtime.diagnostics import RuntimeFailure
 from .ir import Block, Op, Program
 
 # Ops that change who knows a value but not the value itself.

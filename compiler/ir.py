@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import Span
+from veil.runtime.diagnostics import Span
 from .types import Type
 
 

@@ -17,7 +17,7 @@ from veil.runtime.protocols import get_protocol
 from veil.runtime.protocols.base import Cost, KernelSpec
 from veil.runtime.protocols.common import SEND
 
-from .errors import TypeErr
+from veil.runtime.diagnostics import TypeErr
 from .ir import Block, Op, Program, Value
 from .regalloc import allocate
 from .types import PUBLIC, SECRET, owner

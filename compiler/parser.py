@@ -11,7 +11,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, Un
 from lark.indenter import Indenter
 
 from . import ast
-from .errors import ErrorList, Span, SyntaxErr, VeilError, register_source
+from veil.runtime.diagnostics import ErrorList, Span, SyntaxErr, VeilError, register_source
 
 
 class _IndentProblem(LarkError):

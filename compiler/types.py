@@ -37,14 +37,21 @@ def join_dtype(a: str, b: str) -> str:
     return "int"
 
 
+ARITH = "arith"  # share kinds: an arithmetic sharing over Z_2^64 ...
+BOOL = "bool"    # ... or a boolean (XOR) sharing of the same 64-bit words
+SHARE_KINDS = (ARITH, BOOL)
+
+
 @dataclass(frozen=True)
 class Type:
-    """A value's static type. `scale` is the number of fractional bits of its ring encoding."""
+    """A value's static type. `scale` is the number of fractional bits of its ring encoding; `kind`
+    says how a secret value is shared (arithmetic or boolean); clear values are always arith."""
 
     vis: str
     dtype: str
     shape: tuple[int, ...]
     scale: int = 0
+    kind: str = ARITH
 
     @property
     def size(self) -> int:
@@ -54,11 +61,13 @@ class Type:
         return n
 
     def with_(self, **kw) -> "Type":
-        data = {"vis": self.vis, "dtype": self.dtype, "shape": self.shape, "scale": self.scale}
+        data = {"vis": self.vis, "dtype": self.dtype, "shape": self.shape, "scale": self.scale,
+                "kind": self.kind}
         data.update(kw)
         return Type(**data)
 
     def __str__(self) -> str:
         dims = "x".join(str(d) for d in self.shape) or "scalar"
         sc = f"@{self.scale}" if self.dtype == "fix" else ""
-        return f"{self.vis} {self.dtype}{sc}[{dims}]"
+        kind = "" if self.kind == ARITH else f" {self.kind}-shared"
+        return f"{self.vis}{kind} {self.dtype}{sc}[{dims}]"

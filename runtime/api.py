@@ -9,7 +9,7 @@ veil language (`@program`) — then emulate it in clear or run it with every par
     out = api.run(c)                     # in this process; processes=True for one process per party
     out["alice"]["w"]                    # a numpy array
 
-Every user mistake raises a VeilError subclass (veil.compiler.errors) whose message names the
+Every user mistake raises a VeilError subclass (veil.runtime.diagnostics) whose message names the
 spot: a compile error its file:line:col, a bad input its party and name.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 
 from veil.compiler import driver
 from veil.compiler.emulate import emulate as _emulate_ir
-from veil.compiler.errors import (ErrorList, InputDataError, Span, UsageErr, VeilError, closest,
+from veil.runtime.diagnostics import (ErrorList, InputDataError, Span, UsageErr, VeilError, closest,
                                   register_source)
 from veil.compiler.lower import CostReport
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.compiler.errors import UsageErr, VeilError
+from veil.runtime.diagnostics import UsageErr, VeilError
 
 
 def _defines(items: list[str]) -> dict[str, str]:

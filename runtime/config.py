@@ -23,7 +23,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from veil.compiler.errors import UsageErr, closest
+from veil.runtime.diagnostics import UsageErr, closest
 
 _TLS_KEYS = ("ca", "cert", "key")
 _TOP_KEYS = ("parties", "tls")

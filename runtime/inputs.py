@@ -30,7 +30,7 @@ from typing import IO, Callable
 
 import numpy as np
 
-from veil.compiler.errors import InputDataError, RuntimeFailure
+from veil.runtime.diagnostics import InputDataError, RuntimeFailure
 from veil.runtime import fixedpoint
 
 FORMATS = ".csv, .npy, or MNIST IDX (.idx, *-ubyte), each optionally gzipped (.gz)"

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from veil.compiler.errors import RuntimeFailure, UsageErr, VeilError
+from veil.runtime.diagnostics import RuntimeFailure, UsageErr, VeilError
 
 from .net import free_ports
 

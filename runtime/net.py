@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Coroutine, Iterable, TypeVar
 import msgpack
 import numpy as np
 
-from veil.compiler.errors import NetworkError, UsageErr
+from veil.runtime.diagnostics import NetworkError, UsageErr
 from veil.runtime.tls import cert_common_name
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from veil.compiler.errors import NetworkError
+from veil.runtime.diagnostics import NetworkError
 from veil.runtime.protocols.base import PRGSource
 
 KEY_BYTES = 16

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.compiler.errors import InputDataError, NetworkError, RuntimeFailure, UsageErr, VeilError
+from veil.runtime.diagnostics import InputDataError, NetworkError, RuntimeFailure, UsageErr, VeilError
 
 from . import bytecode, fixedpoint
 from .inputs import commit_outputs, load_input

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.compiler.errors import NetworkError, RuntimeFailure
+from veil.runtime.diagnostics import NetworkError, RuntimeFailure
 
 from .protocols.base import Context, Exchange, Protocol
 from .protocols.common import SEND

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from veil.runtime.session import load_build
-from veil.compiler.errors import InputDataError, NameErr, SyntaxErr, UsageErr, VeilError
+from veil.runtime.diagnostics import InputDataError, NameErr, SyntaxErr, UsageErr, VeilError
 from veil.runtime import api
 from veil.runtime.api import program
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.compiler.errors import NameErr, ShapeErr, SyntaxErr, TypeErr, UnsupportedErr, UsageErr, VeilError
+from veil.runtime.diagnostics import NameErr, ShapeErr, SyntaxErr, TypeErr, UnsupportedErr, UsageErr, VeilError
 from veil.compiler.ir import walk
 from veil.runtime import api
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from veil.compiler.errors import UsageErr
+from veil.runtime.diagnostics import UsageErr
 from veil.runtime.config import PartiesConfig, TLSPaths, load_parties, parse_address
 
 TOML = """

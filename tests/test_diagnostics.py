@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from veil.compiler import driver
-from veil.compiler.errors import (AssertErr, ErrorList, NameErr, ShapeErr, SyntaxErr, TypeErr, UnsupportedErr,
+from veil.runtime.diagnostics import (AssertErr, ErrorList, NameErr, ShapeErr, SyntaxErr, TypeErr, UnsupportedErr,
                                   UsageErr, VeilError)
 from veil.runtime import api
 
@@ -108,7 +108,8 @@ def test_golden_diagnostic(src, cls, message, line, col, hint):
         assert err.hint and hint in err.hint
     assert err.exit_status == 2
     text = err.format()
-    assert text.startswith(f"prog.mpc:{line}:{col}: error: ")
+    head = text.split(": error: ")[0].split(" → ")  # a call chain, outermost call first
+    assert head[-1] == f"prog.mpc:{line}:{col}" and all(h.startswith("prog.mpc:") for h in head)
     lines = text.splitlines()
     assert lines[2].strip().startswith("^") and lines[2].index("^") == 4 + col - 1
 
@@ -238,3 +239,15 @@ def test_cli_secret_comparison_compile_refuses_with_line(tmp_path):
 def test_api_compile_errors_are_veil_errors():
     with pytest.raises(NameErr):
         api.compile(HEAD + "y = nope\n")
+
+
+def test_error_inside_an_imported_function_names_the_chain_of_calls(tmp_path):
+    (tmp_path / "m.mpc").write_text("def f(x):\n    return x @ x\n\n\ndef g(x):\n    return f(x) + 1\n")
+    prog = tmp_path / "u.mpc"
+    prog.write_text('from m import g\nparty alice, bob, carol\nx = input(alice, "x", (3, 2))\n'
+                    'y = g(x)\noutput(y, to=alice)\n')
+    with pytest.raises(ShapeErr) as info:
+        driver.compile_file(str(prog))
+    head = info.value.format().split(": error: ")[0]
+    assert head == f"{prog}:4:5 → {tmp_path / 'm.mpc'}:6:12 → {tmp_path / 'm.mpc'}:2:12"
+    assert [s.line for s in info.value.span.chain()] == [4, 6, 2]

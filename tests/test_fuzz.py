@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from veil.compiler import driver
-from veil.compiler.errors import VeilError
+from veil.runtime.diagnostics import VeilError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAD = "party alice, bob, carol\nprotocol rep3(alice, bob, carol)\n"

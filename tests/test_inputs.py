@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from reference import shared_data_dir
-from veil.compiler.errors import InputDataError, RuntimeFailure
+from veil.runtime.diagnostics import InputDataError, RuntimeFailure
 from veil.runtime import inputs
 from veil.runtime.inputs import commit_outputs, load_input, write_output_atomic
 

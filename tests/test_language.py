@@ -7,7 +7,7 @@ import pytest
 
 from veil.compiler import driver
 from veil.compiler.emulate import OverflowWarning
-from veil.compiler.errors import UnsupportedErr
+from veil.runtime.diagnostics import UnsupportedErr
 from veil.compiler.ir import walk
 from veil.runtime import api
 
@@ -351,7 +351,7 @@ def test_reshape_infers_one_dimension():
 
 def test_api_params_must_have_the_params_type():
     import pytest
-    from veil.compiler.errors import UsageErr
+    from veil.runtime.diagnostics import UsageErr
     from veil.runtime import api
     src = "party a, b, c\nprotocol rep3(a, b, c)\nparam N = 4\nparam LR = 0.5\nx = zeros((N,))\noutput(x, to=a)\n"
     for bad in ({"N": 2.5}, {"N": True}, {"LR": "fast"}):

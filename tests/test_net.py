@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from veil.compiler.errors import NetworkError, UsageErr
+from veil.runtime.diagnostics import NetworkError, UsageErr
 from veil.runtime import net
 
 PARTIES = ["alice", "bob", "carol"]

@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from kernel_driver import assert_balanced_bits, make_keys, make_prgs
-from veil.compiler.errors import NetworkError
+from veil.runtime.diagnostics import NetworkError
 from veil.runtime.prg import PRG, agree_keys, counter_block
 
 PARTIES = ["carol", "alice", "bob", "dave"]

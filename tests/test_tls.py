@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from veil.compiler.errors import NetworkError, UsageErr
+from veil.runtime.diagnostics import NetworkError, UsageErr
 from veil.runtime import net, tls
 
 PARTIES = ["alice", "bob", "carol"]

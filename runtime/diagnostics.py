@@ -13,9 +13,30 @@ class Span:
     col: int
     end_line: int = 0
     end_col: int = 0
+    caller: "Span | None" = None  # the call site, when this span lies inside an inlined function
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
+
+    def chain(self) -> list["Span"]:
+        """The spans from the user's outermost call down to this one."""
+        out: list[Span] = []
+        s: Span | None = self
+        while s is not None:
+            out.append(s)
+            s = s.caller
+        return out[::-1]
+
+    def where(self) -> str:
+        """`user.mpc:27:13 → ml.mpc:13:5`: the call chain, outermost first."""
+        return " → ".join(str(s) for s in self.chain())
+
+    def called_from(self, site: "Span | None") -> "Span":
+        """This span seen through a call at `site` (appended below site's own chain)."""
+        if site is None:
+            return self
+        inner = self.caller.called_from(site) if self.caller is not None else site
+        return Span(self.file, self.line, self.col, self.end_line, self.end_col, inner)
 
 
 _SOURCES: dict[str, str] = {}
@@ -55,7 +76,7 @@ class VeilError(Exception):
 
     def format(self) -> str:
         """The message as a compiler prints it: location, line, caret, hint."""
-        head = f"{self.span}: " if self.span else ""
+        head = f"{self.span.where()}: " if self.span else ""
         out = [f"{head}{self.kind}: {self.message}"]
         if self.span:
             text = source_line(self.span)
