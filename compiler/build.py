@@ -12,10 +12,10 @@ from . import ast
 from veil.runtime.diagnostics import (AssertErr, ErrorList, NameErr, ShapeErr, Span, SyntaxErr, TypeErr, UnsupportedErr, UsageErr, VeilError,
                      closest)
 from .ir import Block, InputDecl, Op, OutputDecl, Program, Value
+from .protocol_line import ProtocolLineError, compute_parties
 from .parser import parse
 from .types import PUBLIC, SECRET, Type, join_dtype, join_vis, owner, private
 
-PROTOCOLS = {"rep3": 3, "dealer2": 2}
 DTYPES = ("fix", "int", "bool")
 MAX_CONST_ELEMENTS = 1 << 24  # a public constant is stored in the bytecode
 MAX_ELEMENTS = 1 << 40  # any tensor's element count
@@ -273,21 +273,10 @@ class Builder:
         def fail(cls, msg: str, hint: str | None) -> VeilError:
             return UsageErr(where + msg, None, hint) if cli else cls(msg, span, hint)
 
-        if name not in PROTOCOLS:
-            near = closest(name, list(PROTOCOLS))
-            raise fail(UsageErr, f"unknown protocol {name!r}", f"did you mean {near}?" if near else
-                       f"known protocols: {', '.join(PROTOCOLS)}")
-        allowed = {"dealer"} if name == "dealer2" else set()
-        for k in kwargs:
-            if k not in allowed:
-                raise fail(TypeErr, f"protocol {name} has no keyword {k!r}",
-                           "rep3(p0, p1, p2) or dealer2(p0, p1, dealer=p2)")
-        compute = list(args) + ([kwargs["dealer"]] if "dealer" in kwargs else [])
-        if len(args) != PROTOCOLS[name]:
-            raise fail(TypeErr, f"protocol {name} takes {PROTOCOLS[name]} parties, got {len(args)}",
-                       "rep3(p0, p1, p2) or dealer2(p0, p1, dealer=p2)")
-        if name == "dealer2" and "dealer" not in kwargs:
-            raise fail(TypeErr, "protocol dealer2 needs a dealer", "dealer2(p0, p1, dealer=p2)")
+        try:
+            compute = compute_parties(name, args, kwargs)
+        except ProtocolLineError as err:
+            raise fail(UsageErr if err.kind == "usage" else TypeErr, err.message, err.hint) from None
         for p in compute:
             if p not in self.prog.parties:
                 near = closest(p, self.prog.parties)

@@ -109,27 +109,6 @@ def _axis(x: Any, ndim: int, span) -> int | None:
     return x % ndim
 
 
-# Ops the emulator computes but no protocol lowers yet when an operand is secret (later issue).
-NOT_IN_MPC_YET = {
-    "lt": "comparison `<`", "le": "comparison `<=`", "gt": "comparison `>`", "ge": "comparison `>=`",
-    "eq": "comparison `==`", "ne": "comparison `!=`", "bitand": "`&`", "bitor": "`|`", "bitnot": "`~`",
-    "floordiv": "`//`", "mod": "`%`", "div": "division by a run-time value", "toint": "int() of a fix value",
-    "where": "where()", "abs": "abs()", "maximum": "max(a, b)", "minimum": "min(a, b)",
-    "rmax": "max()", "rmin": "min()",
-}
-
-
-def refuse_in_protocol(op: Op, protocol: str) -> None:
-    """Stop the lowering at an op on secret values that the protocol cannot compute yet."""
-    what = NOT_IN_MPC_YET.get(op.opcode)
-    if what is None or not op.outs or op.outs[0].type.vis != SECRET:
-        return
-    line = f" (line {op.span.line})" if op.span else ""
-    raise UnsupportedErr(f"{what} on secret values is not yet supported by the {protocol} protocol{line}",
-                         op.span, "`veil emulate` runs it in clear; for MPC, reveal the operands to a party "
-                         "first (reveal(x, to=alice)) or wait for secure comparisons")
-
-
 def call_builtin(b: "Builder", name: str, e: ast.Call, scope: "Scope") -> Any:
     fn = BUILTIN_IMPLS.get(name)
     if fn is None:

@@ -10,6 +10,7 @@ from typing import Any
 from veil.runtime import bytecode
 
 from .build import build
+from .expand import expand
 from .emulate import emulate  # noqa: F401  (re-exported for the API)
 from .ir import Program, format_program
 from .lower import CostReport, lower
@@ -39,6 +40,7 @@ def compile_source(text: str, file: str, params: dict[str, Any] | None = None, *
     prog = build(text, file, params, frac_bits, protocol)
     if optimize_ir:
         prog = optimize(prog)
+    prog = expand(prog)
     if not lower_ir:
         cost = CostReport(bytes_sent={p: 0 for p in prog.parties}, party_rounds={p: 0 for p in prog.parties})
         return Compiled(prog, {}, make_manifest(prog, {}, cost), cost, time.perf_counter() - t0)

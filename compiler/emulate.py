@@ -5,18 +5,14 @@ from typing import Any
 
 import numpy as np
 
-from veil.runtime.ring import LOCAL, asring, signed
+from veil.runtime.ops import OPS
+from veil.runtime.ring import asring, signed
 
 from veil.runtime.diagnostics import RuntimeFailure
 from .ir import Block, Op, Program
 
-# Ops that change who knows a value but not the value itself.
-IDENTITY = {"share", "from_public", "reveal", "reveal_to", "retag"}
 OVERFLOW_BOUND = 1 << 62  # beyond this a truncation's input leaves the documented range
 INT_BOUND = 1 << 63  # an int result beyond this has wrapped around the 64-bit ring
-# Ops whose ring result can wrap: checked against a float64 shadow computation.
-WRAPPING = {"add", "sub", "mul", "matmul", "sum", "lshift", "neg"}
-DIVIDING = {"floordiv", "mod", "div"}
 
 
 class OverflowWarning(RuntimeFailure):
@@ -46,7 +42,7 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
             env[op.out.id] = op.attrs["value"]
         elif code == "input":
             env[op.out.id] = inputs[(op.attrs["party"], op.attrs["name"])]
-        elif code in IDENTITY:
+        elif OPS[code].identity:
             env[op.out.id] = args[0]
         elif code == "output":
             for p in op.attrs["to"]:
@@ -65,12 +61,13 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
         else:
             if code == "trunc" and check:
                 _check_range(args[0], op)
-            if code in DIVIDING and np.any(np.asarray(args[1]) == 0):
+            spec = OPS[code]
+            if spec.divides and np.any(np.asarray(args[1]) == 0):
                 raise EmulationError(f"division by zero at {_where(op)}", op.span,
                                      "the divisor is 0 for some element on these inputs")
-            out = LOCAL[code](*args, **op.attrs)
-            if check and code in WRAPPING and op.outs and op.out.type.dtype in ("fix", "int"):
-                _check_wrap(code, args, op)
+            out = spec.clear(*args, **op.attrs)
+            if check and spec.shadow is not None and op.outs and op.out.type.dtype in ("fix", "int"):
+                _check_wrap(spec.shadow, args, op)
             env[op.out.id] = out
 
 
@@ -87,29 +84,11 @@ def _check_range(x: np.ndarray, op: Op) -> None:
                               "double scale)", op.span, "scale the data down or lower --frac-bits")
 
 
-def _shadow(code: str, args: list[np.ndarray], attrs: dict) -> np.ndarray:
-    """The op on the signed values in float64: what the result would be without wrap-around."""
-    f = [signed(a).astype(np.float64) for a in args]
-    if code == "add":
-        return f[0] + f[1]
-    if code == "sub":
-        return f[0] - f[1]
-    if code == "neg":
-        return -f[0]
-    if code == "mul":
-        return f[0] * f[1]
-    if code == "matmul":
-        return np.matmul(f[0], f[1])
-    if code == "sum":
-        return np.sum(f[0], axis=attrs.get("axis"))
-    return f[0] * 2.0 ** attrs["bits"]  # lshift
-
-
-def _check_wrap(code: str, args: list[np.ndarray], op: Op) -> None:
+def _check_wrap(shadow, args: list[np.ndarray], op: Op) -> None:
     """Report an addition or multiplication whose exact result left the ring (it wrapped)."""
     t = op.out.type
     bound = float(OVERFLOW_BOUND if t.dtype == "fix" else INT_BOUND)
-    exact = _shadow(code, args, op.attrs)
+    exact = shadow(*args, **op.attrs)
     if not exact.size:
         return
     peak = float(np.max(np.abs(exact)))

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from veil.runtime.protocols import get_protocol
+from veil.runtime.diagnostics import TypeErr, UnsupportedErr
+from veil.runtime.ops import OPS
 from veil.runtime.protocols.base import Cost, KernelSpec
 from veil.runtime.protocols.common import SEND
 
-from veil.runtime.diagnostics import TypeErr
+from .capabilities import Capabilities, secret_ins
 from .ir import Block, Op, Program, Value
 from .regalloc import allocate
 from .types import PUBLIC, SECRET, owner
@@ -95,20 +96,13 @@ class CostReport:
                 "peak_memory_bytes": dict(sorted(self.peak_memory.items()))}
 
 
-MUL_KERNELS = {"mul": "mul_trunc", "matmul": "matmul_trunc"}
-PRODUCT_KERNELS = {"mul", "matmul", "mul_trunc", "matmul_trunc", "mul_add", "matmul_add"}
-# Linear ops that work on additive shares component by component (adding a public value is one
-# party's job; the VM asks the protocol).
-ADDITIVE_LINEAR = {"add", "sub", "neg", "sum", "slice", "dslice", "reshape", "transpose", "concat", "stack",
-                   "broadcast"}
-
-
 class Lowering:
     """Turns a program's IR into scheduled protocol instructions."""
 
     def __init__(self, prog: Program):
         self.prog = prog
-        self.protocol = get_protocol(prog.protocol)
+        self.caps = Capabilities.of(prog)
+        self.protocol = self.caps.protocol
         self.compute = list(prog.compute)
         self.all = frozenset(prog.parties)
         self.avail: dict[int, frozenset[str]] = {}
@@ -136,10 +130,8 @@ class Lowering:
     def kernel(self, name: str, out: Value | None, ins: list[Value], attrs: dict, line: int,
                spec: KernelSpec | None = None) -> Instr:
         spec = spec or self.protocol.kernels[name]
-        if name in PRODUCT_KERNELS:  # a product's cost can depend on its operands' shapes
-            attrs = {**attrs, "shapes": [list(v.type.shape) for v in ins]}
         n = (out.type.size if out is not None else ins[0].type.size)
-        cost = spec.cost(self.compute, n, **attrs)
+        cost = spec.cost(self.compute, n, sizes=[v.type.size for v in ins], **attrs)
         self.next_iid += 1
         return Instr("kernel", name, out, ins, attrs, line, frozenset(spec.participants(self.compute, **attrs)),
                      spec=spec, cost=cost, iid=self.next_iid)
@@ -162,14 +154,14 @@ class Lowering:
         out: list[Instr] = []
         fusable: dict[int, Op] = {}
         for op in block.ops:
-            if op.opcode in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
+            if self.caps.kernel_of(op) is not None:
                 fusable[op.out.id] = op
         fused: set[int] = set()
         for op in block.ops:
-            if op.opcode == "trunc" and op.out.type.vis == SECRET:
+            if self.caps.kernel_of(op) is not None:
                 src = fusable.get(op.ins[0].id)
                 if src is not None and self.uses.get(src.out.id) == 1 and \
-                        MUL_KERNELS[src.opcode] in self.protocol.kernels:
+                        self.caps.fused(src.opcode, op.opcode) is not None:
                     fused.add(src.out.id)
         region = self.additive_regions(block, fused)
         for op in block.ops:
@@ -186,7 +178,7 @@ class Lowering:
         """Ops (by output id) computed on additive shares: each secret `trunc` whose input is a
         linear combination of secret products read nowhere else. The products skip their reshare
         round and the truncation runs on the additive shares (ops ending in the trunc itself)."""
-        if "trunc_add" not in self.protocol.kernels:
+        if self.caps.additive_trunc is None:
             return {}
         producer = {op.out.id: op for op in block.ops if op.outs}
         region: dict[int, Op] = {}
@@ -194,8 +186,7 @@ class Lowering:
             if op.opcode != "trunc" or op.out.type.vis != SECRET or op.ins[0].id in fused:
                 continue
             found: dict[int, Op] = {}
-            if self._collect(op.ins[0], producer, found) and any(
-                    o.opcode in MUL_KERNELS and all(v.type.vis == SECRET for v in o.ins) for o in found.values()):
+            if self._collect(op.ins[0], producer, found) and any(self._additive_product(o) for o in found.values()):
                 region.update(found)
                 region[op.out.id] = op
         return region
@@ -205,21 +196,25 @@ class Lowering:
         op = producer.get(v.id)
         if op is None or self.uses.get(v.id) != 1 or v.type.vis != SECRET:
             return True  # a leaf: a replicated value, converted locally
-        if op.opcode in MUL_KERNELS and all(x.type.vis == SECRET for x in op.ins):
+        if self._additive_product(op):
             found[v.id] = op
             return True
-        if op.opcode in ADDITIVE_LINEAR or (op.opcode in ("mul", "matmul") and
-                                           sum(x.type.vis == SECRET for x in op.ins) == 1):
+        d = OPS[op.opcode]
+        if (d.linear and op.opcode != "lshift") or (d.bilinear and len(secret_ins(op)) == 1):
             found[v.id] = op
             return all(self._collect(x, producer, found) for x in op.ins if x.type.vis == SECRET)
         return True
 
+    def _additive_product(self, op: Op) -> bool:
+        """A product of two secrets that the protocol can keep in additive shares."""
+        return self.caps.kernel_of(op) is not None and self.caps.additive(op.opcode) is not None
+
     def lower_additive(self, op: Op, region: dict[int, Op]) -> list[Instr]:
         line = self.where(op)
         compute = frozenset(self.compute)
-        if op.opcode in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
+        if self._additive_product(op):
             self.additive.add(op.out.id)  # a product of two replicated sharings, kept additive
-            return [self.kernel(op.opcode + "_add", op.out, op.ins, {}, line)]
+            return [self.kernel(self.caps.additive(op.opcode), op.out, op.ins, {}, line)]
         pre: list[Instr] = []
         ins = []
         for v in op.ins:
@@ -229,8 +224,8 @@ class Lowering:
                 self.additive.add(a.id)
                 v = a
             ins.append(v)
-        if op.opcode == "trunc":
-            return pre + [self.kernel("trunc_add", op.out, ins, {"bits": op.attrs["bits"]}, line)]
+        if op.opcode == "trunc":  # the region ends in its one truncation, on the additive shares
+            return pre + [self.kernel(self.caps.additive_trunc, op.out, ins, dict(op.attrs), line)]
         self.additive.add(op.out.id)
         sec = [2 if v.id in self.additive else 0 for v in ins]
         return pre + [Instr("op", op.opcode, op.out, ins, dict(op.attrs), line, compute, sec=sec)]
@@ -247,25 +242,21 @@ class Lowering:
         if code == "const":
             self.avail[op.out.id] = self.all
             return [self.local("const", op.out, [], dict(op.attrs), line, self.all)]
-        if code == "share":
-            return [self.kernel("share", op.out, op.ins, {"owner": op.attrs["owner"],
-                                                          "shape": list(op.out.type.shape)}, line)]
         if code == "reveal":
             self.avail[op.out.id] = frozenset(self.compute)
-            return [self.kernel("reveal", op.out, op.ins, {}, line)]
-        if code == "reveal_to":
-            return [self.kernel("reveal_to", op.out, op.ins, {"receiver": op.attrs["party"],
-                                                              "shape": list(op.out.type.shape)}, line)]
-        if code == "trunc" and op.out.type.vis == SECRET:
+        name = self.caps.kernel_of(op)
+        if name is not None:
             src = fusable.get(op.ins[0].id)
             if src is not None and src.out.id in fused:
-                return [self.kernel(MUL_KERNELS[src.opcode], op.out, src.ins, {"bits": op.attrs["bits"]}, line)]
-            return [self.kernel("trunc", op.out, op.ins, {"bits": op.attrs["bits"]}, line)]
-        if code in MUL_KERNELS and all(v.type.vis == SECRET for v in op.ins):
-            return [self.kernel(code, op.out, op.ins, {}, line)]
+                fusion = self.caps.fused(src.opcode, code)
+                return [self.kernel(fusion, op.out, src.ins, self.caps.kernel_attrs(fusion, op, op.out), line)]
+            return [self.kernel(name, op.out, op.ins, self.caps.kernel_attrs(name, op, op.out), line)]
+        if not self.caps.computes(op):
+            where = f" (line {op.span.where()})" if op.span else ""
+            raise UnsupportedErr(self.caps.refusal(op) + where, op.span,
+                                 "`veil emulate` runs it in clear; for MPC, reveal the operands to a party "
+                                 "first (reveal(x, to=alice)) or wait for secure comparisons")
         # a local op, run where its result lives
-        from .builtins import refuse_in_protocol
-        refuse_in_protocol(op, self.prog.protocol)
         execs = self.holders(op.out)
         if op.out.type.vis == PUBLIC:
             execs = self.all
@@ -286,7 +277,9 @@ class Lowering:
             src = v
             if v.type.vis == SECRET:
                 src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
-                res.append(self.kernel("reveal_to", src, [v], {"receiver": q, "shape": list(v.type.shape)}, line))
+                reveal = Op("reveal_to", [src], [v], {"party": q}, op.span)
+                name = self.caps.kernel_of(reveal)
+                res.append(self.kernel(name, src, [v], self.caps.kernel_attrs(name, reveal, src), line))
             elif q not in self.holders(v):
                 sender = owner(v.type.vis) or sorted(self.holders(v), key=self.compute.index)[0]
                 src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
@@ -384,10 +377,8 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
             for p, b in it.cost.bytes_sent.items():
                 rep.bytes_sent[p] = rep.bytes_sent.get(p, 0) + b
             n = it.out.type.size if it.out is not None else 0
-            if it.name in ("mul", "matmul", "mul_trunc", "matmul_trunc", "mul_add", "matmul_add"):
-                rep.multiplications += n
-            if it.name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):
-                rep.truncations += n
+            for counter in it.spec.counts:
+                setattr(rep, counter, getattr(rep, counter) + n)
         elif it.kind == "loop":
             inner = cost_of(it.loop.body, parties)
             lp = {"line": it.line, "trips": it.loop.trips, "rounds": inner.rounds}

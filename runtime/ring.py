@@ -1,5 +1,5 @@
-"""Clear operations on ring-encoded tensors (uint64, arithmetic mod 2^64): one definition, used by
-the runtime's VM for public and private values and by the emulator for every value."""
+"""Ring arithmetic on uint64 tensors (mod 2^64): encodings, the ring matmul, exact shifts and
+division; the building blocks of the operations' clear semantics in `ops.py`."""
 from __future__ import annotations
 
 from typing import Any
@@ -55,12 +55,6 @@ def dslice(x: np.ndarray, start: np.ndarray, axis: int, length: int, step: int) 
     return x[tuple(key)]
 
 
-def _divide(fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """numpy's floor division or modulo on the signed readings (x // 0 and x % 0 give 0)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return fn(signed(a), signed(b))
-
-
 def div(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     """a / b of two ring values at the same scale, rounded down to `bits` fractional bits."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -72,46 +66,3 @@ def toint(a: np.ndarray, bits: int) -> np.ndarray:
     s = signed(a)
     q = np.abs(s) >> np.int64(bits)
     return np.where(s < 0, -q, q)
-
-
-def _cmp(fn):
-    return lambda a, b: fn(signed(a), signed(b)).astype(U64)
-
-
-# Local, communication-free ops: opcode -> fn(*inputs, **attrs). Linear ones may also be applied
-# to each component of a secret sharing (see LINEAR).
-LOCAL: dict[str, Any] = {
-    "add": lambda a, b: asring(a + b),
-    "sub": lambda a, b: asring(a - b),
-    "neg": lambda a: asring(U64(0) - a),
-    "mul": lambda a, b: asring(a * b),
-    "matmul": lambda a, b: asring(matmul(a, b)),
-    "trunc": lambda a, bits: asring(trunc(a, bits)),
-    "lshift": lambda a, bits: asring(a << U64(bits)),
-    "sum": lambda a, axis=None: asring(np.sum(a, axis=axis, dtype=U64)),
-    "transpose": lambda a, axes=None: asring(np.transpose(a, axes)),
-    "reshape": lambda a, shape: asring(np.reshape(a, shape)),
-    "broadcast": lambda a, shape: asring(np.broadcast_to(a, shape).copy()),
-    "slice": lambda a, key: asring(a[index_key(key)]),
-    "dslice": lambda a, start, axis, length, step: asring(dslice(a, start, axis, length, step)),
-    "concat": lambda *xs, axis: asring(np.concatenate(xs, axis=axis)),
-    "stack": lambda *xs, axis: asring(np.stack(xs, axis=axis)),
-    "lt": _cmp(np.less), "le": _cmp(np.less_equal), "gt": _cmp(np.greater),
-    "ge": _cmp(np.greater_equal), "eq": _cmp(np.equal), "ne": _cmp(np.not_equal),
-    "bitand": lambda a, b: asring(a & b), "bitor": lambda a, b: asring(a | b),
-    "bitnot": lambda a: asring(U64(1) - a),
-    "floordiv": lambda a, b: asring(_divide(np.floor_divide, a, b)),
-    "mod": lambda a, b: asring(_divide(np.mod, a, b)),
-    "div": lambda a, b, bits: asring(div(a, b, bits)),
-    "toint": lambda a, bits: asring(toint(a, bits)),
-    "where": lambda c, a, b: asring(np.where(c != U64(0), a, b)),
-    "abs": lambda a: asring(np.abs(signed(a))),
-    "maximum": lambda a, b: asring(np.maximum(signed(a), signed(b))),
-    "minimum": lambda a, b: asring(np.minimum(signed(a), signed(b))),
-    "rmax": lambda a, axis=None: asring(np.max(signed(a), axis=axis)),
-    "rmin": lambda a, axis=None: asring(np.min(signed(a), axis=axis)),
-}
-
-# Ops that are linear in each secret operand (applied share-wise without communication).
-LINEAR = {"add", "sub", "neg", "lshift", "sum", "transpose", "reshape", "broadcast", "slice",
-          "dslice", "concat", "stack"}

@@ -11,8 +11,9 @@ import numpy as np
 from veil.runtime.diagnostics import NetworkError, RuntimeFailure
 
 from .protocols.base import Context, Exchange, Protocol
-from .protocols.common import SEND
-from .ring import LOCAL, asring
+from .protocols.common import COMMON
+from .ops import OPS
+from .ring import asring
 
 
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
@@ -120,23 +121,23 @@ class VM:
             return P.from_public(ctx, args[0])
         if opcode == "to_additive":
             return P.to_additive(ctx, args[0])
-        fn = LOCAL[opcode]
+        fn = OPS[opcode].clear
         if not any(sec):
             return fn(*args, **attrs)
         if ADDITIVE in sec:  # additive shares: one array per party, linear ops apply directly
             if opcode in ("add", "sub") and not all(sec):
                 x, y = args
                 if sec[0]:  # additive +/- public
-                    return P.add_public_additive(ctx, x, LOCAL["neg"](y) if opcode == "sub" else y)
-                return P.add_public_additive(ctx, LOCAL["neg"](y) if opcode == "sub" else y, x)  # public +/- additive
+                    return P.add_public_additive(ctx, x, OPS["neg"].clear(y) if opcode == "sub" else y)
+                return P.add_public_additive(ctx, OPS["neg"].clear(y) if opcode == "sub" else y, x)  # public +/- additive
             return fn(*args, **attrs)
         if opcode in ("add", "sub") and not all(sec):
             x, y = args
             if opcode == "add":
                 return P.add_public(ctx, x, y) if sec[0] else P.add_public(ctx, y, x)
             if sec[0]:
-                return P.add_public(ctx, x, LOCAL["neg"](y))
-            return P.add_public(ctx, P.map(LOCAL["neg"], y), x)
+                return P.add_public(ctx, x, OPS["neg"].clear(y))
+            return P.add_public(ctx, P.map(OPS["neg"].clear, y), x)
         if opcode in ("mul", "matmul", "dslice") and not all(sec):
             k = sec.index(True)
             other = args[1 - k]
@@ -151,7 +152,7 @@ class VM:
     def start_kernel(self, ins: list) -> None:
         _, name, iid, out, srcs, attrs, line = ins
         self.line = line
-        spec = SEND if name == "send" else self.protocol.kernels[name]
+        spec = self.protocol.kernels.get(name) or COMMON[name]
         run = self.runs.get(iid, 0)
         self.runs[iid] = run + 1
         ctx = copy.copy(self.ctx)  # each kernel keeps its own op id across its rounds

@@ -1,7 +1,8 @@
 """Test-only driver: runs one protocol kernel at every participant in-process, round by round.
 
 It routes each party's ``send`` arrays to their peers, checks every party receives exactly what it
-``expect``s, and holds the kernel to its declared ``cost`` (rounds and elements sent per party).
+``expect``s, and holds the kernel to its declared ``cost`` (rounds, elements sent and PRG words
+drawn per party).
 """
 from __future__ import annotations
 
@@ -138,11 +139,23 @@ def run_kernel_traced(protocol: Protocol, kernel: str, inputs: dict[str, tuple],
     sizes = {s for s in map(_size, results.values()) if s is not None}
     assert len(sizes) <= 1, f"parties disagree on the output size: {sizes}"
     trace.n = sizes.pop() if sizes else 0
-    cost = spec.cost(compute, trace.n, **attrs)
+    cost = spec.cost(compute, trace.n, sizes=operand_sizes(inputs, active), **attrs)
     assert set(cost.sent) == active, f"cost declares {set(cost.sent)}, participants are {active}"
     assert trace.rounds == {p: cost.rounds for p in active}, f"rounds {trace.rounds} != declared {cost.rounds}"
     assert trace.sent == cost.sent, f"sent {trace.sent} != declared {cost.sent}"
+    drawn = {p: sum(math.prod(shape) for *_, shape in trace.draws[p]) for p in active}
+    assert drawn == cost.draws, f"randomness drawn {drawn} != declared {cost.draws}"
     return results, trace
+
+
+def operand_sizes(inputs: dict[str, tuple], active: set[str]) -> list[int]:
+    """Elements of each kernel operand, from whichever participant holds it."""
+    arity = max(len(inputs[p]) for p in active)
+    sizes = []
+    for i in range(arity):
+        held = [inputs[p][i] for p in sorted(active) if i < len(inputs[p]) and inputs[p][i] is not None]
+        sizes.append(_size(held[0]) if held else 0)
+    return sizes
 
 
 def run_kernel(protocol: Protocol, kernel: str, inputs: dict[str, tuple], attrs: dict,

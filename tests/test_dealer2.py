@@ -38,10 +38,10 @@ def opened(results: dict) -> np.ndarray:
 
 def test_mul_and_matmul_are_exact_in_the_ring():
     x, y = rand_ring((50,)), rand_ring((50,))
-    out = run_kernel(P, "mul", shares_of(x, y), {"shapes": [[50], [50]]}, PARTIES, COMPUTE)
+    out = run_kernel(P, "mul", shares_of(x, y), {}, PARTIES, COMPUTE)
     assert np.array_equal(opened(out), x * y)
     a, b = rand_ring((7, 5)), rand_ring((5, 3))
-    out = run_kernel(P, "matmul", shares_of(a, b), {"shapes": [[7, 5], [5, 3]]}, PARTIES, COMPUTE)
+    out = run_kernel(P, "matmul", shares_of(a, b), {}, PARTIES, COMPUTE)
     assert np.array_equal(opened(out), np.matmul(a, b))
 
 
@@ -64,7 +64,7 @@ def test_truncation_is_floor_or_floor_plus_one_and_its_view_is_masked(m):
 def test_mul_trunc_and_the_dealer_sees_nothing():
     x = RNG.integers(-(2**30), 2**30, size=2000).astype(np.int64).view(np.uint64)
     y = RNG.integers(-(2**30), 2**30, size=2000).astype(np.int64).view(np.uint64)
-    out, trace = run_kernel_traced(P, "mul_trunc", shares_of(x, y), {"bits": 16, "shapes": [[2000], [2000]]},
+    out, trace = run_kernel_traced(P, "mul_trunc", shares_of(x, y), {"bits": 16},
                                    PARTIES, COMPUTE)
     assert set(np.unique(signed(opened(out)) - signed(clear_trunc(x * y, 16)))) <= {0, 1}
     assert all(not per_round for per_round in trace.received[DEALER])  # the dealer only sends
@@ -80,7 +80,7 @@ def test_share_from_anyone_and_reveal(owner):
     revealed = run_kernel(P, "reveal", shares, {}, PARTIES, COMPUTE)
     assert all(np.array_equal(revealed[p], x) for p in COMPUTE)
     for receiver in (P0, DEALER, INPUT_PARTY):
-        got = run_kernel(P, "reveal_to", {**shares, INPUT_PARTY: (None,)}, {"receiver": receiver, "shape": (9,)},
+        got = run_kernel(P, "reveal_to", {**shares, INPUT_PARTY: (None,)}, {"party": receiver, "shape": (9,)},
                          PARTIES, COMPUTE)
         assert np.array_equal(got[receiver], x)
 

@@ -126,7 +126,7 @@ def test_reveal_to(receiver):
     x = rand_ring((6, 2))
     inputs = secret_inputs(x)
     inputs[INPUT_PARTY] = (None,)
-    out = run_kernel(P, "reveal_to", inputs, {"receiver": receiver, "shape": (6, 2)}, PARTIES, COMPUTE)
+    out = run_kernel(P, "reveal_to", inputs, {"party": receiver, "shape": (6, 2)}, PARTIES, COMPUTE)
     assert np.array_equal(out[receiver], x)
     assert all(v is None for p, v in out.items() if p != receiver)
     expected = {receiver, COMPUTE[(COMPUTE.index(receiver) - 1) % 3]} if receiver in COMPUTE \
@@ -259,11 +259,12 @@ def test_views_are_uniform_even_for_public_like_inputs(kernel, values, attrs):
 def test_an_outside_receiver_sees_a_fresh_sharing():
     x = np.full(20_000, 12345, U64)
     inputs = public_like_inputs(x) | {INPUT_PARTY: (None,)}
-    all_views_uniform("reveal_to", inputs, {"receiver": INPUT_PARTY, "shape": x.shape})
+    all_views_uniform("reveal_to", inputs, {"party": INPUT_PARTY, "shape": x.shape})
 
 
 def test_view_check_catches_a_missing_rerandomization(monkeypatch):
-    monkeypatch.setattr(rep3, "_zero_share", lambda ctx, stream, n: np.zeros(n, U64))
+    real = rep3._zero_share  # still draws its randomness (the declared cost holds), but adds none
+    monkeypatch.setattr(rep3, "_zero_share", lambda ctx, stream, n: real(ctx, stream, n) * U64(0))
     with pytest.raises(AssertionError, match="non-uniform"):
         all_views_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
 
@@ -321,7 +322,7 @@ def kernel_cases() -> list[tuple[str, dict, dict]]:
         inputs = {p: (x if p == owner else None,) for p in PARTIES}
         cases.append(("share", inputs, {"owner": owner, "shape": x.shape}))
         inputs = secret_inputs(x) | {INPUT_PARTY: (None,)}
-        cases.append(("reveal_to", inputs, {"receiver": owner, "shape": x.shape}))
+        cases.append(("reveal_to", inputs, {"party": owner, "shape": x.shape}))
     return cases
 
 
@@ -358,8 +359,8 @@ def test_declared_costs():
     assert k["share"].cost(COMPUTE, 10, owner=c1, shape=(10,)) == Cost(1, {c0: 0, c1: 10, c2: 0})
     assert k["share"].cost(COMPUTE, 10, owner="dave", shape=(10,)) == \
         Cost(1, {c0: 0, c1: 0, c2: 0, "dave": 60})
-    assert k["reveal_to"].cost(COMPUTE, 10, receiver=c0, shape=(10,)) == Cost(1, {c2: 10, c0: 0})
-    assert k["reveal_to"].cost(COMPUTE, 10, receiver="dave", shape=(10,)) == \
+    assert k["reveal_to"].cost(COMPUTE, 10, party=c0, shape=(10,)) == Cost(1, {c2: 10, c0: 0})
+    assert k["reveal_to"].cost(COMPUTE, 10, party="dave", shape=(10,)) == \
         Cost(1, {c0: 10, c1: 10, c2: 10, "dave": 0})
     assert set(k) == {"share", "reveal", "reveal_to", "mul", "matmul", "trunc", "mul_trunc", "matmul_trunc",
                       "mul_add", "matmul_add", "trunc_add"}
@@ -374,11 +375,17 @@ def test_driver_holds_kernels_to_their_declared_cost():
                                       lambda compute, n, **_: Cost(1, {p: 2 * n for p in compute}))
     Lying.kernels["trunc"] = KernelSpec(Rep3.kernels["trunc"].fn, Rep3.kernels["trunc"].participants,
                                         lambda compute, n, **_: Cost(1, {p: 0 for p in compute}))
+    real = Rep3.kernels["reveal"]
+    Lying.kernels["reveal"] = KernelSpec(real.fn, real.participants,  # draws no randomness, declares some
+                                         lambda compute, n, **_: Cost(1, {p: n for p in compute},
+                                                                      {p: n for p in compute}))
     x = rand_ring(4)
     with pytest.raises(AssertionError, match="sent"):
         run_kernel(Lying(), "mul", secret_inputs(x, x), {}, PARTIES, COMPUTE)
     with pytest.raises(AssertionError, match="rounds"):
         run_kernel(Lying(), "trunc", secret_inputs(x), {"bits": 3}, PARTIES, COMPUTE)
+    with pytest.raises(AssertionError, match="randomness"):
+        run_kernel(Lying(), "reveal", secret_inputs(x), {}, PARTIES, COMPUTE)
 
 
 def test_repeated_calls_use_fresh_randomness():
@@ -393,17 +400,16 @@ def ctxs() -> dict[str, Context]:
     return {p: Context(p, COMPUTE, prgs[p]) for p in COMPUTE}
 
 
-def test_from_public_add_public_mul_public_and_map():
+def test_from_public_add_public_and_map():
     c = ring([5, -7, 2**63])
     d = ring([-1, 10, 3])
     cx = ctxs()
     shares = {p: P.from_public(cx[p], c) for p in COMPUTE}
     assert np.array_equal(open_value(shares), c)
-    assert all(P.zeros_like_public(cx[p], c)[0].shape == (3,) for p in COMPUTE)
     x = rand_ring(3)
     sx = share_value(x, rng=RNG)
     assert np.array_equal(open_value({p: P.add_public(cx[p], sx[p], d) for p in COMPUTE}), x + d)
-    assert np.array_equal(open_value({p: P.mul_public(sx[p], d) for p in COMPUTE}), x * d)
+    assert np.array_equal(open_value({p: P.map(lambda a: a * d, sx[p]) for p in COMPUTE}), x * d)
     summed = {p: P.map(lambda a, b: a - b, sx[p], shares[p]) for p in COMPUTE}
     assert np.array_equal(open_value(summed), x - c)
     # a public row broadcast onto a secret matrix
@@ -411,12 +417,12 @@ def test_from_public_add_public_mul_public_and_map():
     sm = share_value(m, rng=RNG)
     assert np.array_equal(open_value({p: P.add_public(cx[p], sm[p], d) for p in COMPUTE}), m + d)
     s3 = share_value(ring(3), rng=RNG)
-    scalar = {p: P.mul_public(s3[p], ring(2**63)) for p in COMPUTE}
+    scalar = {p: P.map(lambda a: a * ring(2**63), s3[p]) for p in COMPUTE}
     assert open_value(scalar).shape == () and int(open_value(scalar)) == 2**63
 
 
 def test_protocol_identity():
-    assert P.name == "rep3" and P.n_compute == 3
+    assert P.name == "rep3" and P.positional == 3 and P.usage() == "rep3(p0, p1, p2)"
 
 
 @pytest.mark.parametrize("m", [16, 32])

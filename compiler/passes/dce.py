@@ -1,21 +1,17 @@
 """Dead-code elimination: drop pure ops nobody reads, loop-carried values nobody needs, idle loops.
 
-Effects are kept: `output`, `input` (the runtime still checks the party's file), every opcode
-this pass does not know, and secret ops no protocol computes yet (so errors do not depend on -O).
+Effects are kept: `output`, `input` (the runtime still checks the party's file), and secret ops
+the program's protocol cannot compute as they stand (so errors do not depend on -O).
 A loop-carried value is dead when its result after the loop is unused and nothing live inside the
 body reads it; a loop left with no live carried value and no effect goes.
 A carried value the body passes through unchanged is replaced by its initial value.
 """
 from __future__ import annotations
 
+from ..capabilities import Capabilities
 from ..ir import Block, Op, Program, Value
 from ..types import SECRET
-from .util import PURE, clone, rename_inputs, resolve
-
-# What the protocols compute on secret values today (comparisons and the like come later).
-SECRET_OK = {"const", "add", "sub", "neg", "mul", "matmul", "trunc", "lshift", "sum", "transpose",
-             "reshape", "broadcast", "slice", "dslice", "concat", "stack", "share", "from_public",
-             "reveal", "reveal_to", "retag"}
+from .util import clone, pure, rename_inputs, resolve
 
 
 def dce(prog: Program) -> Program:
@@ -23,7 +19,7 @@ def dce(prog: Program) -> Program:
     prog = clone(prog)
     repl: dict[int, Value] = {}
     _forward_invariants(prog.body, repl)
-    _sweep(prog.body, set())
+    _sweep(prog.body, set(), Capabilities.of(prog))
     return prog
 
 
@@ -55,40 +51,40 @@ def _drop_carried(op: Op, keep: list[int]) -> None:
     op.outs = [op.outs[i] for i in keep]
 
 
-def _is_effect(op: Op) -> bool:
-    """Effects, unknown opcodes, and secret ops the protocols cannot compute yet (kept so the
-    lowering still reports them whatever the optimization level)."""
-    if op.opcode in ("input", "output") or (op.opcode not in PURE and op.opcode != "loop"):
+def _is_effect(op: Op, caps: Capabilities) -> bool:
+    """Effects, and secret ops the protocol cannot compute as they stand (kept so the lowering
+    still reports them whatever the optimization level)."""
+    if op.body is None and not pure(op):
         return True
-    return any(v.type.vis == SECRET for v in op.outs) and op.opcode not in SECRET_OK
+    return any(v.type.vis == SECRET for v in op.outs) and not caps.computes(op)
 
 
-def _scan(block: Block, live: set[int]) -> bool:
+def _scan(block: Block, live: set[int], caps: Capabilities) -> bool:
     """Liveness without changing anything: `live` (values needed after the block) gains what the
     block's needed ops read. Returns whether the block holds an effect."""
     effect = False
     for op in reversed(block.ops):
         if op.opcode == "loop":
-            needed, loop_effect, reads = _loop_needs(op, live)
+            needed, loop_effect, reads = _loop_needs(op, live, caps)
             if needed or loop_effect:
                 effect = effect or loop_effect
                 live.update(v.id for i, v in enumerate(op.ins) if i in needed)
                 live.update(reads)
             continue
-        if _is_effect(op) or any(v.id in live for v in op.outs):
-            effect = effect or _is_effect(op)
+        if _is_effect(op, caps) or any(v.id in live for v in op.outs):
+            effect = effect or _is_effect(op, caps)
             live.update(v.id for v in op.ins)
     return effect
 
 
-def _loop_needs(op: Op, live: set[int]) -> tuple[set[int], bool, set[int]]:
+def _loop_needs(op: Op, live: set[int], caps: Capabilities) -> tuple[set[int], bool, set[int]]:
     """The carried positions a loop must keep (to a fixpoint through its body), whether its body
     has an effect, and the outer values the kept body reads."""
     body = op.body
     needed = {i for i, o in enumerate(op.outs) if o.id in live}
     while True:
         inner = {body.results[i].id for i in needed}
-        effect = _scan(body, inner)
+        effect = _scan(body, inner, caps)
         more = {i for i, p in enumerate(body.params[1:]) if p.id in inner} - needed
         if not more:
             break
@@ -97,21 +93,21 @@ def _loop_needs(op: Op, live: set[int]) -> tuple[set[int], bool, set[int]]:
     return needed, effect, {v for v in inner if v not in own}
 
 
-def _sweep(block: Block, live: set[int]) -> None:
+def _sweep(block: Block, live: set[int], caps: Capabilities) -> None:
     """Backward pass that drops what `_scan` finds dead; `live` gains what the kept ops read."""
     kept: list[Op] = []
     for op in reversed(block.ops):
         if op.opcode == "loop":
-            needed, effect, reads = _loop_needs(op, live)
+            needed, effect, reads = _loop_needs(op, live, caps)
             if not needed and not effect:
                 continue
             _drop_carried(op, sorted(needed))
-            _sweep(op.body, {v.id for v in op.body.results})
+            _sweep(op.body, {v.id for v in op.body.results}, caps)
             live.update(v.id for v in op.ins)
             live.update(reads)
             kept.append(op)
             continue
-        if _is_effect(op) or any(v.id in live for v in op.outs):
+        if _is_effect(op, caps) or any(v.id in live for v in op.outs):
             kept.append(op)
             live.update(v.id for v in op.ins)
     kept.reverse()

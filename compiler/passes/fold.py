@@ -8,7 +8,7 @@ from veil.runtime.ring import asring
 from ..emulate import emulate
 from ..ir import Block, Op, Program, Value
 from ..types import PUBLIC
-from .util import PURE, clone, freeze, rename_inputs, resolve
+from .util import clone, freeze, pure, rename_inputs, resolve
 
 # A folded constant may grow past its inputs (broadcast, concat) only up to this many elements:
 # constants travel in every party's bytecode.
@@ -52,7 +52,7 @@ def _evaluate(op: Op, values: dict[int, np.ndarray]) -> np.ndarray | None:
     """The value of a public op on constants, or None when it is not one, would bloat the code,
     or would fail in the emulator (overflow, division by zero: left to be reported at run time)."""
     code = op.opcode
-    if code == "const" or code not in PURE or len(op.outs) != 1 or not op.ins:
+    if code == "const" or not pure(op) or len(op.outs) != 1 or not op.ins:
         return None
     if op.out.type.vis != PUBLIC or any(v.id not in values for v in op.ins):
         return None

@@ -18,18 +18,18 @@ for magnitudes below 2^62, so a sum of double-scale products must stay below 2^6
 """
 from __future__ import annotations
 
+from veil.runtime.ops import OPS
+
+from ..capabilities import Capabilities
 from ..ir import Block, Op, Program, Value
 from ..types import SECRET
 from .util import clone, use_counts
-
-SINK = {"add", "sub", "neg", "sum", "transpose", "reshape", "slice", "dslice", "concat", "stack"}
-LIFT = {"add", "sub", "concat", "stack"}  # may take an operand that is not pending (shifted up)
 
 
 def place_truncations(prog: Program) -> Program:
     """Dot products as matrix products, then truncations moved as late as saves work."""
     prog = dot_products(prog)
-    _sink(prog, prog.body, use_counts(prog.body))
+    _sink(prog, prog.body, use_counts(prog.body), Capabilities.of(prog))
     return prog
 
 
@@ -100,13 +100,13 @@ def _as_matmul(prog: Program, s: Op, t: Op, m: Op) -> list[Op]:
 # ---- sinking truncations ---------------------------------------------------------------------
 def _positions(op: Op) -> list[int]:
     """The inputs that carry the data (a dslice's start is an index)."""
-    return [0] if op.opcode == "dslice" else list(range(len(op.ins)))
+    return OPS[op.opcode].data_operands(len(op.ins))
 
 
-def _sink(prog: Program, block: Block, uses: dict[int, int]) -> None:
+def _sink(prog: Program, block: Block, uses: dict[int, int], caps: Capabilities) -> None:
     for op in block.ops:
         if op.body is not None:
-            _sink(prog, op.body, uses)
+            _sink(prog, op.body, uses, caps)
     state: dict[int, tuple[int, int]] = {}  # value id -> (bits, truncated elements it stands for)
     plan: dict[int, tuple[list[int], int, int]] = {}  # op out id -> (pending positions, bits, leaves)
     for op in block.ops:
@@ -117,7 +117,7 @@ def _sink(prog: Program, block: Block, uses: dict[int, int]) -> None:
             continue
         if op.opcode == "trunc":
             state[op.out.id] = (op.attrs["bits"], op.out.type.size)
-        elif op.opcode in SINK and op.out.type.dtype == "fix":
+        elif OPS[op.opcode].linear and op.out.type.dtype == "fix":
             step = _candidate(op, state, uses)
             if step is not None:
                 pend, bits, leaves = step
@@ -126,35 +126,32 @@ def _sink(prog: Program, block: Block, uses: dict[int, int]) -> None:
     absorbed = {op.ins[i].id for op in block.ops if len(op.outs) == 1 and op.out.id in plan
                 for i in plan[op.out.id][0]}
     defs = {op.out.id: op for op in block.ops if len(op.outs) == 1}
-    ready = _ready_times(block, uses)
+    ready = _ready_times(block, uses, caps)
     roots = [vid for vid, (_pend, _bits, leaves) in plan.items()
              if vid not in absorbed and leaves > defs[vid].out.type.size
-             and _lazy_ready(vid, plan, defs, ready, uses) <= ready[vid] + MAX_DELAY]
+             and _lazy_ready(vid, plan, defs, ready, uses, caps) <= ready[vid] + MAX_DELAY]
     if roots:
         _rewrite(prog, block, plan, roots)
 
 
 # ---- the round model used to decide --------------------------------------------------------
-# A secret truncation takes 2 rounds; a secret product 1 (the lowering fuses a product read only by
-# its truncation into one 2-round kernel); share and reveal 1. Loops are barriers.
-TRUNC_ROUNDS = 2
-ONE_ROUND = {"share", "reveal", "reveal_to", "mul", "matmul"}
+# Each op takes the rounds its protocol kernel declares (a product read only by its truncation is
+# one fused kernel, when the protocol offers the fusion); local ops take none. Loops are barriers.
 # A product whose truncation moves past single-use linear ops stays in additive shares (the
 # lowering's sums-of-products), so the moved truncation costs no extra round; allow at most one
 # for the cases the lowering cannot keep additive.
 MAX_DELAY = 1
 
 
-def _fused(v: Value, defs: dict[int, Op], uses: dict[int, int]) -> Op | None:
-    """The secret product whose only reader is a truncation of v's definer, if any."""
-    src = defs.get(v.id)
-    if src is not None and src.opcode in ("mul", "matmul") and uses.get(v.id) == 1 and \
-            all(x.type.vis == SECRET for x in src.ins):
-        return src
-    return None
+def _fused(op: Op, defs: dict[int, Op], uses: dict[int, int], caps: Capabilities) -> str | None:
+    """The fused kernel computing op together with the product that only op reads, if any."""
+    src = defs.get(op.ins[0].id) if op.ins else None
+    if src is None or uses.get(src.out.id) != 1 or caps.kernel_of(src) is None:
+        return None
+    return caps.fused(src.opcode, op.opcode)
 
 
-def _ready_times(block: Block, uses: dict[int, int]) -> dict[int, int]:
+def _ready_times(block: Block, uses: dict[int, int], caps: Capabilities) -> dict[int, int]:
     """Round at which each value of the block is available, as the lowering schedules it."""
     ready: dict[int, int] = {}
     done: dict[int, int] = {}  # values of earlier segments: complete before the current one starts
@@ -165,17 +162,14 @@ def _ready_times(block: Block, uses: dict[int, int]) -> dict[int, int]:
             ready = {}
             continue
         start = max((ready.get(v.id, 0) for v in op.ins), default=0)
-        secret = any(v.type.vis == SECRET for v in op.outs)
-        if op.opcode == "trunc" and secret:
-            src = _fused(op.ins[0], defs, uses)
-            if src is not None:
-                start = max((ready.get(v.id, 0) for v in src.ins), default=0)
-            t = start + TRUNC_ROUNDS
-        elif op.opcode in ONE_ROUND and (op.opcode not in ("mul", "matmul") or
-                                         all(v.type.vis == SECRET for v in op.ins)):
-            t = start + 1
-        else:
-            t = start
+        kernel = caps.kernel_of(op)
+        t = start
+        if kernel is not None:
+            fusion = _fused(op, defs, uses, caps)
+            if fusion is not None:
+                start = max((ready.get(v.id, 0) for v in defs[op.ins[0].id].ins), default=0)
+                kernel = fusion
+            t = start + caps.rounds(kernel, op)
         for v in op.outs:
             ready[v.id] = t
             defs[v.id] = op
@@ -183,21 +177,24 @@ def _ready_times(block: Block, uses: dict[int, int]) -> dict[int, int]:
     return done
 
 
-def _lazy_ready(vid: int, plan: dict, defs: dict[int, Op], ready: dict[int, int], uses: dict[int, int]) -> int:
+def _lazy_ready(vid: int, plan: dict, defs: dict[int, Op], ready: dict[int, int], uses: dict[int, int],
+                caps: Capabilities) -> int:
     """When the root's value would be available with its truncation moved to it."""
     op = defs[vid]
-    return _raw_ready(vid, plan, defs, ready, uses) + (TRUNC_ROUNDS if op.out.type.vis == SECRET else 0)
+    moved = Op("trunc", [op.out], [op.out], {"bits": plan[vid][1]}, op.span)
+    kernel = caps.kernel_of(moved)
+    return _raw_ready(vid, plan, defs, ready, uses, caps) + (caps.rounds(kernel, moved) if kernel else 0)
 
 
-def _raw_ready(vid: int, plan: dict, defs: dict[int, Op], ready: dict[int, int], uses: dict[int, int]) -> int:
+def _raw_ready(vid: int, plan: dict, defs: dict[int, Op], ready: dict[int, int], uses: dict[int, int],
+               caps: Capabilities) -> int:
     op = defs[vid]
     if vid not in plan:  # a truncation that disappears: its input, unfused
-        src = _fused(op.ins[0], defs, uses)
-        if src is not None:  # the lowering keeps it as additive shares up to the moved truncation
-            return max((ready.get(v.id, 0) for v in src.ins), default=0)
+        if _fused(op, defs, uses, caps) is not None:  # kept as additive shares up to the moved truncation
+            return max((ready.get(v.id, 0) for v in defs[op.ins[0].id].ins), default=0)
         return ready.get(op.ins[0].id, 0)
     pend = plan[vid][0]
-    times = [_raw_ready(op.ins[i].id, plan, defs, ready, uses) if i in pend else ready.get(op.ins[i].id, 0)
+    times = [_raw_ready(op.ins[i].id, plan, defs, ready, uses, caps) if i in pend else ready.get(op.ins[i].id, 0)
              for i in _positions(op)]
     return max(times, default=0)
 
@@ -211,7 +208,7 @@ def _candidate(op: Op, state: dict, uses: dict[int, int]) -> tuple[list[int], in
     bits = {state[op.ins[i].id][0] for i in pend}
     if len(bits) != 1:
         return None
-    if len(pend) != len(pos) and op.opcode not in LIFT:
+    if len(pend) != len(pos) and not OPS[op.opcode].linear:
         return None
     if any(op.ins[i].type.scale != op.out.type.scale for i in pos):
         return None

@@ -6,17 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from veil.runtime.ops import OPS
+
 from ..ir import Block, Op, Program, Value
 
-# Opcodes whose result depends on their inputs and attributes only, with no effect. Every other
-# opcode (including ones added to the builder later) is left alone by every pass.
-PURE = {
-    "const", "add", "sub", "neg", "mul", "matmul", "trunc", "lshift", "sum", "transpose", "reshape",
-    "broadcast", "slice", "dslice", "concat", "stack", "lt", "le", "gt", "ge", "eq", "ne", "bitand",
-    "bitor", "bitnot", "floordiv", "mod", "share", "from_public", "reveal", "reveal_to", "retag",
-}
-# Opcodes whose two inputs may be swapped (the ring is commutative).
-COMMUTATIVE = {"add", "mul", "eq", "ne", "bitand", "bitor"}
+def pure(op: Op) -> bool:
+    """Whether the op's result depends on its inputs and attributes only, with no effect (registry);
+    an opcode nobody registered is left alone by every pass."""
+    d = OPS.get(op.opcode)
+    return d is not None and d.pure and op.body is None
 
 
 def clone_block(block: Block) -> Block:
@@ -73,10 +71,10 @@ def freeze(x: Any) -> Any:
 
 def op_key(op: Op) -> tuple | None:
     """Two pure ops with equal keys compute the same values; None if the op has no usable key."""
-    if op.opcode not in PURE or op.body is not None or len(op.outs) != 1:
+    if not pure(op) or len(op.outs) != 1:
         return None
     ids = [v.id for v in op.ins]
-    if op.opcode in COMMUTATIVE and len(ids) == 2 and op.ins[0].type == op.ins[1].type:
+    if OPS[op.opcode].commutative and len(ids) == 2 and op.ins[0].type == op.ins[1].type:
         ids.sort()
     try:
         attrs = freeze(op.attrs)

@@ -1,17 +1,13 @@
-"""Protocol plug-ins, by name."""
+"""Protocol plug-ins, by name: each module declares what its protocol can do (see base.Protocol)."""
 from __future__ import annotations
 
 from .base import Protocol
+from .dealer2 import Dealer2
+from .rep3 import Rep3
+
+PROTOCOLS: dict[str, type[Protocol]] = {p.name: p for p in (Rep3, Dealer2)}
 
 
 def get_protocol(name: str) -> Protocol:
     """The protocol implementation named in a program."""
-    if name == "rep3":
-        from .rep3 import Rep3
-
-        return Rep3()
-    if name == "dealer2":
-        from .dealer2 import Dealer2
-
-        return Dealer2()
-    raise KeyError(name)
+    return PROTOCOLS[name]()

@@ -31,10 +31,12 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Cost:
-    """A kernel's declared cost for an output of `n` elements: rounds and elements sent per party."""
+    """A kernel's declared cost for an output of `n` elements: rounds, ring elements (8 bytes each)
+    each party sends, and words of correlated randomness each party draws from its PRG streams."""
 
     rounds: int
-    sent: dict[str, int]  # party name -> ring elements (8 bytes each) that party sends
+    sent: dict[str, int]
+    draws: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def bytes_sent(self) -> dict[str, int]:
@@ -67,22 +69,60 @@ class PRGSource:
         raise NotImplementedError
 
 
+def all_compute(compute: list[str], **_: Any) -> set[str]:
+    """Participants of a kernel that every compute party runs."""
+    return set(compute)
+
+
 @dataclass(frozen=True)
 class KernelSpec:
-    """A protocol kernel: its code, who takes part, and its declared cost."""
+    """A protocol kernel: its code, who takes part, its declared cost, and what the cost report
+    counts it as. `cost(compute, n, sizes=[operand sizes], **attrs)` gives rounds, elements sent
+    and randomness drawn per party for an output of n elements."""
 
     fn: Callable[..., KernelGen]
     participants: Callable[..., set[str]]  # (compute, **attrs) -> parties that run it
-    cost: Callable[..., Cost]              # (compute, n, **attrs) -> Cost
+    cost: Callable[..., Cost]
+    counts: tuple[str, ...] = ()           # cost-report counters it adds n to ("multiplications", ...)
+    shaped: bool = False                   # it takes the output shape as attribute `shape`
+
+
+def kernel(table: dict[str, KernelSpec], cost: Callable[..., Cost], *,
+           participants: Callable[..., set[str]] = all_compute, counts: tuple[str, ...] = (),
+           shaped: bool = False, name: str | None = None) -> Callable[[Callable[..., KernelGen]], Callable]:
+    """Declare a kernel beside its code: `@kernel(KERNELS, cost=...)` above the generator."""
+    def declare(fn: Callable[..., KernelGen]) -> Callable[..., KernelGen]:
+        table[name or fn.__name__] = KernelSpec(fn, participants, cost, counts, shaped)
+        return fn
+    return declare
 
 
 class Protocol:
-    """A protocol plug-in: share representation, local linear ops, and communicating kernels."""
+    """A protocol plug-in: what it can do (declared as data), its share representation, local
+    linear ops on shares, and its communicating kernels."""
 
     name: str = ""
-    n_compute: int = 0
-    share_words: int = 1  # ring words a compute party holds per secret element
+    positional: int = 3               # compute parties named in order: rep3(p0, p1, p2)
+    keywords: tuple[str, ...] = ()    # named roles, all required: dealer2(p0, p1, dealer=p2)
+    share_words: int = 1              # ring words a compute party holds per secret element
+    share_kinds: tuple[str, ...] = ("arith",)
     kernels: dict[str, KernelSpec] = {}
+    native: dict[str, str] = {}       # IR opcode with secret operands -> the kernel computing it
+    fusions: dict[tuple[str, str], str] = {}  # (producer, consumer) -> one kernel for both
+    additive: dict[str, str] = {}     # sums of products kept additive: product opcode -> kernel ...
+    additive_trunc: str | None = None  # ... and the kernel truncating such a sum once
+
+    @classmethod
+    def compute_parties(cls, args: list[str], kwargs: dict[str, str]) -> list[str]:
+        """The compute parties in protocol order, from the protocol line's arguments."""
+        return list(args) + [kwargs[k] for k in cls.keywords]
+
+    @classmethod
+    def usage(cls) -> str:
+        """How a protocol line names this protocol's parties."""
+        names = [f"p{i}" for i in range(cls.positional)]
+        names += [f"{k}=p{cls.positional + i}" for i, k in enumerate(cls.keywords)]
+        return f"{cls.name}({', '.join(names)})"
 
     # ---- local (communication-free) operations on shares -------------------------------
     def map(self, fn: Callable[..., np.ndarray], *shares: Any) -> Any:
@@ -104,10 +144,6 @@ class Protocol:
     def add_public_additive(self, ctx: Context, z: np.ndarray, c: np.ndarray) -> np.ndarray:
         """z + c for an additively shared z and a public c."""
         raise NotImplementedError
-
-    def zeros_like_public(self, ctx: Context, c: np.ndarray) -> Any:
-        """Old name of `from_public`, kept so existing callers keep working."""
-        return self.from_public(ctx, c)
 
     def mul_public(self, x: Any, c: np.ndarray) -> Any:
         """x * c for a secret x and a public (ring-encoded) c; no truncation."""

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, Cost, Exchange, KernelSpec
+from .base import Context, Cost, Exchange, KernelSpec, kernel
+
+COMMON: dict[str, KernelSpec] = {}
 
 
+def _send_cost(compute: list[str], n: int, *, src: str, dst: str, **_: object) -> Cost:
+    return Cost(1, {src: n, dst: 0}, {src: 0, dst: 0})
+
+
+@kernel(COMMON, _send_cost, participants=lambda compute, *, src, dst, **_: {src, dst}, shaped=True)
 def send(ctx: Context, x: np.ndarray | None, *, src: str, dst: str, shape: tuple[int, ...]):
     """`src` sends its clear value to `dst` (an output of a public or private value)."""
     if ctx.party == src:
@@ -15,8 +22,4 @@ def send(ctx: Context, x: np.ndarray | None, *, src: str, dst: str, shape: tuple
     return got[src][0].reshape(shape)
 
 
-def _send_cost(compute: list[str], n: int, *, src: str, dst: str, shape=()) -> Cost:
-    return Cost(1, {src: n})
-
-
-SEND = KernelSpec(send, lambda compute, *, src, dst, shape=(): {src, dst}, _send_cost)
+SEND = COMMON["send"]

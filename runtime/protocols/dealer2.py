@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
 from veil.runtime.protocols.rep3 import LOW63, OFFSET, TOP, U64, _check_bits, _flat, _open_parts
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul
@@ -30,6 +30,54 @@ def _parties(ctx: Context) -> tuple[str, str, str]:
 
 def _zeros(shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape, dtype=U64)
+
+
+# ---- declared costs (rounds, elements sent, PRG words drawn per party), beside the kernels ----
+
+KERNELS: dict[str, KernelSpec] = {}
+
+
+def _mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
+    """Beaver: P0 and P1 each send both masked operands, the dealer sends P1 its part of c."""
+    p0, p1, d = compute
+    inputs = sum(sizes) if sizes else 2 * n
+    return Cost(1, {p0: inputs, p1: inputs, d: n}, {p0: inputs + n, p1: inputs, d: 2 * inputs + n})
+
+
+def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """P0 and P1 open the masked value to each other; the dealer sends P1 two mask parts."""
+    p0, p1, d = compute
+    return Cost(1, {p0: n, p1: n, d: 2 * n}, {p0: 3 * n, p1: n, d: 4 * n})
+
+
+def _mul_trunc_cost(compute: list[str], n: int, **attrs: Any) -> Cost:
+    a, b = _mul_cost(compute, n, **attrs), _trunc_cost(compute, n)
+    return Cost(2, {p: a.sent[p] + b.sent[p] for p in compute}, {p: a.draws[p] + b.draws[p] for p in compute})
+
+
+def _share_participants(compute: list[str], owner: str, **_: Any) -> set[str]:
+    return set(compute) | {owner}
+
+
+def _share_cost(compute: list[str], n: int, owner: str, **_: Any) -> Cost:
+    """A computing owner draws its partner's part (no round); anyone else sends x - x0 to P1."""
+    p0, p1, d = compute
+    if owner in (p0, p1):
+        return Cost(0, {p: 0 for p in compute}, {p0: n, p1: n, d: 0})
+    return Cost(1, {p: 0 for p in compute} | {owner: n}, {p0: n, p1: 0, d: 0, owner: n})
+
+
+def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    return Cost(1, {compute[0]: 2 * n, compute[1]: 2 * n, compute[2]: 0}, {p: 0 for p in compute})
+
+
+def _reveal_to_participants(compute: list[str], party: str, **_: Any) -> set[str]:
+    return set(compute[:2]) | {party}
+
+
+def _reveal_to_cost(compute: list[str], n: int, party: str, **_: Any) -> Cost:
+    senders = [p for p in compute[:2] if p != party]
+    return Cost(1, {p: n for p in senders} | {party: 0}, {p: 0 for p in senders} | {party: 0})
 
 
 # ---- multiplication with Beaver triples ------------------------------------------------------
@@ -56,11 +104,13 @@ def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> Kerne
     return asring(z + got[d][0].reshape(z.shape))
 
 
+@kernel(KERNELS, _mul_cost, counts=("multiplications",))
 def mul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
     """Elementwise product of two secrets (no truncation): 1 round."""
     return (yield from _beaver(ctx, x, y, np.multiply))
 
 
+@kernel(KERNELS, _mul_cost, counts=("multiplications",))
 def matmul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
     """Matrix product of two 2-D secrets (no truncation) from a matrix triple: 1 round."""
     return (yield from _beaver(ctx, x, y, ring_matmul))
@@ -94,17 +144,20 @@ def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     return asring(y).reshape(shape)
 
 
+@kernel(KERNELS, _trunc_cost, counts=("truncations",))
 def trunc(ctx: Context, x: np.ndarray, bits: int, **_: Any) -> KernelGen:
     """Arithmetic shift right of a secret, off by at most +1; needs |x| < 2^62. 1 round."""
     return (yield from _trunc(ctx, x, bits))
 
 
+@kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
 def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
     """Product then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, np.multiply)
     return (yield from _trunc(ctx, z, bits))
 
 
+@kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
 def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
     """Matrix product then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, ring_matmul)
@@ -113,6 +166,7 @@ def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any
 
 # ---- input and output ----------------------------------------------------------------------
 
+@kernel(KERNELS, _share_cost, participants=_share_participants, shaped=True)
 def share(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]) -> KernelGen:
     """The owner's clear x becomes x0 + x1. A computing owner needs no round (the other part is
     drawn from the stream it shares with the other computing party); anyone else sends x - x0 to P1."""
@@ -135,6 +189,7 @@ def share(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]
     return ctx.rand(owner, S_SHARE, shape) if ctx.party == p0 else _zeros(shape)
 
 
+@kernel(KERNELS, _reveal_cost)
 def reveal(ctx: Context, x: np.ndarray) -> KernelGen:
     """Open to P0, P1 and the dealer (every computing party): P0 and P1 send their shares. 1 round."""
     p0, p1, d = _parties(ctx)
@@ -146,85 +201,33 @@ def reveal(ctx: Context, x: np.ndarray) -> KernelGen:
     return asring(x + got[other][0].reshape(np.shape(x)))
 
 
-def reveal_to(ctx: Context, x: np.ndarray | None, receiver: str, shape: tuple[int, ...]) -> KernelGen:
+@kernel(KERNELS, _reveal_to_cost, participants=_reveal_to_participants, shaped=True)
+def reveal_to(ctx: Context, x: np.ndarray | None, party: str, shape: tuple[int, ...]) -> KernelGen:
     """Open to one party only; 1 round. Others get None."""
     p0, p1, d = _parties(ctx)
     shape = tuple(int(s) for s in shape)
-    senders = [p for p in (p0, p1) if p != receiver]
-    if ctx.party == receiver:
+    senders = [p for p in (p0, p1) if p != party]
+    if ctx.party == party:
         got = yield Exchange(expect={p: 1 for p in senders})
         total = sum((got[p][0].reshape(shape) for p in senders), start=_zeros(shape))
         return asring(total + (x if ctx.party in (p0, p1) else 0))
     if ctx.party in senders:
-        yield Exchange(send={receiver: [x]})
+        yield Exchange(send={party: [x]})
     return None
-
-
-# ---- declared costs ------------------------------------------------------------------------
-
-def _size(shape: Any) -> int:
-    return int(np.prod(shape)) if shape is not None else 0
-
-
-def _mul_cost(compute: list[str], n: int, shapes: list | None = None, **_: Any) -> Cost:
-    p0, p1, d = compute
-    inputs = sum(_size(s) for s in shapes) if shapes else 2 * n
-    return Cost(1, {p0: inputs, p1: inputs, d: n})
-
-
-def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    p0, p1, d = compute
-    return Cost(1, {p0: n, p1: n, d: 2 * n})
-
-
-def _mul_trunc_cost(compute: list[str], n: int, **attrs: Any) -> Cost:
-    a, b = _mul_cost(compute, n, **attrs), _trunc_cost(compute, n)
-    return Cost(2, {p: a.sent[p] + b.sent[p] for p in compute})
-
-
-def _share_participants(compute: list[str], owner: str, **_: Any) -> set[str]:
-    return set(compute) | {owner}
-
-
-def _share_cost(compute: list[str], n: int, owner: str, **_: Any) -> Cost:
-    if owner in compute[:2]:
-        return Cost(0, {p: 0 for p in compute})
-    return Cost(1, {p: 0 for p in compute} | {owner: n})
-
-
-def _reveal_to_participants(compute: list[str], receiver: str, **_: Any) -> set[str]:
-    return set(compute[:2]) | {receiver}
-
-
-def _reveal_to_cost(compute: list[str], n: int, receiver: str, **_: Any) -> Cost:
-    senders = [p for p in compute[:2] if p != receiver]
-    return Cost(1, {p: n for p in senders} | {receiver: 0})
-
-
-def _all(compute: list[str], **_: Any) -> set[str]:
-    return set(compute)
-
-
-KERNELS: dict[str, KernelSpec] = {
-    "share": KernelSpec(share, _share_participants, _share_cost),
-    "reveal": KernelSpec(reveal, _all, lambda compute, n, **_: Cost(1, {compute[0]: 2 * n, compute[1]: 2 * n,
-                                                                         compute[2]: 0})),
-    "reveal_to": KernelSpec(reveal_to, _reveal_to_participants, _reveal_to_cost),
-    "mul": KernelSpec(mul, _all, _mul_cost),
-    "matmul": KernelSpec(matmul, _all, _mul_cost),
-    "trunc": KernelSpec(trunc, _all, _trunc_cost),
-    "mul_trunc": KernelSpec(mul_trunc, _all, _mul_trunc_cost),
-    "matmul_trunc": KernelSpec(matmul_trunc, _all, _mul_trunc_cost),
-}
 
 
 class Dealer2(Protocol):
     """The dealer2 plug-in: a share is one array (the dealer's is all zeros)."""
 
     name = "dealer2"
-    n_compute = 3  # P0, P1 and the dealer, in that order
+    positional = 2          # P0, P1, then the dealer: dealer2(p0, p1, dealer=p2)
+    keywords = ("dealer",)
     share_words = 1
+    share_kinds = ("arith",)
     kernels = KERNELS
+    native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
+              "trunc": "trunc"}
+    fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc"}
 
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
         """A linear op applies to each party's share alike."""
@@ -240,9 +243,6 @@ class Dealer2(Protocol):
         """x0 = c, x1 = 0 (and the dealer's placeholder 0)."""
         c = np.array(c, dtype=U64, copy=True)
         return c if ctx.index == 0 else np.zeros_like(c)
-
-    def mul_public(self, x: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return asring(np.multiply(x, c, dtype=U64))
 
     def to_additive(self, ctx: Context, x: np.ndarray) -> np.ndarray:
         return x

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul  # the C kernel where built, else numpy
 
@@ -79,18 +79,33 @@ def _check_bits(bits: int) -> int:
     return int(bits)
 
 
-def _same_cost(n: int, compute: list[str], rounds: int = 1) -> Cost:
-    """Every compute party sends n elements."""
-    return Cost(rounds, {p: n for p in compute})
+# ---- declared costs (rounds, elements sent, PRG words drawn per party), beside the kernels ----
+
+KERNELS: dict[str, KernelSpec] = {}
+
+
+def _each(compute: list[str], k: int) -> dict[str, int]:
+    return {p: k for p in compute}
+
+
+def _product_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """mul/matmul: one reshare round, n elements each; a zero sharing drawn (2n words each)."""
+    return Cost(1, _each(compute, n), _each(compute, 2 * n))
+
+
+def _local_product_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """mul_add/matmul_add: the additive share stays local."""
+    return Cost(0, _each(compute, 0), _each(compute, 0))
 
 
 def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 4n."""
-    return Cost(2, {compute[0]: 2 * n, compute[1]: 3 * n, compute[2]: 4 * n})
+    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 4n; draws 7n, 6n, 7n words."""
+    p0, p1, p2 = compute
+    return Cost(2, {p0: 2 * n, p1: 3 * n, p2: 4 * n}, {p0: 7 * n, p1: 6 * n, p2: 7 * n})
 
 
-def _all_compute(compute: list[str], **_: Any) -> set[str]:
-    return set(compute)
+def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    return Cost(1, _each(compute, n), _each(compute, 0))
 
 
 # ---- products -------------------------------------------------------------------------------
@@ -129,12 +144,14 @@ def _reshare(ctx: Context, z: np.ndarray, shape: tuple[int, ...]) -> KernelGen:
     return z.reshape(shape), np.asarray(got[nxt][0], dtype=U64).reshape(shape)
 
 
+@kernel(KERNELS, _product_cost, counts=("multiplications",))
 def mul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """Elementwise product of two secrets (no truncation): 1 round, n elements per party."""
     z, shape = _mul_share(x, y)
     return (yield from _reshare(ctx, z, shape))
 
 
+@kernel(KERNELS, _product_cost, counts=("multiplications",))
 def matmul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """Ring matrix product of two 2-D secrets (no truncation): 1 round, n elements per party."""
     z, shape = _matmul_share(x, y)
@@ -220,12 +237,14 @@ def _shaped(pair: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> Shar
     return asring(pair[0]).reshape(shape), asring(pair[1]).reshape(shape)
 
 
+@kernel(KERNELS, _trunc_cost, counts=("truncations",))
 def trunc(ctx: Context, x: Share, bits: int) -> KernelGen:
     """Arithmetic shift right of a secret by `bits`, off by at most +1; needs |x| < 2^62."""
     xa, _, shape = _components(x)
     return _shaped((yield from trunc_additive(ctx, xa, bits)), shape)
 
 
+@kernel(KERNELS, _trunc_cost, counts=("multiplications", "truncations"))
 def mul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
     """Elementwise product then truncation, fused into 2 rounds.
 
@@ -236,12 +255,14 @@ def mul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGe
     return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
 
 
+@kernel(KERNELS, _trunc_cost, counts=("multiplications", "truncations"))
 def matmul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
     """Matrix product then truncation, fused into 2 rounds."""
     z, shape = _matmul_share(x, y)
     return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
 
 
+@kernel(KERNELS, _local_product_cost, counts=("multiplications",))
 def mul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """My additive (3-out-of-3) share of x*y, kept local: no round. It is only ever combined
     linearly and then truncated by trunc_add, which re-randomizes before anything is sent."""
@@ -250,6 +271,7 @@ def mul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     yield  # a kernel without a round  # noqa: unreachable
 
 
+@kernel(KERNELS, _local_product_cost, counts=("multiplications",))
 def matmul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """My additive share of a matrix product, kept local (see mul_add)."""
     z, shape = _matmul_share(x, y)
@@ -257,6 +279,7 @@ def matmul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     yield  # noqa: unreachable
 
 
+@kernel(KERNELS, _trunc_cost, counts=("truncations",))
 def trunc_add(ctx: Context, z: np.ndarray, bits: int) -> KernelGen:
     """Truncate a value held as additive shares (a sum of products) into a rep3 sharing: 2 rounds."""
     shape = np.shape(z)
@@ -265,6 +288,35 @@ def trunc_add(ctx: Context, z: np.ndarray, bits: int) -> KernelGen:
 
 # ---- input and output -----------------------------------------------------------------------
 
+def _share_participants(compute: list[str], owner: str, **_: Any) -> set[str]:
+    return set(compute) | {owner}
+
+
+def _share_cost(compute: list[str], n: int, owner: str, **_: Any) -> Cost:
+    """From a compute party: it sends one component (n); from an input party: 3 pairs (6n)."""
+    if owner in compute:
+        j = compute.index(owner)
+        return Cost(1, {p: (n if p == owner else 0) for p in compute},
+                    {p: (n if p in (owner, compute[(j - 1) % 3]) else 0) for p in compute})
+    return Cost(1, {owner: 6 * n} | _each(compute, 0), {owner: 2 * n} | _each(compute, 0))
+
+
+def _reveal_to_participants(compute: list[str], party: str, **_: Any) -> set[str]:
+    if party in compute:
+        return {party, compute[(compute.index(party) - 1) % 3]}
+    return set(compute) | {party}
+
+
+def _reveal_to_cost(compute: list[str], n: int, party: str, **_: Any) -> Cost:
+    """To a compute party: its predecessor sends its missing component; to an outsider: every
+    compute party sends a re-randomized component (a zero sharing, 2n words each)."""
+    if party in compute:
+        sender = compute[(compute.index(party) - 1) % 3]
+        return Cost(1, {sender: n, party: 0}, {sender: 0, party: 0})
+    return Cost(1, _each(compute, n) | {party: 0}, _each(compute, 2 * n) | {party: 0})
+
+
+@kernel(KERNELS, _share_cost, participants=_share_participants, shaped=True)
 def share(ctx: Context, x: np.ndarray | None, owner: str, shape: tuple[int, ...]) -> KernelGen:
     """The owner's clear x becomes a sharing; 1 round."""
     shape = tuple(int(d) for d in shape)
@@ -307,6 +359,7 @@ def _share_from_input_party(ctx: Context, x: np.ndarray | None, owner: str, shap
     return None
 
 
+@kernel(KERNELS, _reveal_cost)
 def reveal(ctx: Context, x: Share) -> KernelGen:
     """Open a secret to every compute party: Pi sends x_i to P_{i+1}; 1 round, n each."""
     _, nxt, prv = _roles(ctx)
@@ -315,72 +368,41 @@ def reveal(ctx: Context, x: Share) -> KernelGen:
     return _sum(a, b, got[prv][0]).reshape(shape)
 
 
-def reveal_to(ctx: Context, x: Share | None, receiver: str, shape: tuple[int, ...]) -> KernelGen:
+@kernel(KERNELS, _reveal_to_cost, participants=_reveal_to_participants, shaped=True)
+def reveal_to(ctx: Context, x: Share | None, party: str, shape: tuple[int, ...]) -> KernelGen:
     """Open a secret to one party only; 1 round. Others get None."""
     shape = tuple(int(d) for d in shape)
-    if receiver in ctx.compute:
-        j = ctx.compute.index(receiver)
+    if party in ctx.compute:
+        j = ctx.compute.index(party)
         a, b, _ = _components(x)
         if ctx.index == j:
             prv = ctx.party_at(j - 1)
             got = yield Exchange(expect={prv: 1})
             return _sum(a, b, got[prv][0]).reshape(shape)
-        yield Exchange(send={receiver: [a]})
+        yield Exchange(send={party: [a]})
         return None
-    if ctx.party == receiver:
+    if ctx.party == party:
         got = yield Exchange(expect={p: 1 for p in ctx.compute})
         return _sum(*(got[p][0] for p in ctx.compute)).reshape(shape)
     # The outsider sees all three components: re-randomize them so they say nothing but x.
     a, _, _ = _components(x)
-    yield Exchange(send={receiver: [a + _zero_share(ctx, S_ALPHA, a.size)]})
+    yield Exchange(send={party: [a + _zero_share(ctx, S_ALPHA, a.size)]})
     return None
-
-
-def _share_participants(compute: list[str], owner: str, **_: Any) -> set[str]:
-    return set(compute) | {owner}
-
-
-def _share_cost(compute: list[str], n: int, owner: str, **_: Any) -> Cost:
-    if owner in compute:
-        return Cost(1, {p: (n if p == owner else 0) for p in compute})
-    return Cost(1, {owner: 6 * n} | {p: 0 for p in compute})
-
-
-def _reveal_to_participants(compute: list[str], receiver: str, **_: Any) -> set[str]:
-    if receiver in compute:
-        return {receiver, compute[(compute.index(receiver) - 1) % 3]}
-    return set(compute) | {receiver}
-
-
-def _reveal_to_cost(compute: list[str], n: int, receiver: str, **_: Any) -> Cost:
-    if receiver in compute:
-        sender = compute[(compute.index(receiver) - 1) % 3]
-        return Cost(1, {sender: n, receiver: 0})
-    return Cost(1, {p: n for p in compute} | {receiver: 0})
-
-
-KERNELS: dict[str, KernelSpec] = {
-    "share": KernelSpec(share, _share_participants, _share_cost),
-    "reveal": KernelSpec(reveal, _all_compute, lambda compute, n, **_: _same_cost(n, compute)),
-    "reveal_to": KernelSpec(reveal_to, _reveal_to_participants, _reveal_to_cost),
-    "mul": KernelSpec(mul, _all_compute, lambda compute, n, **_: _same_cost(n, compute)),
-    "matmul": KernelSpec(matmul, _all_compute, lambda compute, n, **_: _same_cost(n, compute)),
-    "trunc": KernelSpec(trunc, _all_compute, _trunc_cost),
-    "mul_trunc": KernelSpec(mul_trunc, _all_compute, _trunc_cost),
-    "matmul_trunc": KernelSpec(matmul_trunc, _all_compute, _trunc_cost),
-    "mul_add": KernelSpec(mul_add, _all_compute, lambda compute, n, **_: Cost(0, {p: 0 for p in compute})),
-    "matmul_add": KernelSpec(matmul_add, _all_compute, lambda compute, n, **_: Cost(0, {p: 0 for p in compute})),
-    "trunc_add": KernelSpec(trunc_add, _all_compute, _trunc_cost),
-}
 
 
 class Rep3(Protocol):
     """The rep3 plug-in: a share is the pair (x_i, x_{i+1}) at compute party Pi."""
 
     name = "rep3"
-    n_compute = 3
+    positional = 3
     share_words = 2
+    share_kinds = ("arith",)
     kernels = KERNELS
+    native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
+              "trunc": "trunc"}
+    fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc"}
+    additive = {"mul": "mul_add", "matmul": "matmul_add"}
+    additive_trunc = "trunc_add"
 
     def map(self, fn: Callable[..., np.ndarray], *shares: Share) -> Share:
         """A linear op applies to each of the two components alike."""
@@ -417,8 +439,3 @@ class Rep3(Protocol):
         shape = np.broadcast_shapes(np.shape(z), np.shape(c))
         z = asring(np.broadcast_to(z, shape))
         return asring(z + c) if ctx.index == 0 else np.array(z, copy=True)
-
-    def mul_public(self, x: Share, c: np.ndarray) -> Share:
-        """Each component times c (no truncation)."""
-        a, b = x
-        return asring(np.multiply(a, c, dtype=U64)), asring(np.multiply(b, c, dtype=U64))

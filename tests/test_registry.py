@@ -1,0 +1,162 @@
+"""The operation registry (runtime/ops.py) and the protocols' declarations: every op has clear
+semantics, a shape and dtype rule that agree with them, and under every protocol a lowering, an
+expansion, or a refusal that names the protocol and the line; every op of every shipped program
+obeys its rules."""
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from veil.compiler import driver
+from veil.compiler.capabilities import Capabilities
+from veil.compiler.expand import EXPANSIONS, expand
+from veil.compiler.ir import Block, Op, Program, walk
+from veil.compiler.lower import lower
+from veil.compiler.types import PUBLIC, SECRET, Type, private
+from veil.runtime.diagnostics import Span, UnsupportedErr
+from veil.runtime.ops import OPS
+from veil.runtime.protocols import PROTOCOLS
+from veil.runtime.ring import asring
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRUCTURAL = {"input", "output", "loop"}  # the VM and the emulator run these themselves
+SPAN = Span("t.mpc", 7, 3)
+
+# One sample use of each op: operand (shape, dtype, scale) and attributes.
+FIX = ((3, 4), "fix", 16)
+INT = ((3, 4), "int", 0)
+BOOL = ((3, 4), "bool", 0)
+SAMPLES: dict[str, tuple[list, dict]] = {
+    "const": ([], {"value": asring(np.arange(12, dtype=np.int64).reshape(3, 4))}),
+    "share": ([FIX], {"owner": "alice"}), "from_public": ([FIX], {}), "reveal": ([FIX], {}),
+    "reveal_to": ([FIX], {"party": "bob"}), "retag": ([INT], {}),
+    "add": ([FIX, FIX], {}), "sub": ([FIX, FIX], {}), "neg": ([FIX], {}), "lshift": ([FIX], {"bits": 3}),
+    "sum": ([FIX], {"axis": 1}), "transpose": ([FIX], {}), "reshape": ([FIX], {"shape": (2, 6)}),
+    "broadcast": ([((1, 4), "fix", 16)], {"shape": (3, 4)}),
+    "slice": ([FIX], {"key": [["s", 0, 2, 1], ["i", 1]]}),
+    "dslice": ([FIX, ((), "int", 0)], {"axis": 0, "length": 2, "step": 1}),
+    "concat": ([FIX, FIX], {"axis": 0}), "stack": ([FIX, FIX], {"axis": 1}),
+    "mul": ([FIX, FIX], {}), "matmul": ([FIX, ((4, 2), "fix", 16)], {}), "trunc": ([FIX], {"bits": 16}),
+    "bitand": ([BOOL, BOOL], {}), "bitor": ([BOOL, BOOL], {}), "bitnot": ([BOOL], {}),
+    "where": ([BOOL, FIX, FIX], {}), "abs": ([FIX], {}), "maximum": ([FIX, FIX], {}),
+    "minimum": ([FIX, FIX], {}), "rmax": ([FIX], {"axis": 0}), "rmin": ([FIX], {}),
+    "floordiv": ([INT, INT], {}), "mod": ([INT, INT], {}), "div": ([FIX, FIX], {"bits": 16}),
+    "toint": ([FIX], {"bits": 16}),
+    **{c: ([FIX, FIX], {}) for c in ("lt", "le", "gt", "ge", "eq", "ne")},
+}
+
+
+def _operand(rng: np.random.Generator, shape: tuple, dtype: str) -> np.ndarray:
+    if dtype == "bool":
+        return asring(rng.integers(0, 2, shape))
+    if shape == ():
+        return asring(np.int64(1))
+    return asring(rng.integers(1, 50, shape) * (1 if dtype == "int" else 1 << 10))
+
+
+def test_every_registered_op_has_a_sample():
+    assert set(SAMPLES) | STRUCTURAL == set(OPS)
+
+
+@pytest.mark.parametrize("name", sorted(set(OPS) - STRUCTURAL))
+def test_clear_semantics_agree_with_the_shape_and_dtype_rules(name):
+    d = OPS[name]
+    operands, attrs = SAMPLES[name]
+    assert d.clear is not None and d.describe
+    assert d.arity is None or d.arity == len(operands)
+    assert {a.rstrip("?") for a in d.attrs} >= set(attrs)
+    rng = np.random.default_rng(1)
+    args = [_operand(rng, s, t) for s, t, _ in operands]
+    out = d.clear(*args, **attrs)
+    assert out.dtype == np.uint64
+    assert d.shape([s for s, _, _ in operands], **attrs) == out.shape
+    assert d.dtype([t for _, t, _ in operands], **attrs) in ("fix", "int", "bool", None)
+
+
+def _program(name: str, protocol: type, vis: str) -> Program:
+    """alice's operands, made `vis`, through the op, output to alice."""
+    compute = ["alice", "bob", "carol"]
+    prog = Program(file="t.mpc", parties=compute + ["dave"], protocol=protocol.name, compute=compute,
+                   protocol_args={}, params={}, frac_bits=16, body=Block())
+    operands, attrs = SAMPLES[name]
+    ins = []
+    for i, (shape, dtype, scale) in enumerate(operands):
+        if i in OPS[name].index_operands:  # an index is a public int
+            v = prog.new_value(Type(PUBLIC, dtype, shape, scale))
+            prog.body.ops.append(Op("const", [v], [], {"value": asring(np.int64(1))}, SPAN))
+            ins.append(v)
+            continue
+        t = Type(private("alice"), dtype, shape, scale)
+        v = prog.new_value(t)
+        prog.body.ops.append(Op("input", [v], [], {"party": "alice", "name": f"x{i}", "dtype": dtype}, SPAN))
+        if vis == SECRET:
+            s = prog.new_value(t.with_(vis=SECRET))
+            prog.body.ops.append(Op("share", [s], [v], {"owner": "alice"}, SPAN))
+            v = s
+        ins.append(v)
+    if name == "share":
+        ins = ins[:1]
+    d = OPS[name]
+    out_vis = {"share": SECRET, "reveal": PUBLIC, "reveal_to": private("bob"), "from_public": SECRET}.get(name)
+    if name in ("reveal", "reveal_to") and vis != SECRET or name == "from_public":
+        return None
+    shape = d.shape([v.type.shape for v in ins], **attrs)
+    dtype = d.dtype([v.type.dtype for v in ins], **attrs) or "fix"
+    scale = 16 if dtype == "fix" else 0
+    out = prog.new_value(Type(out_vis or (ins[0].type.vis if ins else PUBLIC), dtype, shape, scale))
+    prog.body.ops.append(Op(name, [out], ins, dict(attrs), SPAN))
+    receiver = "bob" if name == "reveal_to" else "alice"
+    prog.body.ops.append(Op("output", [], [out], {"name": "z", "to": [receiver], "dtype": dtype, "scale": scale},
+                            SPAN))
+    return prog
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize("name", sorted(set(OPS) - STRUCTURAL))
+def test_every_op_is_lowered_expanded_or_refused_by_name_under_every_protocol(name, protocol):
+    proto = PROTOCOLS[protocol]
+    prog = _program(name, proto, SECRET)
+    if prog is None:
+        pytest.skip(f"{name} takes no secret operand")
+    caps = Capabilities.of(prog)
+    op = prog.body.ops[-2]
+    how = "kernel" if caps.kernel_of(op) else "local" if not caps.needs_kernel(op) else \
+        "expansion" if name in EXPANSIONS else "refused"
+    try:
+        lower(expand(prog))
+    except UnsupportedErr as err:
+        assert how in ("expansion", "refused"), f"{name}: {how}, yet refused: {err.message}"
+        assert f"by the {protocol} protocol" in err.message and "t.mpc:7:3" in err.message, err.message
+        assert err.span == SPAN
+        return
+    assert how != "refused", f"{name}: neither a kernel, local, nor an expansion, yet lowered"
+
+
+def test_protocols_declare_existing_kernels_only():
+    for proto in PROTOCOLS.values():
+        named = set(proto.native.values()) | set(proto.fusions.values()) | set(proto.additive.values())
+        named |= {proto.additive_trunc} - {None}
+        assert named <= set(proto.kernels), proto.name
+        assert set(proto.native) <= set(OPS) and {c for pair in proto.fusions for c in pair} <= set(OPS)
+        assert set(proto.share_kinds) <= {"arith", "bool"}
+        for spec in proto.kernels.values():
+            assert set(spec.counts) <= {"multiplications", "truncations", "comparisons"}
+
+
+PROGRAMS = sorted(glob.glob(os.path.join(ROOT, "programs", "*.mpc")))
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=os.path.basename)
+def test_every_op_of_the_shipped_programs_obeys_its_rules(path):
+    for optimize in (True, False):
+        prog = driver.compile_file(path, optimize_ir=optimize, lower_ir=False).prog
+        for op in walk(prog.body):
+            d = OPS[op.opcode]
+            if op.opcode in STRUCTURAL:
+                continue
+            assert d.shape([v.type.shape for v in op.ins], **op.attrs) == op.out.type.shape, op.opcode
+            want = d.dtype([v.type.dtype for v in op.ins], **op.attrs)
+            assert want in (None, op.out.type.dtype), (op.opcode, want, op.out.type)
