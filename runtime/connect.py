@@ -184,15 +184,8 @@ class _Connector:
                     ),
                     left,
                 )
-            except ssl.SSLCertVerificationError as exc:
-                raise NetworkError(
-                    f"{self.me} refused the TLS certificate of {peer} at {where}: {failure_reason(exc)}",
-                    hint=_SAME_CA,
-                ) from None
             except ssl.SSLError as exc:
-                raise NetworkError(
-                    f"TLS handshake of {self.me} with {peer} at {where} failed: {failure_reason(exc)}"
-                ) from None
+                raise self._tls_error(f"{peer} at {where}", exc) from None
             except (OSError, TimeoutError) as exc:
                 last = exc
                 await asyncio.sleep(min(delay, self.remaining()))
@@ -223,18 +216,14 @@ class _Connector:
             if fut.done():
                 raise NetworkError(f"{self.me} refused a second connection from {peer} (at {src})")
             fut.set_result((reader, writer))
-        except NetworkError as exc:
+        except BaseException as exc:
             if writer is not None:
                 close_writer(writer)
-            if not self.fatal.done():
-                self.fatal.set_exception(exc)
-        except (_Stray, *_HANDSHAKE_BROKEN):
-            if writer is not None:
-                close_writer(writer)
-        except asyncio.CancelledError:
-            if writer is not None:
-                close_writer(writer)
-            raise
+            if isinstance(exc, NetworkError):
+                if not self.fatal.done():
+                    self.fatal.set_exception(exc)  # a refused party stops this party's connecting
+            elif not isinstance(exc, (_Stray, *_HANDSHAKE_BROKEN)):
+                raise  # cancelled (or a bug)
         finally:
             if writer is None:
                 conn.close()
@@ -253,11 +242,6 @@ class _Connector:
             transport, _ = await asyncio.wait_for(
                 self.loop.connect_accepted_socket(lambda: protocol, conn, **kwargs), max(self.remaining(), 0.1)
             )
-        except ssl.SSLCertVerificationError as exc:
-            raise NetworkError(
-                f"{self.me} refused the TLS certificate of the party connecting from {src}: {failure_reason(exc)}",
-                hint=_SAME_CA,
-            ) from None
         except (ssl.SSLEOFError, ConnectionError):
             raise NetworkError(
                 f"the party connecting to {self.me} from {src} broke off the TLS handshake: "
@@ -265,11 +249,17 @@ class _Connector:
                 hint=_SAME_CA,
             ) from None
         except ssl.SSLError as exc:
-            raise NetworkError(
-                f"TLS handshake of {self.me} with the party connecting from {src} failed: {failure_reason(exc)}",
+            raise self._tls_error(
+                f"the party connecting from {src}", exc,
                 hint="do all parties use [tls] with certificates from the same `veil keygen`?",
             ) from None
         return reader, asyncio.StreamWriter(transport, protocol, reader, self.loop)
+
+    def _tls_error(self, who: str, exc: ssl.SSLError, hint: str | None = None) -> NetworkError:
+        """A failed TLS handshake with `who`: a refused certificate says so, other failures say why."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return NetworkError(f"{self.me} refused the TLS certificate of {who}: {failure_reason(exc)}", hint=_SAME_CA)
+        return NetworkError(f"TLS handshake of {self.me} with {who} failed: {failure_reason(exc)}", hint=hint)
 
     # -- the handshake
 
