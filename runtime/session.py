@@ -215,10 +215,9 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     config = load_parties(config_path, manifest["parties"])
     ssl_pair = None
     if config.tls is not None:
-        from .tls import client_context, server_context
+        from .tls import contexts
 
-        ca, cert, key = config.for_party(party)
-        ssl_pair = (server_context(ca, cert, key), client_context(ca, cert, key))
+        ssl_pair = contexts(*config.for_party(party))
     code = bytecode.decode(files[party])["code"]
     install_event_loop_policy()
     result = asyncio.run(run_over_network(manifest, code, party, config.addresses, overrides, session=session,

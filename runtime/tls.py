@@ -1,7 +1,7 @@
 """`veil keygen` and the mutual-TLS contexts the parties connect with.
 
 keygen makes one CA and, per party, a certificate whose common name is the party's name. The
-mesh checks that name against the party it expects (see veil.runtime.net), so hostname checks
+mesh checks that name against the party it expects (see veil.runtime.connect), so hostname checks
 are off: a party is who its certificate says, wherever it runs.
 """
 from __future__ import annotations

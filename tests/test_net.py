@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from veil.runtime.diagnostics import NetworkError, UsageErr
-from veil.runtime import net
+from veil.runtime import framing, net
 
 PARTIES = ["alice", "bob", "carol"]
 HELLO = {"veil": 1, "program": "3fa2c0ffee0123456789abcdef", "session": "s-1"}
@@ -45,7 +45,7 @@ async def mesh_all(parties=PARTIES, addrs=None, hellos=None, delays=None, **kw):
 
 
 async def close_all(meshes):
-    await asyncio.gather(*(m.close() for m in meshes.values() if isinstance(m, net._MeshBase)))
+    await asyncio.gather(*(m.close() for m in meshes.values() if isinstance(m, net.MeshBase)))
 
 
 def sample_arrays(party: str, big: bool = False) -> list[np.ndarray]:
@@ -472,11 +472,11 @@ def test_frame_roundtrip(arrays):
     """Whatever arrays go in come out of the framing bit-exact, with the declared wire size."""
 
     async def main():
-        head, bufs, payload = net._pack(arrays)
+        head, bufs, payload = framing.pack_message(arrays)
         reader = asyncio.StreamReader()
         reader.feed_data(head + b"".join(bytes(b) for b in bufs))
         reader.feed_eof()
-        header, got, got_payload, wire = await net._read_frame(reader)
+        header, got, got_payload, wire = await framing.read_frame(reader)
         assert got_payload == payload == sum(a.nbytes for a in arrays)
         assert wire == len(head) + payload == wire_size(arrays)
         return got
@@ -489,21 +489,21 @@ def test_malformed_frames_are_rejected():
         reader = asyncio.StreamReader()
         reader.feed_data(data)
         reader.feed_eof()
-        return await net._read_frame(reader)
+        return await framing.read_frame(reader)
 
     def frame(header) -> bytes:
         packed = msgpack.packb(header)
         return len(packed).to_bytes(8, "little") + packed
 
     for bad in ([["<u8", [2], 8]], [["O", [1], 8]], [["nope", [1], 1]], [["<u8", [-1], 8]], 5):
-        with pytest.raises(net._Malformed):
+        with pytest.raises(framing.Malformed):
             asyncio.run(read(frame(bad)))
-    with pytest.raises(net._Malformed):
+    with pytest.raises(framing.Malformed):
         asyncio.run(read((1 << 40).to_bytes(8, "little")))
     with pytest.raises(asyncio.IncompleteReadError):
         asyncio.run(read(frame([["<u8", [2], 16]]) + b"\0" * 7))
     with pytest.raises(TypeError):
-        net._pack([np.array([object()])])
+        framing.pack_message([np.array([object()])])
 
 
 def test_missing_address_is_usage_error():

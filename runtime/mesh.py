@@ -1,0 +1,342 @@
+"""The party mesh once connected: per-peer mailboxes, send/recv/exchange, failure and shutdown.
+
+`Mesh` runs over the TCP (optionally TLS) streams that veil.runtime.connect set up; `LocalMesh`
+gives the same interface to parties running as tasks in one event loop (tests and the Python
+API). Both share `MeshBase`: one inbox per peer, the first failure wakes every pending ``recv``,
+and the traffic counters the VM and the tests read.
+
+A background task per TCP peer reads continuously, so a peer's sends never stall on our compute.
+Arrays returned by ``recv`` are read-only; ``send`` returns once the data is handed to the OS, so
+the caller may then reuse its arrays.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Iterable
+
+import numpy as np
+
+from veil.runtime.diagnostics import NetworkError
+
+from .framing import Arrays, Malformed, close_writer, control_frame, failure_reason, pack_message, read_frame, secs
+
+CLOSE_GRACE = 0.5               # seconds close() waits for peers to say goodbye too
+
+
+class MeshBase:
+    """Per-peer inboxes, failure propagation, recv/exchange and the traffic counters."""
+
+    def __init__(self, me: str, peers: list[str], io_timeout: float | None):
+        self.me = me
+        self.peers = list(peers)
+        self.io_timeout = io_timeout
+        self._inbox: dict[str, asyncio.Queue] = {p: asyncio.Queue() for p in self.peers}
+        self._gone: dict[str, NetworkError] = {}
+        self._failure: NetworkError | None = None
+        self._closed = False
+        self.bytes_sent = dict.fromkeys(self.peers, 0)          # payload bytes (sum of nbytes)
+        self.wire_bytes_sent = dict.fromkeys(self.peers, 0)     # incl. length prefix and header
+        self.messages_sent = dict.fromkeys(self.peers, 0)
+        self.bytes_received = dict.fromkeys(self.peers, 0)
+        self.wire_bytes_received = dict.fromkeys(self.peers, 0)
+        self.messages_received = dict.fromkeys(self.peers, 0)
+
+    # -- bookkeeping
+
+    def _check_peer(self, peer: str) -> None:
+        """A programming error, not a user error: the peer is not part of this mesh."""
+        if peer not in self._inbox:
+            raise KeyError(f"{peer!r} is not a peer of {self.me} (peers: {', '.join(self.peers)})")
+
+    def _check_usable(self, peer: str) -> None:
+        """Raise the failure that stops traffic with `peer`, if any."""
+        self._check_peer(peer)
+        if self._failure is not None:
+            raise _fresh(self._failure)
+        if self._closed:
+            raise NetworkError(f"{self.me} already closed its connections")
+
+    def _check_sendable(self, peer: str) -> None:
+        """Raise why nothing can be sent to `peer` (a failure, or the peer said goodbye), if so."""
+        self._check_usable(peer)
+        if peer in self._gone:
+            raise _fresh(self._gone[peer])
+
+    def _fail(self, exc: NetworkError) -> None:
+        """Record the first mesh-wide failure and wake every pending recv."""
+        if self._failure is None:
+            self._failure = exc
+            for q in self._inbox.values():
+                q.put_nowait(exc)
+
+    def _peer_gone(self, peer: str, exc: NetworkError) -> None:
+        """The peer closed cleanly: later recvs from it fail once its queued messages are read."""
+        if peer not in self._gone:
+            self._gone[peer] = exc
+            self._inbox[peer].put_nowait(exc)
+
+    def _deliver(self, peer: str, arrays: Arrays, payload: int, wire: int) -> None:
+        """A message from `peer` arrived: count it and queue it."""
+        self.bytes_received[peer] += payload
+        self.wire_bytes_received[peer] += wire
+        self.messages_received[peer] += 1
+        self._inbox[peer].put_nowait(arrays)
+
+    def _count_sent(self, peer: str, payload: int, wire: int) -> None:
+        """Count one message sent to `peer`."""
+        self.bytes_sent[peer] += payload
+        self.wire_bytes_sent[peer] += wire
+        self.messages_sent[peer] += 1
+
+    # -- the public interface
+
+    async def send(self, peer: str, arrays: Arrays) -> None:
+        """Send one message (a list of arrays) to `peer`."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Say goodbye to every peer and close the connections."""
+        raise NotImplementedError
+
+    async def abort(self, reason: str) -> None:
+        """Tell every peer we are stopping (they raise NetworkError), then close."""
+        raise NotImplementedError
+
+    async def recv(self, peer: str) -> Arrays:
+        """The next message from `peer`; NetworkError if the peer is lost, aborted or silent too long."""
+        self._check_usable(peer)
+        q = self._inbox[peer]
+        if q.empty():
+            if peer in self._gone:
+                raise _fresh(self._gone[peer])
+            try:
+                item = await asyncio.wait_for(q.get(), self.io_timeout)
+            except TimeoutError:
+                raise NetworkError(
+                    f"{self.me} got no message from {peer} within {secs(self.io_timeout or 0)} s (io timeout)"
+                ) from None
+        else:
+            item = q.get_nowait()
+        if isinstance(item, NetworkError):
+            raise _fresh(self._failure or item)
+        if self._failure is not None:
+            raise _fresh(self._failure)
+        return item
+
+    async def exchange(self, kv: dict[str, Arrays], expect: Iterable[str]) -> dict[str, Arrays]:
+        """One round: send every message in kv, receive one message from each expected peer."""
+        expect = list(expect)
+        jobs: list[Awaitable[Any]] = [self.send(p, a) for p, a in kv.items()]
+        jobs += [self.recv(p) for p in expect]
+        results = await _gather_or_cancel(jobs)
+        return dict(zip(expect, results[len(kv):]))
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """All traffic counters, per peer."""
+        return {
+            "bytes_sent": dict(self.bytes_sent),
+            "wire_bytes_sent": dict(self.wire_bytes_sent),
+            "messages_sent": dict(self.messages_sent),
+            "bytes_received": dict(self.bytes_received),
+            "wire_bytes_received": dict(self.wire_bytes_received),
+            "messages_received": dict(self.messages_received),
+        }
+
+
+def _fresh(exc: NetworkError) -> NetworkError:
+    """A new exception with the same message, so repeated raises do not pile up tracebacks."""
+    return NetworkError(exc.message, hint=exc.hint)
+
+
+async def _gather_or_cancel(jobs: list[Awaitable[Any]]) -> list[Any]:
+    """Run jobs concurrently; on the first failure cancel the rest (so no recv steals a message)."""
+    if not jobs:
+        return []
+    if len(jobs) == 1:
+        return [await jobs[0]]
+    tasks = [asyncio.ensure_future(j) for j in jobs]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
+    if pending:
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for t in tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    return [t.result() for t in tasks]
+
+
+# ---------------------------------------------------------------------------------------------
+# the TCP mesh
+
+
+class Mesh(MeshBase):
+    """Connections to every peer after a successful handshake."""
+
+    def __init__(
+        self,
+        me: str,
+        conns: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+        io_timeout: float | None,
+    ):
+        super().__init__(me, sorted(conns), io_timeout)
+        self._writers = {p: w for p, (_, w) in conns.items()}
+        # TLS streams encrypt a copy (see send); asyncio's SSL transport never resumes a writer
+        # paused at a zero high-water mark, so only plain TCP gets one
+        self._tls = {p: w.get_extra_info("ssl_object") is not None for p, w in self._writers.items()}
+        for p, w in self._writers.items():
+            if not self._tls[p]:
+                # drain() then waits until everything was handed to the OS: the caller may reuse arrays
+                w.transport.set_write_buffer_limits(high=0)
+        self._readers = {p: asyncio.ensure_future(self._read_loop(p, r)) for p, (r, _) in conns.items()}
+
+    async def _read_loop(self, peer: str, reader: asyncio.StreamReader) -> None:
+        """Read frames from `peer` until it says bye or the connection ends."""
+        try:
+            while True:
+                header, arrays, payload, wire = await read_frame(reader)
+                if arrays is not None:
+                    if self._failure is None:
+                        self._deliver(peer, arrays, payload, wire)
+                    continue
+                kind = header.get("t")
+                if kind == "abort":
+                    self._fail(NetworkError(f"{peer} aborted: {header.get('reason', '')}"))
+                elif kind == "error":
+                    self._fail(NetworkError(str(header.get("msg", f"{peer} reported an error"))))
+                elif kind == "bye":
+                    self._peer_gone(peer, NetworkError(f"{self.me} lost the connection to {peer} (peer closed)"))
+                    return
+                else:
+                    raise Malformed(f"unknown control frame {kind!r}")
+        except Malformed as exc:
+            self._fail(NetworkError(f"{self.me} received a malformed message from {peer}: {exc}"))
+        except (asyncio.IncompleteReadError, OSError) as exc:  # ssl.SSLError is an OSError
+            if not self._closed:
+                self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(exc)})"))
+
+    async def send(self, peer: str, arrays: Arrays) -> None:
+        """Send one message; returns when the bytes are with the OS (arrays may then be reused)."""
+        self._check_sendable(peer)
+        head, bufs, payload = pack_message(arrays)
+        writer = self._writers[peer]
+        try:
+            if self._tls[peer]:
+                writer.write(b"".join([head, *bufs]))  # a copy: the SSL layer keeps what it is given
+            else:
+                writer.writelines([head, *bufs])
+            await asyncio.wait_for(writer.drain(), self.io_timeout)
+        except TimeoutError:
+            exc = NetworkError(f"{self.me} could not send to {peer} within {secs(self.io_timeout or 0)} s (io timeout)")
+            self._fail(exc)
+            raise _fresh(exc) from None
+        except (OSError, RuntimeError) as err:
+            self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(err)})"))
+            raise _fresh(self._failure) from None  # type: ignore[arg-type]
+        self._count_sent(peer, payload, len(head) + payload)
+
+    async def _broadcast(self, frame: bytes) -> None:
+        """Write a control frame to every peer still connected, ignoring dead ones."""
+        for peer, w in self._writers.items():
+            if peer in self._gone or w.transport.is_closing():
+                continue
+            try:
+                w.write(frame)
+            except (OSError, RuntimeError):
+                pass
+        drains = [w.drain() for w in self._writers.values() if not w.transport.is_closing()]
+        if drains:
+            await asyncio.wait([asyncio.ensure_future(d) for d in drains], timeout=CLOSE_GRACE)
+
+    async def _shutdown(self, frame: bytes) -> None:
+        """Send a last frame, give peers a moment to finish, then close everything."""
+        await self._broadcast(frame)
+        self._closed = True
+        readers = [t for t in self._readers.values() if not t.done()]
+        if readers:
+            await asyncio.wait(readers, timeout=CLOSE_GRACE)
+        for w in self._writers.values():
+            close_writer(w)
+        for t in self._readers.values():
+            t.cancel()
+        await asyncio.gather(*self._readers.values(), return_exceptions=True)
+        closers = [asyncio.ensure_future(w.wait_closed()) for w in self._writers.values()]
+        if closers:
+            done, pending = await asyncio.wait(closers, timeout=CLOSE_GRACE)
+            for t in pending:
+                t.cancel()
+            for t in done:
+                t.exception()  # consumed: a reset while closing is no news
+
+    async def close(self) -> None:
+        """Say goodbye to every peer and close the connections."""
+        if self._closed:
+            return
+        await self._shutdown(control_frame({"t": "bye", "party": self.me}))
+
+    async def abort(self, reason: str) -> None:
+        """Tell every peer we are stopping, so they raise NetworkError('<me> aborted: ...'), then close."""
+        if self._closed:
+            return
+        self._fail(NetworkError(f"{self.me} aborted: {reason}"))
+        await self._shutdown(control_frame({"t": "abort", "party": self.me, "reason": reason}))
+
+
+# ---------------------------------------------------------------------------------------------
+# the in-process mesh for fast tests
+
+
+class LocalMesh(MeshBase):
+    """The same interface as Mesh, for parties running as tasks in one event loop."""
+
+    def __init__(self, me: str, peers: list[str], io_timeout: float | None = 600.0):
+        super().__init__(me, peers, io_timeout)
+        self._others: dict[str, LocalMesh] = {}
+
+    async def send(self, peer: str, arrays: Arrays) -> None:
+        """Copy the arrays into the peer's inbox (read-only, like the TCP mesh delivers them)."""
+        self._check_sendable(peer)
+        arrays = list(arrays)
+        head, _, payload = pack_message(arrays)
+        copies = []
+        for a in arrays:
+            c = np.array(a, copy=True, order="C")
+            c.setflags(write=False)
+            copies.append(c)
+        other = self._others[peer]
+        if not other._closed:
+            other._deliver(self.me, copies, payload, len(head) + payload)
+        self._count_sent(peer, payload, len(head) + payload)
+        await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        """Mark closed; peers' later recvs from us fail as with a closed connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for other in self._others.values():
+            other._peer_gone(self.me, NetworkError(f"{other.me} lost the connection to {self.me} (peer closed)"))
+
+    async def abort(self, reason: str) -> None:
+        """Fail every peer with '<me> aborted: <reason>', then close."""
+        if self._closed:
+            return
+        exc = NetworkError(f"{self.me} aborted: {reason}")
+        self._fail(exc)
+        for other in self._others.values():
+            if not other._closed:
+                other._fail(NetworkError(exc.message))
+        await self.close()
+
+
+def make_local_meshes(parties: list[str], io_timeout: float | None = 600.0) -> dict[str, LocalMesh]:
+    """One LocalMesh per party, all wired to each other."""
+    meshes = {p: LocalMesh(p, [q for q in parties if q != p], io_timeout) for p in parties}
+    for p, m in meshes.items():
+        m._others = {q: meshes[q] for q in parties if q != p}
+    return meshes
