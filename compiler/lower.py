@@ -19,7 +19,9 @@ from veil.runtime.protocols.common import SEND
 
 from veil.runtime.diagnostics import TypeErr
 from .ir import Block, Op, Program, Value
+from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
+from .schedule import Round, schedule
 from .types import PUBLIC, SECRET, owner
 
 
@@ -55,15 +57,6 @@ class LoopInfo:
     outs: list[Value]
     body: list  # scheduled: Instr or Round
     rounds: int = 0  # per iteration
-
-
-@dataclass(eq=False)
-class Round:
-    """One exchange; `parties` are those with a kernel in flight across it. It is emitted as a
-    `send` and a `recv`, with the round's independent local work (`overlap`) between them."""
-
-    parties: frozenset[str]
-    overlap: list = field(default_factory=list)
 
 
 @dataclass
@@ -313,64 +306,6 @@ class Lowering:
         return Instr("loop", "loop", None, list(op.ins), {}, line, execs, loop=info)
 
 
-# ---- step 2: scheduling ----------------------------------------------------------------------
-def schedule(instrs: list[Instr]) -> tuple[list, int]:
-    """Order a block's instructions with Round markers, each kernel as early as its inputs allow.
-    Loops are barriers: what comes before completes first. Returns (items, rounds)."""
-    items: list = []
-    total = 0
-    segment: list[Instr] = []
-    for ins in instrs + [None]:
-        if ins is None or ins.kind == "loop":
-            seg_items, seg_rounds = _schedule_segment(segment)
-            items.extend(seg_items)
-            total += seg_rounds
-            segment = []
-            if ins is not None:
-                items.append(ins)
-                total += ins.loop.rounds * ins.loop.trips
-        else:
-            segment.append(ins)
-    return items, total
-
-
-def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
-    ready: dict[int, int] = {}
-    for ins in instrs:
-        start = max((ready.get(v.id, 0) for v in ins.ins), default=0)
-        rounds = ins.cost.rounds if ins.kind == "kernel" else 0
-        ins.start, ins.done = start, start + rounds
-        if ins.out is not None:
-            ready[ins.out.id] = ins.done
-    horizon = max((i.done for i in instrs), default=0)
-    items: list = []
-    for t in range(horizon + 1):
-        group = [i for i in instrs if i.start == t]
-        if t == horizon:
-            items.extend(group)
-            break
-        feeding = _feeding_kernels(group)
-        items.extend(i for i in group if i in feeding)
-        inflight = [i for i in instrs if i.kind == "kernel" and i.start <= t < i.done]
-        parties = frozenset().union(*[i.execs for i in inflight]) if inflight else frozenset()
-        items.append(Round(parties, [i for i in group if i not in feeding]))
-    return items, horizon
-
-
-def _feeding_kernels(group: list[Instr]) -> set[Instr]:
-    """The kernels starting now and the local work they wait for; the rest can overlap the wire."""
-    producer = {i.out.id: i for i in group if i.out is not None}
-    need: set[Instr] = set()
-    todo = [i for i in group if i.kind == "kernel"]
-    while todo:
-        ins = todo.pop()
-        if ins in need:
-            continue
-        need.add(ins)
-        todo.extend(producer[v.id] for v in ins.ins if v.id in producer)
-    return need
-
-
 # ---- cost ------------------------------------------------------------------------------------
 def cost_of(items: list, parties: list[str]) -> CostReport:
     """Whole-run figures from the kernels' declared costs (loop bodies times their trips)."""
@@ -406,118 +341,6 @@ def _flat_rounds(items: list) -> list:
         out.append(it)
         if isinstance(it, Round):
             out.extend(it.overlap)
-    return out
-
-
-# ---- step 3: projection onto a party -----------------------------------------------------------
-def project(items: list, party: str, compute: frozenset[str]) -> list:
-    """The bytecode instructions `party` runs, with what it never needs removed."""
-    code, _live = _project(items, party, set(), compute)
-    return code
-
-
-def _project(items: list, party: str, live_out: set[int], compute: frozenset[str]) -> tuple[list, set[int]]:
-    live = set(live_out)
-    out: list = []
-    for it in reversed(items):
-        if isinstance(it, Round):
-            overlap, live = _project(it.overlap, party, live, compute)
-            if party in it.parties:
-                out.append(["recv"])
-                out.extend(reversed(overlap))
-                out.append(["send"])
-            else:
-                out.extend(reversed(overlap))
-            continue
-        if it.kind == "loop":
-            enc, live = _project_loop(it, party, live, compute)
-            if enc is not None:
-                out.append(enc)
-            continue
-        if party not in it.execs:
-            continue
-        needed = it.kind in ("kernel", "output") or it.name == "input" or \
-            (it.out is not None and it.out.id in live)
-        if not needed:
-            continue
-        if it.out is not None:
-            live.discard(it.out.id)
-        mine = [v for v in it.ins if _holds(party, v, it, compute)]
-        live.update(v.id for v in mine)
-        out.append(_encode(it, party, compute))
-    out.reverse()
-    return out, live
-
-
-def _holds(party: str, v: Value, it: Instr, compute: frozenset[str]) -> bool:
-    """Whether `party` supplies input v to instruction it (kernels get None for inputs it lacks)."""
-    if it.kind != "kernel":
-        return True
-    if v.type.vis == SECRET:
-        return party in compute
-    o = owner(v.type.vis)
-    return o is None or o == party
-
-
-def _encode(it: Instr, party: str, compute: frozenset[str]) -> list:
-    if it.kind == "op":
-        return ["op", it.name, it.out.id, [v.id for v in it.ins], it.attrs, it.sec, it.line]
-    if it.kind == "kernel":
-        ins = [v.id if _holds(party, v, it, compute) else None for v in it.ins]
-        return ["kernel", it.name, it.iid, it.out.id if it.out is not None else None, ins, it.attrs, it.line]
-    return ["output", it.name, it.ins[0].id, it.attrs["dtype"], it.attrs["scale"], it.line]
-
-
-def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]) -> tuple[list | None, set[int]]:
-    lp = it.loop
-    held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it, compute)]
-    body_live = {lp.results[i].id for i in held}
-    body, body_in = _project(lp.body, party, body_live, compute)
-    if not body:
-        return None, live
-    params = [lp.params[i].id for i in held]
-    live = (live - {lp.outs[i].id for i in held}) | {lp.inits[i].id for i in held}
-    defined_inside = {lp.ivar.id, *params}
-    live |= {v for v in body_in if v not in defined_inside}
-    enc = ["loop", lp.trips, lp.start, lp.step, lp.ivar.id, params, [lp.inits[i].id for i in held],
-           [lp.results[i].id for i in held], [lp.outs[i].id for i in held], body, it.line]
-    return enc, live
-
-
-def _value_holders(v: Value, it: Instr, compute: frozenset[str]) -> frozenset[str]:
-    """Who holds a loop-carried value: the compute parties (secret), its owner, or the loop's runners."""
-    if v.type.vis == SECRET:
-        return compute
-    o = owner(v.type.vis)
-    return frozenset([o]) if o else it.execs
-
-
-def value_types(items: list, out: dict[int, Value] | None = None) -> dict[int, Value]:
-    """Every value the scheduled code mentions, by id (for sizes in register allocation)."""
-    out = {} if out is None else out
-    for it in _flat_rounds(items):
-        if isinstance(it, Round):
-            continue
-        for v in it.ins + ([it.out] if it.out is not None else []):
-            out[v.id] = v
-        if it.loop is not None:
-            lp = it.loop
-            for v in [lp.ivar, *lp.params, *lp.results, *lp.outs]:
-                out[v.id] = v
-            value_types(lp.body, out)
-    return out
-
-
-def kernel_rounds(items: list, out: dict[int, int] | None = None) -> dict[int, int]:
-    """Each kernel's rounds, by result id: its result register is written that many rounds later."""
-    out = {} if out is None else out
-    for it in _flat_rounds(items):
-        if isinstance(it, Round):
-            continue
-        if it.kind == "kernel" and it.out is not None:
-            out[it.out.id] = it.cost.rounds
-        if it.loop is not None:
-            kernel_rounds(it.loop.body, out)
     return out
 
 
