@@ -17,7 +17,8 @@ from veil.runtime.protocols import get_protocol
 from veil.runtime.protocols.base import Cost, KernelSpec
 from veil.runtime.protocols.common import SEND
 
-from veil.runtime.diagnostics import TypeErr
+from veil.runtime.bytecode import position
+from veil.runtime.diagnostics import Span, TypeErr
 from .ir import Block, Op, Program, Value
 from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
@@ -109,13 +110,9 @@ class Lowering:
         self.uses: dict[int, int] = {}
         self.additive: set[int] = set()  # values held as additive (3-out-of-3) shares
 
-    def where(self, op: Op) -> int | str:
-        """The source line an instruction keeps: a line of the program, or `module.mpc:line`."""
-        if op.span is None:
-            return 0
-        if op.span.file == self.prog.file:
-            return op.span.line
-        return f"{op.span.file.rsplit('/', 1)[-1]}:{op.span.line}"
+    def where(self, op: Op) -> Span | None:
+        """The source position an instruction keeps: file, line, column and the call chain."""
+        return position(op.span)
 
     # ---- who holds what ----------------------------------------------------------------------
     def holders(self, v: Value) -> frozenset[str]:
@@ -232,7 +229,7 @@ class Lowering:
         line = self.where(op)
         code = op.opcode
         if code == "loop":
-            return [self.lower_loop(op, op.span.line if op.span else 0)]  # the report's loop lines are ints
+            return [self.lower_loop(op, line)]
         if code == "output":
             return self.lower_output(op, line)
         if code == "input":
@@ -325,7 +322,7 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
                 rep.truncations += n
         elif it.kind == "loop":
             inner = cost_of(it.loop.body, parties)
-            lp = {"line": it.line, "trips": it.loop.trips, "rounds": inner.rounds}
+            lp = {"line": it.line.line if it.line else 0, "trips": it.loop.trips, "rounds": inner.rounds}
             rep.loops.append(lp)
             loops = inner.loops
             inner.loops = []

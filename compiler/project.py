@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from veil.runtime import bytecode as bc
+
 from .ir import Value
 from .schedule import Round
 from .types import SECRET, owner
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
     from .lower import Instr
 
 
-def project(items: list, party: str, compute: frozenset[str]) -> list:
+def project(items: list, party: str, compute: frozenset[str]) -> list[bc.Instr]:
     """The bytecode instructions `party` runs, with what it never needs removed."""
     code, _live = _project(items, party, set(), compute)
     return code
@@ -25,9 +27,9 @@ def _project(items: list, party: str, live_out: set[int], compute: frozenset[str
         if isinstance(it, Round):
             overlap, live = _project(it.overlap, party, live, compute)
             if party in it.parties:
-                out.append(["recv"])
+                out.append(bc.Recv())
                 out.extend(reversed(overlap))
-                out.append(["send"])
+                out.append(bc.Send())
             else:
                 out.extend(reversed(overlap))
             continue
@@ -61,16 +63,17 @@ def _holds(party: str, v: Value, it: Instr, compute: frozenset[str]) -> bool:
     return o is None or o == party
 
 
-def _encode(it: Instr, party: str, compute: frozenset[str]) -> list:
+def _encode(it: Instr, party: str, compute: frozenset[str]) -> bc.Instr:
     if it.kind == "op":
-        return ["op", it.name, it.out.id, [v.id for v in it.ins], it.attrs, it.sec, it.line]
+        return bc.OpInstr(it.name, it.out.id, tuple(v.id for v in it.ins), it.attrs, tuple(int(s) for s in it.sec),
+                          it.line)
     if it.kind == "kernel":
-        ins = [v.id if _holds(party, v, it, compute) else None for v in it.ins]
-        return ["kernel", it.name, it.iid, it.out.id if it.out is not None else None, ins, it.attrs, it.line]
-    return ["output", it.name, it.ins[0].id, it.attrs["dtype"], it.attrs["scale"], it.line]
+        ins = tuple(v.id if _holds(party, v, it, compute) else None for v in it.ins)
+        return bc.KernelInstr(it.name, it.iid, it.out.id if it.out is not None else None, ins, it.attrs, it.line)
+    return bc.Output(it.name, it.ins[0].id, it.attrs["dtype"], it.attrs["scale"], it.line)
 
 
-def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]) -> tuple[list | None, set[int]]:
+def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]) -> tuple[bc.Loop | None, set[int]]:
     lp = it.loop
     held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it, compute)]
     body_live = {lp.results[i].id for i in held}
@@ -81,8 +84,8 @@ def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]
     live = (live - {lp.outs[i].id for i in held}) | {lp.inits[i].id for i in held}
     defined_inside = {lp.ivar.id, *params}
     live |= {v for v in body_in if v not in defined_inside}
-    enc = ["loop", lp.trips, lp.start, lp.step, lp.ivar.id, params, [lp.inits[i].id for i in held],
-           [lp.results[i].id for i in held], [lp.outs[i].id for i in held], body, it.line]
+    enc = bc.Loop(lp.trips, lp.start, lp.step, lp.ivar.id, tuple(params), tuple(lp.inits[i].id for i in held),
+                  tuple(lp.results[i].id for i in held), tuple(lp.outs[i].id for i in held), tuple(body), it.line)
     return enc, live
 
 
