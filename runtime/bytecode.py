@@ -229,7 +229,8 @@ def _dec(raw: list, pos: list[Span]) -> Instr:
     cls = _CLASSES.get(raw[0])
     if cls is None:
         raise ValueError(f"unknown bytecode instruction {raw[0]!r}")
-    at = (lambda i: None if i is None else pos[i])
+    def at(i: int | None) -> Span | None:
+        return None if i is None else pos[i]
     if cls is Loop:
         _, head, ivar, params, inits, results, outs, body, p = raw
         return Loop(*_LOOP_HEAD.unpack(head), ivar, tuple(params), tuple(inits), tuple(results), tuple(outs),

@@ -2,6 +2,7 @@
 and every run-time failure (a local op, a kernel at start or after a round) names that chain."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from veil.runtime import api, bytecode as bc
-from veil.runtime.diagnostics import RuntimeFailure, Span
+from veil.runtime.diagnostics import NetworkError, RuntimeFailure, Span
 from veil.runtime.protocols import get_protocol
+from veil.runtime.protocols.base import Context
 
 MODULE = '"""A helper module."""\n\n\ndef f(a, b):\n    return reshape(a * b, (2, 2))\n'
 PROGRAM = ('party alice, bob, carol\nprotocol rep3(alice, bob, carol)\nfrom m import f\n'
@@ -68,10 +70,20 @@ def test_another_format_version_is_refused():
 def test_instructions_keep_file_line_column_and_the_call_chain(prog):
     code = list(walk(bc.decode(prog.files["bob"])["code"]))
     assert _product(prog).pos.where() == f"{CALL} → {PRODUCT}"
-    share = next(i for i in code if isinstance(i, bc.KernelInstr) and i.name == "share")
-    assert share.pos.where().startswith("u.mpc:4:") or share.pos.where().startswith("u.mpc:5:")
+    assert {i.pos.where() for i in code if isinstance(i, bc.KernelInstr) and i.name == "share"} == \
+        {"u.mpc:4:5", "u.mpc:5:5"}
     text = "\n".join(bc.disassemble(bc.decode(prog.files["bob"])["code"]))
     assert f"; {CALL} → {PRODUCT}" in text
+
+
+def test_the_bytecode_does_not_depend_on_where_the_program_was_compiled(tmp_path):
+    builds = []
+    for d in (tmp_path / "one", tmp_path / "two" / "deeper"):
+        d.mkdir(parents=True)
+        (d / "m.mpc").write_text(MODULE)
+        (d / "u.mpc").write_text(PROGRAM)
+        builds.append(api.compile(str(d / "u.mpc")).files)
+    assert builds[0] == builds[1]
 
 
 def test_a_local_op_failure_names_the_party_and_the_chain(prog):
@@ -142,3 +154,25 @@ def test_an_emulated_overflow_inside_an_imported_function_names_the_calling_line
         api.emulate(c, {"alice": {"x": np.full(4, 3e4)}})
     assert type(info.value).__name__ == "OverflowWarning"
     assert re.search(r"overflow at \S*u\.mpc:5:5 → \S*m\.mpc:5:12: ", info.value.message), info.value.message
+
+
+class _LostMesh:
+    """A mesh whose peer is gone: every send and receive fails."""
+
+    async def send(self, peer, arrays):
+        raise NetworkError(f"lost the connection to {peer}")
+
+    async def recv(self, peer):
+        raise NetworkError(f"lost the connection to {peer}")
+
+
+def test_a_network_error_names_the_positions_of_the_kernels_in_flight(prog):
+    from kernel_driver import make_prgs
+    from veil.runtime.vm import VM
+
+    ctx = Context("bob", prog.manifest["compute"], make_prgs(prog.manifest["parties"])["bob"])
+    vm = VM("bob", get_protocol("rep3"), ctx, _LostMesh(), {"y": np.zeros(4, dtype=np.uint64)})
+    with pytest.raises(NetworkError) as info:
+        asyncio.run(vm.run(bc.decode(prog.files["bob"])["code"]))
+    assert info.value.message.startswith("lost the connection to ")
+    assert info.value.message.endswith(" (while running u.mpc:4:5, u.mpc:5:5)"), info.value.message
