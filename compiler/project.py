@@ -64,6 +64,7 @@ def _holds(party: str, v: Value, it: Instr, compute: frozenset[str]) -> bool:
 
 
 def _encode(it: Instr, party: str, compute: frozenset[str]) -> bc.Instr:
+    """The bytecode record of one instruction as `party` runs it."""
     if it.kind == "op":
         return bc.OpInstr(it.name, it.out.id, tuple(v.id for v in it.ins), it.attrs, tuple(int(s) for s in it.sec),
                           it.line)
