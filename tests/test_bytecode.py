@@ -95,8 +95,8 @@ def test_a_local_op_failure_names_the_party_and_the_chain(prog):
     assert files != prog.files
     with pytest.raises(RuntimeFailure) as info:
         api.run(dataclasses.replace(prog, files=files), INPUTS)
-    assert re.search(rf"(alice|bob|carol) failed at {CALL} → {RESHAPE} \(reshape\): .*size 4 into shape \(3,\)", info.value.message), \
-        info.value.message
+    expected = rf"(alice|bob|carol) failed at {CALL} → {RESHAPE} \(reshape\): .*size 4 into shape \(3,\)"
+    assert re.search(expected, info.value.message), info.value.message
 
 
 def _product(prog) -> bc.KernelInstr:

@@ -44,7 +44,8 @@ def test_registers_are_reused_and_memory_is_bounded_by_live_values():
 
 def _regs(ins: bytecode.Instr) -> list[int]:
     if isinstance(ins, bytecode.Loop):
-        return [ins.ivar, *ins.params, *ins.inits, *ins.results, *ins.outs] + [r for sub in ins.body for r in _regs(sub)]
+        inner = [r for sub in ins.body for r in _regs(sub)]
+        return [ins.ivar, *ins.params, *ins.inits, *ins.results, *ins.outs, *inner]
     return [*ins.reads(), *ins.writes()]
 
 
