@@ -72,7 +72,8 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
 
 
 def _where(op: Op) -> str:
-    return f"line {op.span.line}" if op.span else "an unknown line"
+    """The op's call chain, `u.mpc:27:13 → m.mpc:13:5`, outermost first."""
+    return op.span.where() if op.span else "an unknown position"
 
 
 def _check_range(x: np.ndarray, op: Op) -> None:

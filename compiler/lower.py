@@ -18,9 +18,14 @@ from veil.runtime.ops import OPS
 from veil.runtime.protocols.base import Cost, KernelSpec
 from veil.runtime.protocols.common import SEND
 
+from veil.runtime.bytecode import position
+from veil.runtime.diagnostics import Span
+
 from .capabilities import Capabilities, secret_ins
 from .ir import Block, Op, Program, Value
+from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
+from .schedule import Round, schedule
 from .types import PUBLIC, SECRET, owner
 
 
@@ -33,7 +38,7 @@ class Instr:
     out: Value | None
     ins: list[Value]
     attrs: dict[str, Any]
-    line: int
+    pos: Span | None  # source position with its call chain
     execs: frozenset[str]
     sec: list[bool] = field(default_factory=list)
     spec: KernelSpec | None = None
@@ -56,15 +61,6 @@ class LoopInfo:
     outs: list[Value]
     body: list  # scheduled: Instr or Round
     rounds: int = 0  # per iteration
-
-
-@dataclass(eq=False)
-class Round:
-    """One exchange; `parties` are those with a kernel in flight across it. It is emitted as a
-    `send` and a `recv`, with the round's independent local work (`overlap`) between them."""
-
-    parties: frozenset[str]
-    overlap: list = field(default_factory=list)
 
 
 @dataclass
@@ -110,13 +106,9 @@ class Lowering:
         self.uses: dict[int, int] = {}
         self.additive: set[int] = set()  # values held as additive (3-out-of-3) shares
 
-    def where(self, op: Op) -> int | str:
-        """The source line an instruction keeps: a line of the program, or `module.mpc:line`."""
-        if op.span is None:
-            return 0
-        if op.span.file == self.prog.file:
-            return op.span.line
-        return f"{op.span.file.rsplit('/', 1)[-1]}:{op.span.line}"
+    def where(self, op: Op) -> Span | None:
+        """The source position an instruction keeps: file, line, column and the call chain."""
+        return position(op.span)
 
     # ---- who holds what ----------------------------------------------------------------------
     def holders(self, v: Value) -> frozenset[str]:
@@ -127,18 +119,18 @@ class Lowering:
             return frozenset([p])
         return self.avail.get(v.id, self.all)
 
-    def kernel(self, name: str, out: Value | None, ins: list[Value], attrs: dict, line: int,
+    def kernel(self, name: str, out: Value | None, ins: list[Value], attrs: dict, pos: Span | None,
                spec: KernelSpec | None = None) -> Instr:
         spec = spec or self.protocol.kernels[name]
         n = (out.type.size if out is not None else ins[0].type.size)
         cost = spec.cost(self.compute, n, sizes=[v.type.size for v in ins], **attrs)
         self.next_iid += 1
-        return Instr("kernel", name, out, ins, attrs, line, frozenset(spec.participants(self.compute, **attrs)),
+        return Instr("kernel", name, out, ins, attrs, pos, frozenset(spec.participants(self.compute, **attrs)),
                      spec=spec, cost=cost, iid=self.next_iid)
 
-    def local(self, name: str, out: Value | None, ins: list[Value], attrs: dict, line: int,
+    def local(self, name: str, out: Value | None, ins: list[Value], attrs: dict, pos: Span | None,
               execs: frozenset[str]) -> Instr:
-        return Instr("op", name, out, ins, attrs, line, execs, sec=[v.type.vis == SECRET for v in ins])
+        return Instr("op", name, out, ins, attrs, pos, execs, sec=[v.type.vis == SECRET for v in ins])
 
     # ---- step 1: lowering --------------------------------------------------------------------
     def count_uses(self, block: Block) -> None:
@@ -210,38 +202,38 @@ class Lowering:
         return self.caps.kernel_of(op) is not None and self.caps.additive(op.opcode) is not None
 
     def lower_additive(self, op: Op, region: dict[int, Op]) -> list[Instr]:
-        line = self.where(op)
+        pos = self.where(op)
         compute = frozenset(self.compute)
         if self._additive_product(op):
             self.additive.add(op.out.id)  # a product of two replicated sharings, kept additive
-            return [self.kernel(self.caps.additive(op.opcode), op.out, op.ins, {}, line)]
+            return [self.kernel(self.caps.additive(op.opcode), op.out, op.ins, {}, pos)]
         pre: list[Instr] = []
         ins = []
         for v in op.ins:
             if v.type.vis == SECRET and v.id not in region:  # a replicated operand joins additively
                 a = self.prog.new_value(v.type)
-                pre.append(Instr("op", "to_additive", a, [v], {}, line, compute, sec=[1]))
+                pre.append(Instr("op", "to_additive", a, [v], {}, pos, compute, sec=[1]))
                 self.additive.add(a.id)
                 v = a
             ins.append(v)
         if op.opcode == "trunc":  # the region ends in its one truncation, on the additive shares
-            return pre + [self.kernel(self.caps.additive_trunc, op.out, ins, dict(op.attrs), line)]
+            return pre + [self.kernel(self.caps.additive_trunc, op.out, ins, dict(op.attrs), pos)]
         self.additive.add(op.out.id)
         sec = [2 if v.id in self.additive else 0 for v in ins]
-        return pre + [Instr("op", op.opcode, op.out, ins, dict(op.attrs), line, compute, sec=sec)]
+        return pre + [Instr("op", op.opcode, op.out, ins, dict(op.attrs), pos, compute, sec=sec)]
 
     def lower_op(self, op: Op, fusable: dict[int, Op], fused: set[int]) -> list[Instr]:
-        line = self.where(op)
+        pos = self.where(op)
         code = op.opcode
         if code == "loop":
-            return [self.lower_loop(op, op.span.line if op.span else 0)]  # the report's loop lines are ints
+            return [self.lower_loop(op, pos)]
         if code == "output":
-            return self.lower_output(op, line)
+            return self.lower_output(op, pos)
         if code == "input":
-            return [self.local("input", op.out, [], dict(op.attrs), line, frozenset([op.attrs["party"]]))]
+            return [self.local("input", op.out, [], dict(op.attrs), pos, frozenset([op.attrs["party"]]))]
         if code == "const":
             self.avail[op.out.id] = self.all
-            return [self.local("const", op.out, [], dict(op.attrs), line, self.all)]
+            return [self.local("const", op.out, [], dict(op.attrs), pos, self.all)]
         if code == "reveal":
             self.avail[op.out.id] = frozenset(self.compute)
         name = self.caps.kernel_of(op)
@@ -249,8 +241,8 @@ class Lowering:
             src = fusable.get(op.ins[0].id)
             if src is not None and src.out.id in fused:
                 fusion = self.caps.fused(src.opcode, code)
-                return [self.kernel(fusion, op.out, src.ins, self.caps.kernel_attrs(fusion, op, op.out), line)]
-            return [self.kernel(name, op.out, op.ins, self.caps.kernel_attrs(name, op, op.out), line)]
+                return [self.kernel(fusion, op.out, src.ins, self.caps.kernel_attrs(fusion, op, op.out), pos)]
+            return [self.kernel(name, op.out, op.ins, self.caps.kernel_attrs(name, op, op.out), pos)]
         if not self.caps.computes(op):
             where = f" (line {op.span.where()})" if op.span else ""
             raise UnsupportedErr(self.caps.refusal(op) + where, op.span,
@@ -268,9 +260,9 @@ class Lowering:
                 if v.type.vis != SECRET and not execs <= self.holders(v):
                     raise TypeErr(f"a {v.type.vis} value is used where {', '.join(sorted(execs))} cannot see it",
                                   op.span, "output or reveal it to that party first")
-        return [self.local(code, op.out, op.ins, dict(op.attrs), line, execs)]
+        return [self.local(code, op.out, op.ins, dict(op.attrs), pos, execs)]
 
-    def lower_output(self, op: Op, line: int) -> list[Instr]:
+    def lower_output(self, op: Op, pos: Span | None) -> list[Instr]:
         v = op.ins[0]
         res: list[Instr] = []
         for q in op.attrs["to"]:
@@ -279,17 +271,17 @@ class Lowering:
                 src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
                 reveal = Op("reveal_to", [src], [v], {"party": q}, op.span)
                 name = self.caps.kernel_of(reveal)
-                res.append(self.kernel(name, src, [v], self.caps.kernel_attrs(name, reveal, src), line))
+                res.append(self.kernel(name, src, [v], self.caps.kernel_attrs(name, reveal, src), pos))
             elif q not in self.holders(v):
                 sender = owner(v.type.vis) or sorted(self.holders(v), key=self.compute.index)[0]
                 src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
                 res.append(self.kernel("send", src, [v], {"src": sender, "dst": q,
-                                                          "shape": list(v.type.shape)}, line, spec=SEND))
+                                                          "shape": list(v.type.shape)}, pos, spec=SEND))
             res.append(Instr("output", op.attrs["name"], None, [src],
-                             {"dtype": op.attrs["dtype"], "scale": op.attrs["scale"]}, line, frozenset([q])))
+                             {"dtype": op.attrs["dtype"], "scale": op.attrs["scale"]}, pos, frozenset([q])))
         return res
 
-    def lower_loop(self, op: Op, line: int) -> Instr:
+    def lower_loop(self, op: Op, pos: Span | None) -> Instr:
         body = op.body
         self.avail[body.params[0].id] = self.all
         for p, init in zip(body.params[1:], op.ins):
@@ -303,65 +295,7 @@ class Lowering:
                         body.params[1:], list(op.ins), list(body.results), list(op.outs), [])
         info.body, info.rounds = schedule(instrs)
         execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
-        return Instr("loop", "loop", None, list(op.ins), {}, line, execs, loop=info)
-
-
-# ---- step 2: scheduling ----------------------------------------------------------------------
-def schedule(instrs: list[Instr]) -> tuple[list, int]:
-    """Order a block's instructions with Round markers, each kernel as early as its inputs allow.
-    Loops are barriers: what comes before completes first. Returns (items, rounds)."""
-    items: list = []
-    total = 0
-    segment: list[Instr] = []
-    for ins in instrs + [None]:
-        if ins is None or ins.kind == "loop":
-            seg_items, seg_rounds = _schedule_segment(segment)
-            items.extend(seg_items)
-            total += seg_rounds
-            segment = []
-            if ins is not None:
-                items.append(ins)
-                total += ins.loop.rounds * ins.loop.trips
-        else:
-            segment.append(ins)
-    return items, total
-
-
-def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
-    ready: dict[int, int] = {}
-    for ins in instrs:
-        start = max((ready.get(v.id, 0) for v in ins.ins), default=0)
-        rounds = ins.cost.rounds if ins.kind == "kernel" else 0
-        ins.start, ins.done = start, start + rounds
-        if ins.out is not None:
-            ready[ins.out.id] = ins.done
-    horizon = max((i.done for i in instrs), default=0)
-    items: list = []
-    for t in range(horizon + 1):
-        group = [i for i in instrs if i.start == t]
-        if t == horizon:
-            items.extend(group)
-            break
-        feeding = _feeding_kernels(group)
-        items.extend(i for i in group if i in feeding)
-        inflight = [i for i in instrs if i.kind == "kernel" and i.start <= t < i.done]
-        parties = frozenset().union(*[i.execs for i in inflight]) if inflight else frozenset()
-        items.append(Round(parties, [i for i in group if i not in feeding]))
-    return items, horizon
-
-
-def _feeding_kernels(group: list[Instr]) -> set[Instr]:
-    """The kernels starting now and the local work they wait for; the rest can overlap the wire."""
-    producer = {i.out.id: i for i in group if i.out is not None}
-    need: set[Instr] = set()
-    todo = [i for i in group if i.kind == "kernel"]
-    while todo:
-        ins = todo.pop()
-        if ins in need:
-            continue
-        need.add(ins)
-        todo.extend(producer[v.id] for v in ins.ins if v.id in producer)
-    return need
+        return Instr("loop", "loop", None, list(op.ins), {}, pos, execs, loop=info)
 
 
 # ---- cost ------------------------------------------------------------------------------------
@@ -381,7 +315,7 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
                 setattr(rep, counter, getattr(rep, counter) + n)
         elif it.kind == "loop":
             inner = cost_of(it.loop.body, parties)
-            lp = {"line": it.line, "trips": it.loop.trips, "rounds": inner.rounds}
+            lp = {"line": it.pos.line if it.pos else 0, "trips": it.loop.trips, "rounds": inner.rounds}
             rep.loops.append(lp)
             loops = inner.loops
             inner.loops = []
@@ -397,118 +331,6 @@ def _flat_rounds(items: list) -> list:
         out.append(it)
         if isinstance(it, Round):
             out.extend(it.overlap)
-    return out
-
-
-# ---- step 3: projection onto a party -----------------------------------------------------------
-def project(items: list, party: str, compute: frozenset[str]) -> list:
-    """The bytecode instructions `party` runs, with what it never needs removed."""
-    code, _live = _project(items, party, set(), compute)
-    return code
-
-
-def _project(items: list, party: str, live_out: set[int], compute: frozenset[str]) -> tuple[list, set[int]]:
-    live = set(live_out)
-    out: list = []
-    for it in reversed(items):
-        if isinstance(it, Round):
-            overlap, live = _project(it.overlap, party, live, compute)
-            if party in it.parties:
-                out.append(["recv"])
-                out.extend(reversed(overlap))
-                out.append(["send"])
-            else:
-                out.extend(reversed(overlap))
-            continue
-        if it.kind == "loop":
-            enc, live = _project_loop(it, party, live, compute)
-            if enc is not None:
-                out.append(enc)
-            continue
-        if party not in it.execs:
-            continue
-        needed = it.kind in ("kernel", "output") or it.name == "input" or \
-            (it.out is not None and it.out.id in live)
-        if not needed:
-            continue
-        if it.out is not None:
-            live.discard(it.out.id)
-        mine = [v for v in it.ins if _holds(party, v, it, compute)]
-        live.update(v.id for v in mine)
-        out.append(_encode(it, party, compute))
-    out.reverse()
-    return out, live
-
-
-def _holds(party: str, v: Value, it: Instr, compute: frozenset[str]) -> bool:
-    """Whether `party` supplies input v to instruction it (kernels get None for inputs it lacks)."""
-    if it.kind != "kernel":
-        return True
-    if v.type.vis == SECRET:
-        return party in compute
-    o = owner(v.type.vis)
-    return o is None or o == party
-
-
-def _encode(it: Instr, party: str, compute: frozenset[str]) -> list:
-    if it.kind == "op":
-        return ["op", it.name, it.out.id, [v.id for v in it.ins], it.attrs, it.sec, it.line]
-    if it.kind == "kernel":
-        ins = [v.id if _holds(party, v, it, compute) else None for v in it.ins]
-        return ["kernel", it.name, it.iid, it.out.id if it.out is not None else None, ins, it.attrs, it.line]
-    return ["output", it.name, it.ins[0].id, it.attrs["dtype"], it.attrs["scale"], it.line]
-
-
-def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]) -> tuple[list | None, set[int]]:
-    lp = it.loop
-    held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it, compute)]
-    body_live = {lp.results[i].id for i in held}
-    body, body_in = _project(lp.body, party, body_live, compute)
-    if not body:
-        return None, live
-    params = [lp.params[i].id for i in held]
-    live = (live - {lp.outs[i].id for i in held}) | {lp.inits[i].id for i in held}
-    defined_inside = {lp.ivar.id, *params}
-    live |= {v for v in body_in if v not in defined_inside}
-    enc = ["loop", lp.trips, lp.start, lp.step, lp.ivar.id, params, [lp.inits[i].id for i in held],
-           [lp.results[i].id for i in held], [lp.outs[i].id for i in held], body, it.line]
-    return enc, live
-
-
-def _value_holders(v: Value, it: Instr, compute: frozenset[str]) -> frozenset[str]:
-    """Who holds a loop-carried value: the compute parties (secret), its owner, or the loop's runners."""
-    if v.type.vis == SECRET:
-        return compute
-    o = owner(v.type.vis)
-    return frozenset([o]) if o else it.execs
-
-
-def value_types(items: list, out: dict[int, Value] | None = None) -> dict[int, Value]:
-    """Every value the scheduled code mentions, by id (for sizes in register allocation)."""
-    out = {} if out is None else out
-    for it in _flat_rounds(items):
-        if isinstance(it, Round):
-            continue
-        for v in it.ins + ([it.out] if it.out is not None else []):
-            out[v.id] = v
-        if it.loop is not None:
-            lp = it.loop
-            for v in [lp.ivar, *lp.params, *lp.results, *lp.outs]:
-                out[v.id] = v
-            value_types(lp.body, out)
-    return out
-
-
-def kernel_rounds(items: list, out: dict[int, int] | None = None) -> dict[int, int]:
-    """Each kernel's rounds, by result id: its result register is written that many rounds later."""
-    out = {} if out is None else out
-    for it in _flat_rounds(items):
-        if isinstance(it, Round):
-            continue
-        if it.kind == "kernel" and it.out is not None:
-            out[it.out.id] = it.cost.rounds
-        if it.loop is not None:
-            kernel_rounds(it.loop.body, out)
     return out
 
 

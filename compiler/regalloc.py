@@ -2,7 +2,9 @@
 dead, large dead values are freed at once, and the party's peak memory is computed."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from veil.runtime.bytecode import Free, Instr, KernelInstr, Loop, Recv
 
 FREE_BYTES = 4096  # values at least this large are released right after their last use
 
@@ -25,18 +27,7 @@ class Liveness:
             self.last[r] = max(self.last.get(r, at), at)
 
 
-def _uses_defs(ins: list) -> tuple[list, list]:
-    kind = ins[0]
-    if kind == "op":
-        return ins[3], [ins[2]]
-    if kind == "kernel":
-        return [r for r in ins[4] if r is not None], [ins[3]]
-    if kind == "output":
-        return [ins[2]], []
-    return [], []
-
-
-def liveness(code: list, live: Liveness | None = None, rounds: dict[int, int] | None = None) -> Liveness:
+def liveness(code: list[Instr], live: Liveness | None = None, rounds: dict[int, int] | None = None) -> Liveness:
     """Def and last-use positions; values used inside a loop stay live to the loop's end; a
     kernel's result register stays reserved until the `recv` that completes it (`rounds`: the
     kernel's rounds, by result register)."""
@@ -46,41 +37,45 @@ def liveness(code: list, live: Liveness | None = None, rounds: dict[int, int] | 
     for ins in code:
         live.pos += 1
         p = live.pos
-        if ins[0] == "recv":
+        if isinstance(ins, Recv):
             for item in pending:
                 item[1] -= 1
                 if item[1] == 0:
                     live.u(item[0], p)
             pending = [item for item in pending if item[1] > 0]
             continue
-        if ins[0] == "kernel" and ins[3] is not None and rounds.get(ins[3], 0) > 0:
-            pending.append([ins[3], rounds[ins[3]]])
-        if ins[0] == "loop":
-            _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
-            for r in inits:
-                live.u(r, p)
-            live.d(ivar, p + 0.5)
-            for r in params:
-                live.d(r, p + 0.5)
-            inner = Liveness(live.define, live.last, live.pos)
-            outer_defined = set(live.define)
-            liveness(body, inner, rounds)
-            live.pos = inner.pos + 1
-            end = live.pos
-            for r in results:
-                live.u(r, end)
-            for r in list(live.last):  # read in every iteration: live through the whole loop
-                if r in outer_defined and live.define[r] < p and p <= live.last[r] <= end:
-                    live.last[r] = end
-            for r in outs:
-                live.d(r, end + 0.5)
+        if isinstance(ins, KernelInstr) and ins.out is not None and rounds.get(ins.out, 0) > 0:
+            pending.append([ins.out, rounds[ins.out]])
+        if isinstance(ins, Loop):
+            _loop_liveness(ins, live, rounds, p)
             continue
-        uses, defs = _uses_defs(ins)
-        for r in uses:
+        for r in ins.reads():
             live.u(r, p)
-        for r in defs:
+        for r in ins.writes():
             live.d(r, p + 0.5)
     return live
+
+
+def _loop_liveness(ins: Loop, live: Liveness, rounds: dict[int, int], p: int) -> None:
+    """A loop's registers: its inits read at entry, params defined, results read and outs
+    defined at its end, and every outer value read inside kept live to the end."""
+    for r in ins.inits:
+        live.u(r, p)
+    live.d(ins.ivar, p + 0.5)
+    for r in ins.params:
+        live.d(r, p + 0.5)
+    inner = Liveness(live.define, live.last, live.pos)
+    outer_defined = set(live.define)
+    liveness(list(ins.body), inner, rounds)
+    live.pos = inner.pos + 1
+    end = live.pos
+    for r in ins.results:
+        live.u(r, end)
+    for r in list(live.last):  # read in every iteration: live through the whole loop
+        if r in outer_defined and live.define[r] < p and p <= live.last[r] <= end:
+            live.last[r] = end
+    for r in ins.outs:
+        live.d(r, end + 0.5)
 
 
 def assign(live: Liveness) -> dict[int, int]:
@@ -109,27 +104,6 @@ def assign(live: Liveness) -> dict[int, int]:
     return mapping
 
 
-def rewrite(code: list, m: dict[int, int]) -> list:
-    """The code with physical registers."""
-    out = []
-    for ins in code:
-        k = ins[0]
-        if k == "op":
-            out.append(["op", ins[1], m[ins[2]], [m[r] for r in ins[3]], ins[4], ins[5], ins[6]])
-        elif k == "kernel":
-            out.append(["kernel", ins[1], ins[2], m.get(ins[3]) if ins[3] is not None else None,
-                        [m[r] if r is not None else None for r in ins[4]], ins[5], ins[6]])
-        elif k == "output":
-            out.append(["output", ins[1], m[ins[2]], ins[3], ins[4], ins[5]])
-        elif k == "loop":
-            _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
-            out.append(["loop", trips, start, step, m[ivar], [m[r] for r in params], [m[r] for r in inits],
-                        [m[r] for r in results], [m[r] for r in outs], rewrite(body, m), line])
-        else:
-            out.append(list(ins))
-    return out
-
-
 def peak_bytes(live: Liveness, sizes: dict[int, int]) -> int:
     """The largest total size of values alive at once (what the party must hold in memory)."""
     events = []
@@ -144,7 +118,8 @@ def peak_bytes(live: Liveness, sizes: dict[int, int]) -> int:
     return peak
 
 
-def allocate(code: list, sizes: dict[int, int], rounds: dict[int, int] | None = None) -> tuple[list, int, int]:
+def allocate(code: list[Instr], sizes: dict[int, int], rounds: dict[int, int] | None = None
+             ) -> tuple[list[Instr], int, int]:
     """(code with physical registers and frees, number of registers, peak live bytes)."""
     live = liveness(code, rounds=rounds)
     m = assign(live)
@@ -156,24 +131,21 @@ def allocate(code: list, sizes: dict[int, int], rounds: dict[int, int] | None = 
     return out, (max(m.values()) + 1 if m else 0), peak_bytes(live, sizes)
 
 
-def _emit(code: list, m: dict[int, int], dying: dict[float, list[int]], counter: list[int]) -> list:
+def _emit(code: list[Instr], m: dict[int, int], dying: dict[float, list[int]], counter: list[int]
+          ) -> list[Instr]:
     """Rewrite to physical registers; after an op or kernel that last reads a large value, free it
     (never a register the same instruction writes; loops free nothing at their edges)."""
-    out = []
+    out: list[Instr] = []
     for ins in code:
         counter[0] += 1
         p = counter[0]
-        if ins[0] == "loop":
-            body = _emit(ins[9], m, dying, counter)
+        if isinstance(ins, Loop):
+            body = _emit(list(ins.body), m, dying, counter)
             counter[0] += 1
-            new = rewrite([ins[:9] + [[]] + ins[10:]], m)[0]
-            new[9] = body
-            out.append(new)
+            out.append(replace(ins.renamed(m), body=tuple(body)))
             continue
-        new = rewrite([ins], m)[0]
-        out.append(new)
-        _uses, defs = _uses_defs(ins)
-        regs = {m[r] for r in dying.get(p, [])} - {m[d] for d in defs if d is not None}
+        out.append(ins.renamed(m))
+        regs = {m[r] for r in dying.get(p, [])} - {m[d] for d in ins.writes()}
         if regs:
-            out.append(["free", sorted(regs)])
+            out.append(Free(tuple(sorted(regs))))
     return out

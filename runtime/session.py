@@ -189,7 +189,7 @@ class _StopOnSignal:
 
 def _one_line(err: VeilError) -> str:
     """The abort reason sent to the peers (they add the line they were running themselves)."""
-    text = re.sub(r" \(while running line [^()]+\)$", "", err.message)
+    text = re.sub(r" \(while running [^()]+\)$", "", err.message)
     return text if err.span is None else f"{err.span}: {text}"
 
 

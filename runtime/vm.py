@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from veil.runtime.diagnostics import NetworkError, RuntimeFailure
-
+from .bytecode import Free, Instr, KernelInstr, Loop, OpInstr, Output, Recv, Send, where
+from .diagnostics import NetworkError, RuntimeFailure, Span
 from .protocols.base import Context, Exchange, Protocol
 from .protocols.common import COMMON
 from .ops import OPS
@@ -35,7 +35,7 @@ class _Pending:
     gen: Any
     out: int | None
     exchange: Exchange
-    line: int
+    pos: Span | None
     name: str
 
 
@@ -51,9 +51,8 @@ class VM:
     pending: list[_Pending] = field(default_factory=list)
     runs: dict[int, int] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
-    line: int = 0
 
-    async def run(self, code: list) -> dict[str, tuple[np.ndarray, str, int]]:
+    async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
         t0 = time.perf_counter()
         with np.errstate(over="ignore"):
@@ -63,53 +62,53 @@ class VM:
         self.stats.seconds = time.perf_counter() - t0
         return self.outputs
 
-    async def block(self, code: list) -> None:
+    async def block(self, code: list[Instr] | tuple[Instr, ...]) -> None:
         for ins in code:
-            kind = ins[0]
-            if kind == "op":
-                self.op(ins)
-            elif kind == "kernel":
-                self.start_kernel(ins)
-            elif kind == "send":
-                await self.send()
-            elif kind == "recv":
-                await self.recv()
-            elif kind == "loop":
-                await self.loop(ins)
-            elif kind == "free":
-                for r in ins[1]:
-                    self.regs.pop(r, None)
-            elif kind == "output":
-                _, name, reg, dtype, scale, line = ins
-                self.outputs[name] = (self.regs[reg], dtype, scale)
-            else:
-                raise RuntimeFailure(f"internal: unknown instruction {kind!r}")
+            match ins:
+                case OpInstr():
+                    self.op(ins)
+                case KernelInstr():
+                    self.start_kernel(ins)
+                case Send():
+                    await self.send()
+                case Recv():
+                    await self.recv()
+                case Loop():
+                    await self.loop(ins)
+                case Free():
+                    for r in ins.regs:
+                        self.regs.pop(r, None)
+                case Output():
+                    self.outputs[ins.name] = (self.regs[ins.reg], ins.dtype, ins.scale)
+                case _:
+                    raise RuntimeFailure(f"internal: unknown instruction {ins!r}")
 
-    async def loop(self, ins: list) -> None:
-        _, trips, start, step, ivar, params, inits, results, outs, body, line = ins
-        state = [self.regs[r] for r in inits]
-        for k in range(trips):
-            self.regs[ivar] = asring(np.int64(start + k * step))
-            for p, v in zip(params, state):
+    async def loop(self, ins: Loop) -> None:
+        state = [self.regs[r] for r in ins.inits]
+        for k in range(ins.trips):
+            self.regs[ins.ivar] = asring(np.int64(ins.start + k * ins.step))
+            for p, v in zip(ins.params, state):
                 self.regs[p] = v
-            await self.block(body)
-            state = [self.regs[r] for r in results]
-        for o, v in zip(outs, state):
+            await self.block(ins.body)
+            state = [self.regs[r] for r in ins.results]
+        for o, v in zip(ins.outs, state):
             self.regs[o] = v
 
     # ---- local operations ------------------------------------------------------------------
-    def op(self, ins: list) -> None:
-        _, opcode, out, srcs, attrs, sec, line = ins
-        self.line = line
-        args = [self.regs[r] for r in srcs]
+    def op(self, ins: OpInstr) -> None:
+        args = [self.regs[r] for r in ins.ins]
         try:
-            self.regs[out] = self.local(opcode, args, attrs, sec)
+            self.regs[ins.out] = self.local(ins.opcode, args, ins.attrs, ins.sec)
         except RuntimeFailure:
             raise
         except Exception as exc:  # a bug or a data-dependent failure: name where it happened
-            raise RuntimeFailure(f"{self.party} failed at line {line} ({opcode}): {exc}") from exc
+            raise self._failed(ins.pos, ins.opcode, exc) from exc
 
-    def local(self, opcode: str, args: list, attrs: dict, sec: list[bool]) -> Any:
+    def _failed(self, pos: Span | None, what: str, exc: Exception) -> RuntimeFailure:
+        """`bob failed at fraud.mpc:27:13 → ml.mpc:13:5 (kernel mul_trunc): ...`"""
+        return RuntimeFailure(f"{self.party} failed at {where(pos)} ({what}): {exc}")
+
+    def local(self, opcode: str, args: list, attrs: dict, sec: tuple[int, ...]) -> Any:
         P, ctx = self.protocol, self.ctx
         if opcode == "const":
             return attrs["value"]
@@ -149,24 +148,26 @@ class VM:
         return P.map(lambda *s: fn(*s, **attrs), *args)
 
     # ---- kernels and rounds ----------------------------------------------------------------
-    def start_kernel(self, ins: list) -> None:
-        _, name, iid, out, srcs, attrs, line = ins
-        self.line = line
-        spec = self.protocol.kernels.get(name) or COMMON[name]
-        run = self.runs.get(iid, 0)
-        self.runs[iid] = run + 1
+    def start_kernel(self, ins: KernelInstr) -> None:
+        spec = self.protocol.kernels.get(ins.name) or COMMON[ins.name]
+        run = self.runs.get(ins.iid, 0)
+        self.runs[ins.iid] = run + 1
         ctx = copy.copy(self.ctx)  # each kernel keeps its own op id across its rounds
-        ctx.op = (iid, run)
-        args = [self.regs[r] if r is not None else None for r in srcs]
-        kw = {k: (tuple(v) if k == "shape" else v) for k, v in attrs.items()}
-        gen = spec.fn(ctx, *args, **kw)
+        ctx.op = (ins.iid, run)
+        args = [self.regs[r] if r is not None else None for r in ins.ins]
+        kw = {k: (tuple(v) if k == "shape" else v) for k, v in ins.attrs.items()}
         self.stats.kernels += 1
         try:
+            gen = spec.fn(ctx, *args, **kw)
             ex = next(gen)
         except StopIteration as stop:
-            self._finish(out, stop.value)
+            self._finish(ins.out, stop.value)
             return
-        self.pending.append(_Pending(gen, out, ex, line, name))
+        except RuntimeFailure:
+            raise
+        except Exception as exc:
+            raise self._failed(ins.pos, f"kernel {ins.name}", exc) from exc
+        self.pending.append(_Pending(gen, ins.out, ex, ins.pos, ins.name))
 
     def _finish(self, out: int | None, value: Any) -> None:
         if out is not None and value is not None:
@@ -184,12 +185,12 @@ class VM:
                     await self.mesh.send(peer, arrays)
                     self.stats.messages += 1
         except NetworkError as err:
-            raise self._at_pending_lines(err) from None
+            raise self._at_pending(err) from None
 
-    def _at_pending_lines(self, err: NetworkError) -> NetworkError:
-        """The network error, naming the source lines of the kernels in flight."""
-        where = ", ".join(sorted({str(p.line) for p in self.pending}))
-        return NetworkError(f"{err.message} (while running line {where})")
+    def _at_pending(self, err: NetworkError) -> NetworkError:
+        """The network error, naming the source positions of the kernels in flight."""
+        at = ", ".join(sorted({where(p.pos) for p in self.pending}))
+        return NetworkError(f"{err.message} (while running {at})")
 
     async def recv(self) -> None:
         """A round's second half: one message from each peer; every kernel in flight resumes."""
@@ -207,7 +208,7 @@ class VM:
                                            "the parties are not running the same program")
                     received[peer] = got
         except NetworkError as err:
-            raise self._at_pending_lines(err) from None
+            raise self._at_pending(err) from None
         self.stats.rounds += 1
         offsets = {peer: 0 for peer in received}
         still: list[_Pending] = []
@@ -223,4 +224,8 @@ class VM:
                 still.append(p)
             except StopIteration as stop:
                 self._finish(p.out, stop.value)
+            except RuntimeFailure:
+                raise
+            except Exception as exc:
+                raise self._failed(p.pos, f"kernel {p.name}", exc) from exc
         self.pending = still

@@ -95,7 +95,7 @@ def test_inspect_prints_one_partys_bytecode(small: dict, tmp_path: Path) -> None
     assert done.code == 0, done.err
     assert done.out.startswith("== carol (")
     assert "== alice" not in done.out and "kernel." in done.out and "loop" in done.out
-    assert re.search(r"; line \d+", done.out)
+    assert re.search(r"; fraud_detection\.mpc:\d+:\d+", done.out)
     every = veil("inspect", small["build"], cwd=tmp_path)
     assert every.code == 0 and all(f"== {p} (" in every.out for p in PARTIES)
 

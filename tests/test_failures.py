@@ -101,7 +101,7 @@ def test_peer_killed_mid_run(builds: dict, tmp_path: Path) -> None:
     assert stopped_after < 10, f"the others took {stopped_after:.1f} s to stop"
     for p in ("alice", "carol"):  # each notices itself, or hears it first from the other
         assert "lost the connection to bob" in res[p].err, res[p].err
-        assert "(while running line " in res[p].err
+        assert re.search(r"\(while running [\w.]+\.mpc:\d+:\d+", res[p].err), res[p].err
 
 
 def test_sigterm_to_veil_local_stops_every_party(builds: dict, tmp_path: Path) -> None:

@@ -300,7 +300,7 @@ def test_emulator_reports_fix_product_overflow_with_the_line():
     src = 'x = input(alice, "x", shape=(4,))\ns = secret(x)\ny = s * 100.0\nz = y * y\noutput(z, to=alice)\n'
     with pytest.raises(OverflowWarning) as info:
         emulate(src, {"alice": {"x": np.full(4, 3.0e4)}}, file="ovf.mpc")
-    assert info.value.span.line == 6 and "line 6" in info.value.message
+    assert info.value.span.line == 6 and "overflow at ovf.mpc:6:5:" in info.value.message
     assert "fixed-point overflow" in info.value.message and info.value.exit_status == 1
     emulate(src, {"alice": {"x": np.full(4, 3.0)}})  # in range: fine
 

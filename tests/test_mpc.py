@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.runtime import api
+from veil.runtime import api, bytecode
 
 HEAD = "party alice, bob, carol, dave\nprotocol rep3(alice, bob, carol)\n"
 ULP = 2.0 ** -16
@@ -90,7 +90,7 @@ def test_sums_of_products_with_public_terms_in_additive_form(rng):
            'e = sum(b * b, axis=0) + 0.5\nf = 2.0 + sum(a[0:2] * b[2:4], axis=0) - a[5]\n'
            'output(c, to=alice)\noutput(d, to=alice)\noutput(e, to=alice)\noutput(f, to=alice)\n')
     c, emu, mpc = both(src, {"alice": {"a": A}, "bob": {"b": B}})
-    assert sum(ins[0] == "kernel" and ins[1] == "trunc_add" for ins in _code(c, "bob")) == 4
+    assert sum(isinstance(ins, bytecode.KernelInstr) and ins.name == "trunc_add" for ins in _code(c, "bob")) == 4
     close_to_emulator(emu, mpc)
     out = mpc["alice"]
     np.testing.assert_allclose(out["c"], 0.75 - (A * B).sum(axis=0), atol=1e-3)
@@ -100,13 +100,11 @@ def test_sums_of_products_with_public_terms_in_additive_form(rng):
 
 
 def _code(c, party):
-    from veil.runtime import bytecode
-
     def flat(code):
         for ins in code:
             yield ins
-            if ins[0] == "loop":
-                yield from flat(ins[9])
+            if isinstance(ins, bytecode.Loop):
+                yield from flat(ins.body)
     return list(flat(bytecode.decode(c.files[party])["code"]))
 
 

@@ -17,7 +17,7 @@ def test_independent_local_work_runs_between_send_and_recv():
                   'p = input(carol, "p", shape=(64,))\nc = a * b\nq = p * p + p\n'
                   'output(c, to=alice)\noutput(q, to=carol)\n')
     code = code_of(api.compile(src), "carol")
-    kinds = [ins[0] if ins[0] != "op" else ins[1] for ins in code]
+    kinds = [ins.opcode if isinstance(ins, bytecode.OpInstr) else bytecode.TAGS[type(ins)] for ins in code]
     # carol's private arithmetic does not wait for the product's messages: it sits inside a round
     first_send = kinds.index("send")
     first_recv = kinds.index("recv")
@@ -42,17 +42,11 @@ def test_registers_are_reused_and_memory_is_bounded_by_live_values():
     np.testing.assert_allclose(out["alice"]["x0"], a + 3 * 60 * 0.25, atol=1e-4)
 
 
-def _regs(ins: list) -> list[int]:
-    kind = ins[0]
-    if kind == "op":
-        return [ins[2], *ins[3]]
-    if kind == "kernel":
-        return [r for r in [ins[3], *ins[4]] if r is not None]
-    if kind == "output":
-        return [ins[2]]
-    if kind == "loop":
-        return [ins[4], *ins[5], *ins[6], *ins[7], *ins[8]] + [r for sub in ins[9] for r in _regs(sub)]
-    return []
+def _regs(ins: bytecode.Instr) -> list[int]:
+    if isinstance(ins, bytecode.Loop):
+        inner = [r for sub in ins.body for r in _regs(sub)]
+        return [ins.ivar, *ins.params, *ins.inits, *ins.results, *ins.outs, *inner]
+    return [*ins.reads(), *ins.writes()]
 
 
 def test_a_kernel_result_a_party_never_reads_keeps_its_register_until_written():
@@ -60,12 +54,13 @@ def test_a_kernel_result_a_party_never_reads_keeps_its_register_until_written():
     to a value defined meanwhile (that value would be overwritten)."""
     from veil.compiler.regalloc import allocate
 
-    code = [["op", "input", 1, [], {}, [], 1], ["op", "input", 2, [], {}, [], 1],
-            ["kernel", "mul_trunc", 1, 10, [1, 2], {}, 2],  # its result is never read here
-            ["op", "const", 11, [], {}, [], 3],
-            ["send"], ["recv"], ["send"], ["recv"],
-            ["output", "y", 11, "fix", 16, 4]]
+    bc = bytecode
+    code = [bc.OpInstr("input", 1, (), {}, ()), bc.OpInstr("input", 2, (), {}, ()),
+            bc.KernelInstr("mul_trunc", 1, 10, (1, 2), {}),  # its result is never read here
+            bc.OpInstr("const", 11, (), {}, ()),
+            bc.Send(), bc.Recv(), bc.Send(), bc.Recv(),
+            bc.Output("y", 11, "fix", 16)]
     out, _nregs, _peak = allocate(code, {}, {10: 2})
-    kernel = next(ins for ins in out if ins[0] == "kernel")
-    const = next(ins for ins in out if ins[0] == "op" and ins[1] == "const")
-    assert kernel[3] != const[2]
+    kernel = next(ins for ins in out if isinstance(ins, bc.KernelInstr))
+    const = next(ins for ins in out if isinstance(ins, bc.OpInstr) and ins.opcode == "const")
+    assert kernel.out != const.out
