@@ -7,8 +7,8 @@ from importlib import resources
 from typing import Any
 
 from .. import ast
-from ..builtins import call_builtin, call_method
 from veil.runtime.diagnostics import NameErr, Span, TypeErr, VeilError, closest
+from ..builtins import call_builtin, call_method
 from ..parser import parse
 from .scope import Function, Module, Scope, _Return, describe
 

@@ -6,8 +6,8 @@ from typing import Any
 import numpy as np
 
 from .. import ast
-from ..builtins import BUILTIN_IMPLS
 from veil.runtime.diagnostics import NameErr, ShapeErr, Span, TypeErr, UnsupportedErr, closest
+from ..builtins import BUILTIN_IMPLS
 from ..ir import Value
 from ..limits import INT_LIMIT
 from ..types import PUBLIC, SECRET, Type, join_dtype, join_vis

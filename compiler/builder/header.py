@@ -5,7 +5,6 @@ from typing import Any
 
 from veil.runtime.diagnostics import NameErr, Span, TypeErr, UsageErr, VeilError, closest
 
-
 PROTOCOLS = {"rep3": 3, "dealer2": 2}
 
 

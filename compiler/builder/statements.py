@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ast
-from veil.runtime.diagnostics import AssertErr, ErrorList, NameErr, Span, TypeErr, UnsupportedErr, UsageErr, VeilError, closest
+from veil.runtime.diagnostics import (AssertErr, ErrorList, NameErr, Span, TypeErr, UnsupportedErr, UsageErr,
+                                      VeilError, closest)
 from ..ir import Block, Op, Value
 from ..limits import INT_LIMIT
 from ..types import PUBLIC, SECRET, Type, join_vis

@@ -14,6 +14,7 @@ from .scope import describe
 
 
 def _broadcast(a: tuple, b: tuple, span: Span) -> tuple:
+    """The shape two shapes broadcast to (numpy's rule), or a ShapeErr at `span`."""
     try:
         return tuple(np.broadcast_shapes(a, b))
     except ValueError:

@@ -105,5 +105,6 @@ def _axis(x: Any, ndim: int, span) -> int | None:
 
 
 def _describe(x: Any) -> str:
+    """The builder's describe(), imported at call time: the builder imports this package."""
     from ..builder.scope import describe
     return describe(x)
