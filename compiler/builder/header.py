@@ -1,0 +1,96 @@
+"""The protocol line and its --protocol override, and -D param overrides. A protocol line is
+checked against the plug-ins' own declarations (name, positional parties, named roles), so a new
+protocol needs no change here."""
+from __future__ import annotations
+
+from typing import Any
+
+from veil.runtime.diagnostics import NameErr, Span, TypeErr, UsageErr, VeilError, closest
+from veil.runtime.protocols import PROTOCOLS
+
+
+def _usages() -> str:
+    return " or ".join(p.usage() for p in PROTOCOLS.values())
+
+
+class Header:
+    """The Builder method that checks and records the program's protocol."""
+
+    def set_protocol(self, name: str, args: list[str], kwargs: dict[str, str], span: Span | None,
+                     cli: bool = False) -> None:
+        """Check and record the protocol; `cli` errors (from --protocol) are usage errors."""
+        where = f"--protocol {self.protocol_override!r}: " if cli else ""
+
+        def fail(cls, msg: str, hint: str | None) -> VeilError:
+            return UsageErr(where + msg, None, hint) if cli else cls(msg, span, hint)
+
+        proto = PROTOCOLS.get(name)
+        if proto is None:
+            near = closest(name, list(PROTOCOLS))
+            raise fail(UsageErr, f"unknown protocol {name!r}", f"did you mean {near}?" if near else
+                       f"known protocols: {', '.join(PROTOCOLS)}")
+        for k in kwargs:
+            if k not in proto.keywords:
+                raise fail(TypeErr, f"protocol {name} has no keyword {k!r}", _usages())
+        if len(args) != proto.positional:
+            raise fail(TypeErr, f"protocol {name} takes {proto.positional} parties, got {len(args)}", _usages())
+        for k in proto.keywords:
+            if k not in kwargs:
+                raise fail(TypeErr, f"protocol {name} needs a {k}", proto.usage())
+        compute = proto.compute_parties(args, kwargs)
+        for p in compute:
+            if p not in self.prog.parties:
+                near = closest(p, self.prog.parties)
+                raise fail(NameErr, f"unknown party {p!r} in protocol",
+                           f"did you mean {near}?" if near else
+                           f"the program's parties: {', '.join(self.prog.parties) or 'none yet'}")
+        if len(set(compute)) != len(compute):
+            raise fail(TypeErr, "a party appears twice in the protocol", "name each compute party once")
+        self.prog.protocol, self.prog.compute, self.prog.protocol_args = name, compute, kwargs
+
+
+def coerce_param(name: str, raw: Any, kind: type) -> Any:
+    """Read a -D NAME=VALUE override as the param's own type."""
+    if not isinstance(raw, str):  # from the Python API: the value must already be of that type
+        if isinstance(raw, bool) != (kind is bool) or not isinstance(raw, (int, float)) or \
+                (kind is int and not isinstance(raw, int)):
+            raise UsageErr(f"param {name}={raw!r}: expected {'an' if kind is int else 'a'} {kind.__name__}")
+        return kind(raw)
+    try:
+        if kind is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        return kind(raw)
+    except ValueError:
+        raise UsageErr(f"-D {name}={raw}: expected {'an' if kind is int else 'a'} {kind.__name__}") from None
+
+
+def parse_protocol_spec(spec: str) -> tuple[str, list[str], dict[str, str]]:
+    """Parse --protocol "rep3(a, b, c)" or "dealer2(a, b, dealer=c)"."""
+    import re
+
+    example = 'e.g. --protocol "rep3(alice, bob, carol)"'
+    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*", spec or "")
+    if not m:
+        raise UsageErr(f"--protocol {spec!r}: expected NAME(party, ...)", None, example)
+    args, kwargs = [], {}
+    parts = [p.strip() for p in m.group(2).split(",")]
+    if parts and parts[-1] == "":
+        parts.pop()
+    for part in parts:
+        k, sep, v = (x.strip() for x in part.partition("="))
+        name = v if sep else k
+        if not name.isidentifier() or (sep and not k.isidentifier()):
+            raise UsageErr(f"--protocol {spec!r}: {part!r} is not a party name", None, example)
+        if sep:
+            if k in kwargs:
+                raise UsageErr(f"--protocol {spec!r}: {k}= given twice", None, example)
+            kwargs[k] = v
+        else:
+            if kwargs:
+                raise UsageErr(f"--protocol {spec!r}: a party after a keyword", None, example)
+            args.append(k)
+    return m.group(1), args, kwargs
