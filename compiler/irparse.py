@@ -45,6 +45,11 @@ class Cursor:
         col = (self.i if at is None else at) + 1
         return SyntaxErr(message, Span(self.file, self.lineno, col, self.lineno, col + 1), HINT)
 
+    def pos(self) -> int:
+        """The position of the next thing on the line (after blanks)."""
+        self.ws()
+        return self.i
+
     def ws(self) -> None:
         while self.i < len(self.s) and self.s[self.i] in " \t":
             self.i += 1
@@ -94,9 +99,9 @@ class Cursor:
 # ---- values ------------------------------------------------------------------------------------
 def parse_value(c: Cursor) -> Any:
     """One attribute value (the forms irtext.format_value prints)."""
-    start = c.i
+    start = c.pos()
     if c.peek('"'):
-        return json.loads(c.need(_STRING, "a string").group())
+        return json.loads(c.need(_STRING, 'a "string" closed on its line').group())
     if c.take("["):
         return _items(c, "]")
     if c.take("("):
@@ -154,15 +159,15 @@ def _numpy_dtype(c: Cursor, word: str, at: int) -> np.dtype:
 def _array(c: Cursor) -> np.ndarray:
     """`array(DTYPE, (shape), [values])` or `array(DTYPE, (shape), hex "bytes")`."""
     c.expect("(")
-    at = c.i
+    at = c.pos()
     dtype = _numpy_dtype(c, c.need(_NAME, "a numpy dtype").group(), at)
     c.expect(",")
-    at = c.i
+    at = c.pos()
     shape = parse_value(c)
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise c.error("an array's shape is a tuple of sizes, e.g. (2, 3)", at)
     c.expect(",")
-    at = c.i
+    at = c.pos()
     if c.take("hex"):
         try:
             flat = np.frombuffer(bytes.fromhex(json.loads(c.need(_STRING, "a hex string").group())),
@@ -186,7 +191,7 @@ def _array(c: Cursor) -> np.ndarray:
 
 # ---- types and spans ---------------------------------------------------------------------------
 def parse_type(c: Cursor) -> Type:
-    at = c.i
+    at = c.pos()
     m = c.need(_TYPE, "a type such as secret fix@16[3x4]")
     vis, kind, dtype, scale, dims = m.groups()
     if dtype not in DTYPES:
@@ -249,7 +254,7 @@ class Parser:
             c = self.next_line()
             if c is None:
                 raise self.eof_error("the program's `body {`")
-            at = c.i
+            at = c.pos()
             word = c.need(_NAME, "a header keyword or `body {`").group()
             if word == "body":
                 break
@@ -277,7 +282,7 @@ class Parser:
         return prog
 
     def header_value(self, c: Cursor, word: str) -> Any:
-        at = c.i
+        at = c.pos()
         value = parse_value(c)
         want = HEADER_FIELDS[word]
         ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
@@ -297,7 +302,7 @@ class Parser:
     def attrs(self, c: Cursor) -> dict[str, Any]:
         out: dict[str, Any] = {}
         while not c.done() and not c.peek("@") and not c.peek("{"):
-            at = c.i
+            at = c.pos()
             key = c.need(_NAME, "an attribute name").group()
             if key in out:
                 raise c.error(f"attribute {key} is given twice", at)
@@ -361,7 +366,7 @@ class Parser:
         return op
 
     def define(self, c: Cursor) -> Value:
-        at = c.i
+        at = c.pos()
         c.expect("%", "a value %N")
         vid = int(c.need(re.compile(r"\d+"), "a value number").group())
         c.expect(":", f"':' and the type of %{vid}")
@@ -375,7 +380,7 @@ class Parser:
         """Value uses up to the closing ')' (the '(' already read)."""
         out = []
         while not c.take(")"):
-            at = c.i
+            at = c.pos()
             c.expect("%", "a value %N or ')'")
             vid = int(c.need(re.compile(r"\d+"), "a value number").group())
             if vid not in self.values:

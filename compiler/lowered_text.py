@@ -8,8 +8,6 @@ trips and rounds per iteration, its body's rounds numbered from 1.
 """
 from __future__ import annotations
 
-from veil.runtime.protocols import get_protocol
-
 from .ir import Program, Value
 from .irtext import format_type, format_value
 # TODO(merge): schedule and Round move out of lower.py (bytecode helper); import them from there.
@@ -31,9 +29,7 @@ def scheduled(prog: Program) -> tuple[list, int]:
 def format_lowered(prog: Program) -> str:
     """The scheduled program of `prog`, one instruction per line, rounds marked."""
     items, rounds = scheduled(prog)
-    proto = get_protocol(prog.protocol)
-    head = [f"# {prog.file}: {prog.protocol}({', '.join(prog.compute)}), {proto.share_words} ring "
-            f"word(s) per secret element and party; {rounds} rounds on the critical path",
+    head = [f"# {prog.file}: {prog.protocol}({', '.join(prog.compute)}), {rounds} rounds on the critical path",
             "# a kernel's cost: its rounds and the bytes each party sends; `~` marks local work that "
             "overlaps the round above"]
     return "\n".join(head + _items(items, "")) + "\n"
