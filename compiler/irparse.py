@@ -41,9 +41,10 @@ class Cursor:
     def __init__(self, text: str, file: str, lineno: int):
         self.s, self.file, self.lineno, self.i = text, file, lineno, 0
 
-    def error(self, message: str, at: int | None = None) -> SyntaxErr:
+    def span(self, at: int | None = None) -> Span:
+        """The span of one character: at `at`, or at the current position."""
         col = (self.i if at is None else at) + 1
-        return SyntaxErr(message, Span(self.file, self.lineno, col, self.lineno, col + 1), HINT)
+        return Span(self.file, self.lineno, col, self.lineno, col + 1)
 
     def pos(self) -> int:
         """The position of the next thing on the line (after blanks)."""
@@ -66,7 +67,7 @@ class Cursor:
 
     def expect(self, lit: str, what: str | None = None) -> None:
         if not self.take(lit):
-            raise self.error(f"expected {what or repr(lit)}, found {self.rest()}")
+            raise SyntaxErr(f"expected {what or repr(lit)}, found {self.rest()}", self.span(), HINT)
 
     def match(self, rx: re.Pattern) -> re.Match | None:
         self.ws()
@@ -78,7 +79,7 @@ class Cursor:
     def need(self, rx: re.Pattern, what: str) -> re.Match:
         m = self.match(rx)
         if m is None:
-            raise self.error(f"expected {what}, found {self.rest()}")
+            raise SyntaxErr(f"expected {what}, found {self.rest()}", self.span(), HINT)
         return m
 
     def rest(self) -> str:
@@ -93,7 +94,7 @@ class Cursor:
 
     def end(self) -> None:
         if not self.done():
-            raise self.error(f"unexpected {self.rest()}")
+            raise SyntaxErr(f"unexpected {self.rest()}", self.span(), HINT)
 
 
 # ---- values ------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def parse_value(c: Cursor) -> Any:
         return float(text) if any(ch in text for ch in ".eEn") else int(text)
     m = c.match(_NAME)
     if m is None:
-        raise c.error(f"expected a value, found {c.rest()}")
+        raise SyntaxErr(f"expected a value, found {c.rest()}", c.span(), HINT)
     word = m.group()
     if word in ("None", "True", "False"):
         return {"None": None, "True": True, "False": False}[word]
@@ -153,7 +154,7 @@ def _numpy_dtype(c: Cursor, word: str, at: int) -> np.dtype:
     try:
         return np.dtype(word)
     except TypeError:
-        raise c.error(f"unknown value {word!r}", at) from None
+        raise SyntaxErr(f"unknown value {word!r}", c.span(at), HINT) from None
 
 
 def _array(c: Cursor) -> np.ndarray:
@@ -165,7 +166,7 @@ def _array(c: Cursor) -> np.ndarray:
     at = c.pos()
     shape = parse_value(c)
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise c.error("an array's shape is a tuple of sizes, e.g. (2, 3)", at)
+        raise SyntaxErr("an array's shape is a tuple of sizes, e.g. (2, 3)", c.span(at), HINT)
     c.expect(",")
     at = c.pos()
     if c.take("hex"):
@@ -173,19 +174,19 @@ def _array(c: Cursor) -> np.ndarray:
             flat = np.frombuffer(bytes.fromhex(json.loads(c.need(_STRING, "a hex string").group())),
                                  dtype=dtype.newbyteorder("<")).astype(dtype)
         except ValueError as err:
-            raise c.error(f"bad array bytes ({err})", at) from None
+            raise SyntaxErr(f"bad array bytes ({err})", c.span(at), HINT) from None
     else:
         m = c.match(_INT_LIST)
         if m is None:
-            raise c.error(f"expected the array's values [..] or hex \"..\", found {c.rest()}")
+            raise SyntaxErr(f"expected the array's values [..] or hex \"..\", found {c.rest()}", c.span(), HINT)
         try:
             flat = np.array([int(x) for x in (m.group(1) or "").split(",") if x.strip()], dtype=dtype)
         except OverflowError as err:
-            raise c.error(f"an array value does not fit {dtype} ({err})", at) from None
+            raise SyntaxErr(f"an array value does not fit {dtype} ({err})", c.span(at), HINT) from None
     c.expect(")")
     if flat.size != int(np.prod(shape, dtype=np.int64)):
-        raise c.error(f"the array has {flat.size} values but its shape {shape} holds "
-                      f"{int(np.prod(shape, dtype=np.int64))}", at)
+        raise SyntaxErr(f"the array has {flat.size} values but its shape {shape} holds "
+                      f"{int(np.prod(shape, dtype=np.int64))}", c.span(at), HINT)
     return flat.reshape(shape)
 
 
@@ -195,10 +196,10 @@ def parse_type(c: Cursor) -> Type:
     m = c.need(_TYPE, "a type such as secret fix@16[3x4]")
     vis, kind, dtype, scale, dims = m.groups()
     if dtype not in DTYPES:
-        raise c.error(f"unknown dtype {dtype!r} (one of {', '.join(DTYPES)})", at)
+        raise SyntaxErr(f"unknown dtype {dtype!r} (one of {', '.join(DTYPES)})", c.span(at), HINT)
     kind = kind or "arith"
     if kind not in SHARE_KINDS:
-        raise c.error(f"unknown share kind {kind!r} (one of {', '.join(SHARE_KINDS)})", at)
+        raise SyntaxErr(f"unknown share kind {kind!r} (one of {', '.join(SHARE_KINDS)})", c.span(at), HINT)
     shape = () if dims == "scalar" else tuple(int(d) for d in dims.split("x"))
     return Type(vis, dtype, shape, int(scale or 0), kind)
 
@@ -262,17 +263,17 @@ class Parser:
                 (inputs if word == "input" else outputs).append(self.decl(c, word, at))
             elif word in HEADER_FIELDS:
                 if word in fields:
-                    raise c.error(f"{word} is given twice", at)
+                    raise SyntaxErr(f"{word} is given twice", c.span(at), HINT)
                 fields[word] = self.header_value(c, word)
             else:
-                raise c.error(f"unknown header keyword {word!r}", at)
+                raise SyntaxErr(f"unknown header keyword {word!r}", c.span(at), HINT)
             c.end()
         missing = [k for k in HEADER_FIELDS if k not in fields]
         if missing:
-            raise c.error(f"the header lacks {', '.join(missing)}", at)
+            raise SyntaxErr(f"the header lacks {', '.join(missing)}", c.span(at), HINT)
         body = self.block(c, top=True)
         if self.next_line() is not None:
-            raise Cursor(self.lines[self.n - 1], self.file, self.n).error("text after the program's body")
+            raise SyntaxErr("text after the program's body", Cursor("", self.file, self.n).span(), HINT)
         prog = Program(fields["program"], fields["parties"], fields["protocol"], fields["compute"],
                        fields["protocol_args"], fields["params"], fields["frac_bits"], body,
                        inputs, outputs, fields["next_id"])
@@ -289,14 +290,15 @@ class Parser:
         if ok and want is list:
             ok = all(isinstance(x, str) for x in value)
         if not ok:
-            raise c.error(f"{word} takes {HEADER_WHAT[want]}", at)
+            raise SyntaxErr(f"{word} takes {HEADER_WHAT[want]}", c.span(at), HINT)
         return value
 
     def decl(self, c: Cursor, word: str, at: int) -> InputDecl | OutputDecl:
         attrs = self.attrs(c)
         cls, keys = (InputDecl, INPUT_KEYS) if word == "input" else (OutputDecl, OUTPUT_KEYS)
         if list(attrs) != keys:
-            raise c.error(f"an {word} line has {' '.join(k + '=' for k in keys)} in that order", at)
+            raise SyntaxErr(f"an {word} line has {' '.join(k + '=' for k in keys)} in that order",
+                            c.span(at), HINT)
         return cls(**attrs)
 
     def attrs(self, c: Cursor) -> dict[str, Any]:
@@ -305,7 +307,7 @@ class Parser:
             at = c.pos()
             key = c.need(_NAME, "an attribute name").group()
             if key in out:
-                raise c.error(f"attribute {key} is given twice", at)
+                raise SyntaxErr(f"attribute {key} is given twice", c.span(at), HINT)
             c.expect("=", f"'=' after {key}")
             out[key] = parse_value(c)
         return out
@@ -335,8 +337,9 @@ class Parser:
                 block.results = self.refs(c)
                 c.end()
                 c = self.next_line()
-                if c is None or not c.take("}"):
-                    raise (c.error("expected '}' after yield") if c else self.eof_error("'}'"))
+                if c is None:
+                    raise self.eof_error("the '}' after yield")
+                c.expect("}", "'}' after yield")
                 c.end()
                 return block
             block.ops.append(self.op(c))
@@ -371,7 +374,7 @@ class Parser:
         vid = int(c.need(re.compile(r"\d+"), "a value number").group())
         c.expect(":", f"':' and the type of %{vid}")
         if vid in self.values:
-            raise c.error(f"%{vid} is defined twice", at)
+            raise SyntaxErr(f"%{vid} is defined twice", c.span(at), HINT)
         v = Value(vid, parse_type(c))
         self.values[vid] = v
         return v
@@ -384,7 +387,7 @@ class Parser:
             c.expect("%", "a value %N or ')'")
             vid = int(c.need(re.compile(r"\d+"), "a value number").group())
             if vid not in self.values:
-                raise c.error(f"%{vid} is used before it is defined", at)
+                raise SyntaxErr(f"%{vid} is used before it is defined", c.span(at), HINT)
             out.append(self.values[vid])
             if not c.take(","):
                 c.expect(")", "',' or ')'")
