@@ -215,7 +215,7 @@ def parse_span(c: Cursor) -> Span:
         c.expect(":")
         col = int(c.need(_INT, "a column").group())
         end_line = end_col = 0
-        if c.take("-"):
+        if not c.peek("->") and c.take("-"):
             end_line = int(c.need(_INT, "an end line").group())
             c.expect(":")
             end_col = int(c.need(_INT, "an end column").group())
