@@ -31,6 +31,9 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _TYPE = re.compile(r"(public|secret|private\([A-Za-z_]\w*\))(?:\s+([A-Za-z_]\w*)-shared)?\s+"
                    r"([A-Za-z_]\w*)(?:@(-?\d+))?\[(scalar|\d+(?:x\d+)*)\]")
 _FILE = re.compile(r"[\w./<>+~-]+")
+_YIELD = re.compile(r"yield\s*\(")
+_BODY = re.compile(r"body\b")
+_ID = re.compile(r"\d+")
 _INT_LIST = re.compile(r"\[\s*(-?\d+(?:\s*,\s*-?\d+)*)?\s*\]")
 DTYPES = ("fix", "int", "bool")
 
@@ -331,9 +334,7 @@ class Parser:
             if c.take("}"):
                 c.end()
                 return block
-            if c.peek("yield") and c.s[c.i:].replace(" ", "").startswith("yield("):
-                c.take("yield")
-                c.expect("(")
+            if c.match(_YIELD):
                 block.results = self.refs(c)
                 c.end()
                 c = self.next_line()
@@ -362,7 +363,7 @@ class Parser:
         if self.n < len(self.lines):
             save = self.n
             nxt = self.next_line()
-            if nxt is not None and nxt.match(re.compile(r"body\b")):
+            if nxt is not None and nxt.match(_BODY):
                 op.body = self.block(nxt)
             else:
                 self.n = save
@@ -371,7 +372,7 @@ class Parser:
     def define(self, c: Cursor) -> Value:
         at = c.pos()
         c.expect("%", "a value %N")
-        vid = int(c.need(re.compile(r"\d+"), "a value number").group())
+        vid = int(c.need(_ID, "a value number").group())
         c.expect(":", f"':' and the type of %{vid}")
         if vid in self.values:
             raise SyntaxErr(f"%{vid} is defined twice", c.span(at), HINT)
@@ -385,7 +386,7 @@ class Parser:
         while not c.take(")"):
             at = c.pos()
             c.expect("%", "a value %N or ')'")
-            vid = int(c.need(re.compile(r"\d+"), "a value number").group())
+            vid = int(c.need(_ID, "a value number").group())
             if vid not in self.values:
                 raise SyntaxErr(f"%{vid} is used before it is defined", c.span(at), HINT)
             out.append(self.values[vid])
