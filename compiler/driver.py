@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from veil.runtime import bytecode
+from veil.runtime.diagnostics import UsageErr
 
 from .build import build
-from .expand import expand
 from .emulate import emulate  # noqa: F401  (re-exported for the API)
-from .ir import Program, format_program
+from .expand import expand
+from .ir import Program
+from .irtext import format_program, parse_program
 from .lower import CostReport, lower
-from .passes import optimize
+from .passes import optimize as optimize_program
 
 
 @dataclass
@@ -28,42 +30,78 @@ class Compiled:
     compile_seconds: float
 
     def ir_text(self) -> str:
+        """The optimized IR as text (what `veil compile --emit-ir` prints and `veil compile X.ir` reads)."""
         return format_program(self.prog)
 
 
-def compile_source(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int = 16,
-                   protocol: str | None = None, optimize_ir: bool = True, lower_ir: bool = True) -> Compiled:
-    """Compile source text; raises VeilError for every user mistake. With lower_ir=False (what
-    `veil emulate` needs) the protocol lowering is skipped: no bytecode, an empty cost report, and
-    constructs the protocol cannot run yet (secure comparisons, ...) are accepted."""
-    t0 = time.perf_counter()
+def front_end(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int = 16,
+              protocol: str | None = None, optimize: bool = True) -> Program:
+    """Source text to the optimized and expanded IR: what `veil emulate` runs (constructs the
+    protocol cannot run yet are accepted here) and `--emit-ir` prints. `optimize=False` is -O0."""
     prog = build(text, file, params, frac_bits, protocol)
-    if optimize_ir:
-        prog = optimize(prog)
+    prog = optimize_program(prog) if optimize else prog
+    return expand(prog)
+
+
+def back_end(prog: Program, started: float | None = None) -> Compiled:
+    """The IR to each party's bytecode, the manifest and the cost report. Composite ops left in
+    hand-written IR text are expanded first (a no-op on the front end's output). `prog` is left
+    as it was (the lowering's new values are numbered past prog.next_id, which is restored), so
+    its IR text compiles again to the same bytes. `started` is when compiling began."""
+    t0 = time.perf_counter() if started is None else started
     prog = expand(prog)
-    if not lower_ir:
-        cost = CostReport(bytes_sent={p: 0 for p in prog.parties}, party_rounds={p: 0 for p in prog.parties})
-        return Compiled(prog, {}, make_manifest(prog, {}, cost), cost, time.perf_counter() - t0)
-    code, cost = lower(prog)
+    next_id = prog.next_id
+    try:
+        code, cost = lower(prog)
+    finally:
+        prog.next_id = next_id
     files = {p: bytecode.encode(p, code[p]) for p in prog.parties}
-    manifest = make_manifest(prog, files, cost)
-    return Compiled(prog, files, manifest, cost, time.perf_counter() - t0)
+    return Compiled(prog, files, make_manifest(prog, files, cost), cost, time.perf_counter() - t0)
 
 
-def compile_file(path: str, params: dict[str, Any] | None = None, **kw) -> Compiled:
-    """Compile a .mpc file (same keywords as compile_source)."""
+def compile_source(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int = 16,
+                   protocol: str | None = None, optimize: bool = True) -> Compiled:
+    """Compile source text (front end, then back end); raises VeilError for every user mistake."""
+    t0 = time.perf_counter()
+    prog = front_end(text, file, params, frac_bits=frac_bits, protocol=protocol, optimize=optimize)
+    return back_end(prog, t0)
+
+
+def read_text(path: str) -> str:
+    """A program file's text, or a UsageErr that says why it cannot be read."""
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except (OSError, UnicodeDecodeError) as err:
-        from veil.runtime.diagnostics import UsageErr
         raise UsageErr(f"{path}: cannot read the program ({err.__class__.__name__}: "
                        f"{getattr(err, 'strerror', None) or err})", None,
-                       "a .mpc program is a UTF-8 text file") from None
-    return compile_source(text, path, params, **kw)
+                       "a .mpc program or .ir file is a UTF-8 text file") from None
+
+
+def is_ir(path: str) -> bool:
+    """Whether a path names IR text (`--emit-ir` output) rather than a .mpc program."""
+    return path.endswith(".ir")
+
+
+def load_program(path: str, params: dict[str, Any] | None = None, **kw: Any) -> Program:
+    """A .mpc file through the front end (keywords as front_end), or a .ir file parsed as it is."""
+    text = read_text(path)
+    if is_ir(path):
+        return parse_program(text, path)
+    return front_end(text, path, params, **kw)
+
+
+def compile_file(path: str, params: dict[str, Any] | None = None, **kw: Any) -> Compiled:
+    """Compile a .mpc file (same keywords as compile_source) or a .ir file (no keywords apply)."""
+    t0 = time.perf_counter()
+    if is_ir(path) and (params or kw):
+        raise UsageErr(f"{path} is IR text: params, frac_bits, protocol and optimize were fixed "
+                       "when it was made", None, "pass them when compiling the .mpc program")
+    return back_end(load_program(path, params, **kw), t0)
 
 
 def make_manifest(prog: Program, files: dict[str, bytes], cost: CostReport) -> dict[str, Any]:
+    """What a build directory's manifest.json holds: parties, declarations, hash, cost."""
     core = {
         "program": os.path.basename(prog.file),
         "parties": prog.parties,
@@ -86,6 +124,13 @@ def make_manifest(prog: Program, files: dict[str, bytes], cost: CostReport) -> d
         "defaults": defaults,
         "cost": cost.as_dict(),
     }
+
+
+def declarations(prog: Program) -> dict[str, Any]:
+    """The manifest of a program that is not lowered (no bytecode, no cost): what emulating it
+    needs to read inputs and print outputs."""
+    cost = CostReport(bytes_sent={p: 0 for p in prog.parties}, party_rounds={p: 0 for p in prog.parties})
+    return make_manifest(prog, {}, cost)
 
 
 def write_build(c: Compiled, out_dir: str) -> None:

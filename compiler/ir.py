@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-import numpy as np
-
 from veil.runtime.diagnostics import Span
 from .types import Type
 
@@ -95,37 +93,3 @@ def walk(block: Block) -> Iterator[Op]:
         yield op
         if op.body is not None:
             yield from walk(op.body)
-
-
-def _fmt_attr(v: Any) -> str:
-    if isinstance(v, np.ndarray):
-        if v.size <= 4:
-            return "[" + ",".join(str(int(x)) for x in v.reshape(-1)) + "]"
-        return f"<{v.size} values>"
-    return repr(v)
-
-
-def format_block(block: Block, indent: str = "") -> list[str]:
-    """Print a block as IR text, one op per line."""
-    lines = []
-    for op in block.ops:
-        outs = ", ".join(f"%{v.id}: {v.type}" for v in op.outs)
-        ins = ", ".join(f"%{v.id}" for v in op.ins)
-        attrs = " ".join(f"{k}={_fmt_attr(v)}" for k, v in sorted(op.attrs.items()))
-        where = f"  # line {op.span.line}" if op.span else ""
-        lhs = f"{outs} = " if outs else ""
-        lines.append(f"{indent}{lhs}{op.opcode}({ins}){' ' + attrs if attrs else ''}{where}")
-        if op.body is not None:
-            params = ", ".join(f"%{v.id}" for v in op.body.params)
-            lines.append(f"{indent}  body({params}):")
-            lines.extend(format_block(op.body, indent + "    "))
-            res = ", ".join(f"%{v.id}" for v in op.body.results)
-            lines.append(f"{indent}    yield({res})")
-    return lines
-
-
-def format_program(prog: Program) -> str:
-    """The whole program as IR text (what `veil compile --emit-ir` prints)."""
-    head = [f"# program {prog.file}", f"# parties {', '.join(prog.parties)}",
-            f"# protocol {prog.protocol}({', '.join(prog.compute)}) frac_bits={prog.frac_bits}"]
-    return "\n".join(head + format_block(prog.body)) + "\n"

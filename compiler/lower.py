@@ -15,6 +15,7 @@ from typing import Any
 
 from veil.runtime.diagnostics import TypeErr, UnsupportedErr
 from veil.runtime.ops import OPS
+from veil.runtime.protocols import get_protocol
 from veil.runtime.protocols.base import Cost, KernelSpec
 from veil.runtime.protocols.common import SEND
 
@@ -25,7 +26,7 @@ from .capabilities import Capabilities, secret_ins
 from .ir import Block, Op, Program, Value
 from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
-from .schedule import Round, schedule
+from .schedule import Round, flat_rounds, schedule
 from .types import PUBLIC, SECRET, owner
 
 
@@ -302,7 +303,7 @@ class Lowering:
 def cost_of(items: list, parties: list[str]) -> CostReport:
     """Whole-run figures from the kernels' declared costs (loop bodies times their trips)."""
     rep = CostReport(bytes_sent={p: 0 for p in parties}, party_rounds={p: 0 for p in parties})
-    for it in _flat_rounds(items):
+    for it in flat_rounds(items):
         if isinstance(it, Round):
             rep.rounds += 1
             for p in it.parties:
@@ -324,27 +325,21 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
     return rep
 
 
-def _flat_rounds(items: list) -> list:
-    """Items with each round's overlapped local work listed after it."""
-    out = []
-    for it in items:
-        out.append(it)
-        if isinstance(it, Round):
-            out.extend(it.overlap)
-    return out
+def scheduled(prog: Program) -> tuple[list, int]:
+    """The program lowered for its protocol and batched into rounds: (items, rounds)."""
+    low = Lowering(prog)
+    low.count_uses(prog.body)
+    return schedule(low.lower_block(prog.body))
 
 
 def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     """Per-party bytecode instruction lists (registers allocated) and the program's cost report."""
-    low = Lowering(prog)
-    low.count_uses(prog.body)
-    instrs = low.lower_block(prog.body)
-    items, _rounds = schedule(instrs)
+    items, _rounds = scheduled(prog)
     report = cost_of(items, prog.parties)
     compute = frozenset(prog.compute)
     values = value_types(items)
     rounds = kernel_rounds(items)
-    words = low.protocol.share_words
+    words = get_protocol(prog.protocol).share_words
     code = {}
     for p in prog.parties:
         sizes = {i: v.type.size * 8 * (words if v.type.vis == SECRET and p in compute else 1)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from veil.runtime import bytecode as bc
 
 from .ir import Value
-from .schedule import Round
+from .schedule import Round, flat_rounds
 from .types import SECRET, owner
 
 if TYPE_CHECKING:
@@ -100,10 +100,9 @@ def _value_holders(v: Value, it: Instr, compute: frozenset[str]) -> frozenset[st
 
 def value_types(items: list, out: dict[int, Value] | None = None) -> dict[int, Value]:
     """Every value the scheduled code mentions, by id (for sizes in register allocation)."""
-    from .lower import _flat_rounds  # lower imports this module
 
     out = {} if out is None else out
-    for it in _flat_rounds(items):
+    for it in flat_rounds(items):
         if isinstance(it, Round):
             continue
         for v in it.ins + ([it.out] if it.out is not None else []):
@@ -118,10 +117,9 @@ def value_types(items: list, out: dict[int, Value] | None = None) -> dict[int, V
 
 def kernel_rounds(items: list, out: dict[int, int] | None = None) -> dict[int, int]:
     """Each kernel's rounds, by result id: its result register is written that many rounds later."""
-    from .lower import _flat_rounds  # lower imports this module
 
     out = {} if out is None else out
-    for it in _flat_rounds(items):
+    for it in flat_rounds(items):
         if isinstance(it, Round):
             continue
         if it.kind == "kernel" and it.out is not None:

@@ -73,3 +73,13 @@ def _feeding_kernels(group: list[Instr]) -> set[Instr]:
         need.add(ins)
         todo.extend(producer[v.id] for v in ins.ins if v.id in producer)
     return need
+
+
+def flat_rounds(items: list) -> list:
+    """Items with each round's overlapped local work listed after it."""
+    out = []
+    for it in items:
+        out.append(it)
+        if isinstance(it, Round):
+            out.extend(it.overlap)
+    return out

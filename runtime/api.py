@@ -25,6 +25,7 @@ import linecache
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -32,19 +33,15 @@ import numpy as np
 
 from veil.compiler import driver
 from veil.compiler.emulate import emulate as _emulate_ir
-from veil.runtime.diagnostics import (ErrorList, InputDataError, Span, UsageErr, VeilError, closest,
-                                  register_source)
+from veil.compiler.ir import Program
 from veil.compiler.lower import CostReport
+from veil.runtime.diagnostics import ErrorList, Span, UsageErr, VeilError, register_source
 
 from . import fixedpoint
-from .inputs import load_input
+from .api_inputs import Inputs, InputValue, encode_inputs, load_inputs  # noqa: F401  (InputValue: docs)
 
-__all__ = ["Compiled", "Outputs", "ProgramFunction", "compile", "emulate", "run", "program"]
+__all__ = ["Compiled", "Outputs", "ProgramFunction", "compile", "emulate", "front_end", "run", "program"]
 
-#: One input's value: anything numpy.asarray takes, or the path of a .csv/.npy/IDX file.
-InputValue = Any
-#: {party: {input name: value}}; an input left out uses the program's `default=` file.
-Inputs = Mapping[str, Mapping[str, InputValue]]
 #: A param override: its own type, or a string as on the command line (-D N=8).
 ParamValue = int | float | bool | str
 
@@ -89,36 +86,48 @@ class Compiled(driver.Compiled):
 # ---- compiling ---------------------------------------------------------------------------------
 def compile(program: str | os.PathLike, params: Mapping[str, ParamValue] | None = None, *,
             file: str | None = None, frac_bits: int = 16, protocol: str | None = None,
-            optimize: bool = True, lower: bool = True) -> Compiled:
-    """Compile a `.mpc` file (a path, or a str ending in .mpc) or program text.
+            optimize: bool = True) -> Compiled:
+    """Compile a `.mpc` file (a path, or a str ending in .mpc), a `.ir` file, or program text.
 
     `params` override the program's `param`s (like -D); `file` names program text in error messages
     and anchors its imports (default "<string>", the current directory); `protocol` overrides the
-    program's protocol line, e.g. "rep3(alice, bob, carol)"; `optimize=False` is -O0.
-    `lower=False` stops before the protocol lowering, as `veil emulate` does: the result can be
-    emulated (also with constructs the protocol cannot run yet) but has no bytecode and no cost."""
+    program's protocol line, e.g. "rep3(alice, bob, carol)"; `optimize=False` is -O0. A .ir file
+    takes none of these (they were fixed when it was printed)."""
+    t0 = time.perf_counter()
+    return _wrap(driver.back_end(front_end(program, params, file=file, frac_bits=frac_bits,
+                                           protocol=protocol, optimize=optimize), t0))
+
+
+def front_end(program: str | os.PathLike, params: Mapping[str, ParamValue] | None = None, *,
+              file: str | None = None, frac_bits: int = 16, protocol: str | None = None,
+              optimize: bool = True) -> Program:
+    """The optimized and expanded IR of a program (arguments as api.compile), not lowered for its protocol:
+    what api.emulate runs, so constructs the protocol cannot run yet are accepted."""
     params = _check_params(params)
-    kw: dict[str, Any] = {"frac_bits": frac_bits, "protocol": protocol, "optimize_ir": bool(optimize)}
-    if not lower:
-        kw["lower_ir"] = False
     path = _program_path(program)
+    if path is not None and driver.is_ir(path):
+        if params or file or frac_bits != 16 or protocol or not optimize:
+            raise UsageErr(f"{path} is IR text: params, file, frac_bits, protocol and optimize were fixed "
+                           "when it was made", None, "pass them when compiling the .mpc program")
+        return driver.load_program(path)
+    kw: dict[str, Any] = {"frac_bits": frac_bits, "protocol": protocol, "optimize": bool(optimize)}
     if path is not None:
-        return _wrap(driver.compile_file(path, params, **kw))
+        return driver.load_program(path, params, **kw)
     if not isinstance(program, str):
         raise UsageErr(f"compile() takes a path or program text, not {type(program).__name__}")
-    return _wrap(driver.compile_source(program, file or "<string>", params, **kw))
+    return driver.front_end(program, file or "<string>", params, **kw)
 
 
 def _program_path(program: str | os.PathLike) -> str | None:
     """The file to read, or None when `program` is program text."""
     if isinstance(program, os.PathLike):
         path = os.fspath(program)
-    elif isinstance(program, str) and "\n" not in program and program.strip().endswith(".mpc"):
+    elif isinstance(program, str) and "\n" not in program and program.strip().endswith((".mpc", ".ir")):
         path = program.strip()
     else:
         return None
     if not os.path.isfile(path):
-        raise UsageErr(f"no such program file: {path}", None, "give a path to a .mpc file, or the program's text")
+        raise UsageErr(f"no such program file: {path}", None, "give a path to a .mpc or .ir file, or the program's text")
     return str(path)
 
 
@@ -141,110 +150,50 @@ def _wrap(c: driver.Compiled) -> Compiled:
     return Compiled(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)})
 
 
-def _as_compiled(program: driver.Compiled | str | os.PathLike, params: Mapping[str, ParamValue] | None,
-                 lower: bool = True) -> Compiled:
-    """A Compiled for emulate/run, compiling a path or text on the way."""
+def _as_compiled(program: driver.Compiled | str | os.PathLike, params: Mapping[str, ParamValue] | None) -> Compiled:
+    """A Compiled for run, compiling a path or text on the way."""
     if isinstance(program, driver.Compiled):
-        if params:
-            raise UsageErr("params apply when compiling; this program is compiled already",
-                           None, "pass params to api.compile(...)")
+        _no_params(params)
         return _wrap(program)
-    return compile(program, params, lower=lower)
+    return compile(program, params)
 
 
-# ---- inputs ------------------------------------------------------------------------------------
-def load_inputs(manifest: Mapping[str, Any], inputs: Inputs | None) -> dict[str, dict[str, np.ndarray]]:
-    """Check every input against the program's declarations and return the clear arrays
-    ({party: {name: float64/int64/bool array}}); defaults fill what is left out."""
-    inputs = {} if inputs is None else inputs
-    if not isinstance(inputs, Mapping):
-        raise InputDataError(f"inputs must be a dict {{party: {{input name: array}}}}, not {type(inputs).__name__}")
-    parties = list(manifest["parties"])
-    declared = {p: [d["name"] for d in manifest["inputs"].get(p, [])] for p in parties}
-    for party, named in inputs.items():
-        if party not in declared:
-            near = closest(str(party), parties)
-            raise InputDataError(f"inputs: the program has no party {party!r}",
-                                 hint=f"did you mean {near}?" if near else f"its parties: {', '.join(parties)}")
-        if not isinstance(named, Mapping):
-            raise InputDataError(f"inputs[{party!r}] must be a dict {{input name: array}}, not {type(named).__name__}")
-        for name in named:
-            if name not in declared[party]:
-                near = closest(str(name), declared[party])
-                raise InputDataError(f"party {party}: the program has no input named {name!r}",
-                                     hint=f"did you mean {near}?" if near else
-                                     f"{party}'s inputs: {', '.join(declared[party]) or 'none'}")
-    out: dict[str, dict[str, np.ndarray]] = {}
-    with tempfile.TemporaryDirectory(prefix="veil-in-") as tmp:
-        for party in parties:
-            out[party] = {}
-            for d in manifest["inputs"].get(party, []):
-                value = inputs.get(party, {}).get(d["name"], None)
-                out[party][d["name"]] = _load_one(manifest, party, d, value, tmp)
-    return out
-
-
-def _load_one(manifest: Mapping[str, Any], party: str, decl: Mapping[str, Any], value: InputValue,
-              tmp: str) -> np.ndarray:
-    """One input, read and checked by runtime.inputs (a file path, an array, or the default)."""
-    name = decl["name"]
-    kw = {"head": decl["head"], "party": party, "name": name, "frac_bits": manifest["frac_bits"]}
-    shape, dtype = tuple(decl["shape"]), decl["dtype"]
-    if value is None:
-        default = manifest.get("defaults", {}).get(f"{party}.{name}")
-        if default is None:
-            raise InputDataError(f"party {party}, input {name!r}: no value given and the program names no default",
-                                 hint=f"pass inputs={{{party!r}: {{{name!r}: array of shape {shape}}}}}")
-        return load_input(os.path.join(manifest["source_dir"], default), shape, dtype, **kw)
-    if isinstance(value, (str, os.PathLike)):
-        try:
-            return load_input(os.fspath(value), shape, dtype, **kw)
-        except InputDataError as err:  # the CLI's --input advice does not apply here
-            if err.hint and "--input" in err.hint:
-                err.hint = f"a relative path starts at the current directory, {os.getcwd()}"
-            raise
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as err:
-        raise InputDataError(f"party {party}, input {name!r}: not an array of numbers ({err})") from None
-    if arr.dtype.kind not in "biuf":
-        raise InputDataError(f"party {party}, input {name!r}: expected numbers, got an array of {arr.dtype}")
-    path = os.path.join(tmp, f"{party}.{name}.npy")
-    np.save(path, arr)
-    try:
-        return load_input(path, shape, dtype, **kw)
-    except InputDataError as err:  # name the array the caller passed, not our temporary file
-        raise InputDataError(err.message.replace(f"file {path}", f"array inputs[{party!r}][{name!r}]"),
-                             err.span, err.hint) from None
-
-
-def _encode(manifest: Mapping[str, Any], clear: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
-    """Clear inputs -> ring elements, the same rule as the runtime (runtime.fixedpoint)."""
-    dtypes = {(p, d["name"]): d["dtype"] for p, ds in manifest["inputs"].items() for d in ds}
-    F = manifest["frac_bits"]
-    return {p: {n: fixedpoint.encode(a, dtypes[(p, n)], F) for n, a in named.items()} for p, named in clear.items()}
+def _no_params(params: Mapping[str, ParamValue] | None) -> None:
+    if params:
+        raise UsageErr("params apply when compiling; this program is compiled already",
+                       None, "pass params to api.compile(...)")
 
 
 # ---- emulating and running ---------------------------------------------------------------------
-def emulate(program: driver.Compiled | str | os.PathLike, inputs: Inputs | None = None, *,
+def emulate(program: driver.Compiled | Program | str | os.PathLike, inputs: Inputs | None = None, *,
             params: Mapping[str, ParamValue] | None = None, check_overflow: bool = True) -> Outputs:
     """Run in clear with the protocols' fixed-point semantics; returns {party: {output: array}}.
 
-    `program` is a Compiled, or a path/text compiled with `params` first. With check_overflow (the
-    default) a product leaving the range where truncation is exact raises OverflowWarning with its
-    source line."""
-    c = _as_compiled(program, params, lower=False)
-    enc = _encode(c.manifest, load_inputs(c.manifest, inputs))
+    `program` is a Compiled, a Program (api.front_end), or a path/text that goes through the front
+    end with `params` (no lowering: constructs the protocol cannot run yet are accepted). With
+    check_overflow (the default) a product leaving the range where truncation is exact raises
+    OverflowWarning with its source line."""
+    if isinstance(program, driver.Compiled):
+        _no_params(params)
+        prog, manifest = program.prog, program.manifest
+    else:
+        if isinstance(program, Program):
+            _no_params(params)
+            prog = program
+        else:
+            prog = front_end(program, params)
+        manifest = driver.declarations(prog)
+    enc = encode_inputs(manifest, load_inputs(manifest, inputs))
     ring = {(p, n): v for p, named in enc.items() for n, v in named.items()}
-    outs = _emulate_ir(c.prog, ring, check_overflow=check_overflow)
-    return Outputs({p: {n: np.asarray(_decode(c, p, n, v)) for n, v in outs.get(p, {}).items()}
-                    for p in c.prog.parties})
+    outs = _emulate_ir(prog, ring, check_overflow=check_overflow)
+    return Outputs({p: {n: np.asarray(_decode(prog, p, n, v)) for n, v in outs.get(p, {}).items()}
+                    for p in prog.parties})
 
 
-def _decode(c: driver.Compiled, party: str, name: str, ring: np.ndarray) -> np.ndarray:
+def _decode(prog: Program, party: str, name: str, ring: np.ndarray) -> np.ndarray:
     """An output's ring elements -> float64 (fix), int64 (int) or bool."""
-    dtype = next(o.dtype for o in c.prog.outputs if o.name == name and party in o.to)
-    return fixedpoint.decode(ring, dtype, c.prog.frac_bits if dtype == "fix" else 0)
+    dtype = next(o.dtype for o in prog.outputs if o.name == name and party in o.to)
+    return fixedpoint.decode(ring, dtype, prog.frac_bits if dtype == "fix" else 0)
 
 
 def run(program: driver.Compiled | str | os.PathLike, inputs: Inputs | None = None, *,
@@ -257,15 +206,12 @@ def run(program: driver.Compiled | str | os.PathLike, inputs: Inputs | None = No
     exactly like `veil local`. Inputs are checked here first, so bad data fails before any party
     starts. `timeout` bounds the whole run in seconds."""
     c = _as_compiled(program, params)
-    if not c.files:
-        raise UsageErr("this program was compiled with lower=False: it can be emulated, not run",
-                       None, "compile it again without lower=False")
     clear = load_inputs(c.manifest, inputs)
     if processes:
         return _run_processes(c, clear, timeout)
     from .inprocess import run_parties
 
-    coro = asyncio.wait_for(run_parties(c.manifest, c.files, _encode(c.manifest, clear)), timeout)
+    coro = asyncio.wait_for(run_parties(c.manifest, c.files, encode_inputs(c.manifest, clear)), timeout)
     results = _run_coroutine(coro)
     return Outputs({p: {n: np.asarray(v) for n, v in r.outputs.items()} for p, r in results.items()},
                    {p: dataclasses.asdict(r.stats) for p, r in results.items()})
@@ -364,7 +310,7 @@ class ProgramFunction:
             raise UsageErr(f"@program: the function {self.name} has the name of a party", self._decorator_span())
         self.params = self._param_values(params)
         self._text = self._src.text + self._trailer()
-        self._cache: dict[tuple, Compiled] = {}
+        self._cache: dict[tuple, Any] = {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise UsageErr(f"{self.name} is a veil program, not a Python function: it cannot be called",
@@ -381,22 +327,32 @@ class ProgramFunction:
         return self._text
 
     def compile(self, params: Mapping[str, ParamValue] | None = None, *, protocol: str | None = None,
-                frac_bits: int | None = None, optimize: bool | None = None, lower: bool = True) -> Compiled:
+                frac_bits: int | None = None, optimize: bool | None = None) -> Compiled:
         """Compile (cached) with param overrides and the decorator's settings, or these."""
+        return self._cached("compile", params, protocol, frac_bits, optimize)
+
+    def front_end(self, params: Mapping[str, ParamValue] | None = None, *, protocol: str | None = None,
+                  frac_bits: int | None = None, optimize: bool | None = None) -> Program:
+        """The optimized IR, not lowered (cached; what .emulate runs), arguments as .compile."""
+        return self._cached("front_end", params, protocol, frac_bits, optimize)
+
+    def _cached(self, stage: str, params: Mapping[str, ParamValue] | None, protocol: str | None,
+                frac_bits: int | None, optimize: bool | None) -> Any:
         over = _check_params(params)
         fb = self.frac_bits if frac_bits is None else frac_bits
         opt = self.optimize if optimize is None else optimize
-        key = (tuple(sorted(over.items())), protocol, fb, bool(opt), bool(lower))
+        key = (stage, tuple(sorted(over.items())), protocol, fb, bool(opt))
         if key not in self._cache:
-            self._cache[key] = self._compile(over, protocol, fb, bool(opt), bool(lower))
+            fn = compile if stage == "compile" else front_end
+            self._cache[key] = self._compile(fn, over, protocol, fb, bool(opt))
         return self._cache[key]
 
-    def _compile(self, params: dict[str, ParamValue], protocol: str | None, frac_bits: int,
-                 optimize: bool, lower: bool) -> Compiled:
+    def _compile(self, fn: Callable[..., T], params: dict[str, ParamValue], protocol: str | None,
+                 frac_bits: int, optimize: bool) -> T:
         src = self._src
         try:
-            return compile(self._text, params, file=src.file, frac_bits=frac_bits, protocol=protocol,
-                           optimize=optimize, lower=lower)
+            return fn(self._text, params, file=src.file, frac_bits=frac_bits, protocol=protocol,
+                      optimize=optimize)
         except VeilError as err:
             raise self._relocate(err) from None
         finally:  # quote the real .py lines in messages from now on, not the generated text
@@ -423,7 +379,7 @@ class ProgramFunction:
     def emulate(self, inputs: Inputs | None = None, *, params: Mapping[str, ParamValue] | None = None,
                 check_overflow: bool = True) -> Outputs:
         """Run in clear with the protocols' fixed-point semantics (see api.emulate)."""
-        return emulate(self.compile(params, lower=False), inputs, check_overflow=check_overflow)
+        return emulate(self.front_end(params), inputs, check_overflow=check_overflow)
 
     def run(self, inputs: Inputs | None = None, *, params: Mapping[str, ParamValue] | None = None,
             processes: bool = False, timeout: float = 600.0) -> Outputs:

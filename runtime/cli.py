@@ -23,13 +23,33 @@ def _defines(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _compile(args, path: str, optimize: bool = True, lower: bool = True):
-    from veil.compiler.driver import compile_file
+def _front_end(args, path: str):
+    """The optimized IR of a .mpc program, or the program a .ir file holds."""
+    from veil.compiler.driver import is_ir, load_program
 
     if not os.path.exists(path):
         raise UsageErr(f"{path}: no such file")
-    return compile_file(path, _defines(args.define), frac_bits=args.frac_bits, protocol=args.protocol,
-                        optimize_ir=optimize, lower_ir=lower)
+    if is_ir(path):
+        given = [flag for flag, on in (("-D", args.define), ("--protocol", args.protocol),
+                                       ("--frac-bits", args.frac_bits is not None),
+                                       ("-O0", not getattr(args, "optimize", True))) if on]
+        if given:
+            raise UsageErr(f"{path} is IR text: {', '.join(given)} cannot apply (params, protocol, "
+                           "fractional bits and optimization were fixed when it was made)", None,
+                           "pass them when compiling the .mpc program with --emit-ir")
+        return load_program(path)
+    return load_program(path, _defines(args.define), frac_bits=16 if args.frac_bits is None else args.frac_bits,
+                        protocol=args.protocol, optimize=getattr(args, "optimize", True))
+
+
+def _compile(args, path: str):
+    """A .mpc program or a .ir file compiled to bytecode."""
+    import time
+
+    from veil.compiler.driver import back_end
+
+    t0 = time.perf_counter()
+    return back_end(_front_end(args, path), t0)
 
 
 def default_build_dir(path: str) -> str:
@@ -40,7 +60,7 @@ def default_build_dir(path: str) -> str:
 def cmd_compile(args) -> int:
     from veil.compiler.driver import write_build
 
-    c = _compile(args, args.program, optimize=not args.O0)
+    c = _compile(args, args.program)
     out = args.output or default_build_dir(args.program)
     write_build(c, out)
     report = dict(c.cost.as_dict(), compile_seconds=round(c.compile_seconds, 4))
@@ -49,6 +69,10 @@ def cmd_compile(args) -> int:
         return 0
     if args.emit_ir:
         print(c.ir_text(), end="")
+    if args.emit_lowered:
+        from veil.compiler.lowered_text import format_lowered
+
+        print(format_lowered(c.prog), end="")
     if args.stats:
         print(format_cost(report))
     print(f"wrote {out}/ (manifest.json, {', '.join(sorted(c.manifest['files'].values()))})", file=sys.stderr)
@@ -85,10 +109,7 @@ def cmd_run(args) -> int:
                        connect_timeout=args.connect_timeout, io_timeout=args.timeout)
     stats = {"party": args.party, "rounds": result.stats.rounds, "bytes_sent": result.stats.bytes_sent,
              "messages": result.stats.messages, "seconds": round(result.stats.seconds, 4)}
-    if args.stats_json:
-        with open(args.stats_json, "w", encoding="utf-8") as fh:
-            json.dump(stats, fh)
-    if args.stats:
+    if args.stats:  # one JSON line on stderr (veil local reads it: runtime.local.read_stats)
         print(json.dumps(stats), file=sys.stderr)
     for name in sorted(result.outputs):
         print(f"{args.party}: wrote {os.path.join(out, name + '.npy')}")
@@ -102,8 +123,8 @@ def cmd_local(args) -> int:
 
     target = args.program
     if os.path.isdir(target):
-        if args.define or args.protocol:
-            raise UsageErr(f"{target} is already compiled: -D and --protocol apply only to a .mpc program",
+        if args.define or args.protocol or args.frac_bits is not None:
+            raise UsageErr(f"{target} is already compiled: -D, --protocol and --frac-bits apply only to a .mpc program",
                            None, "recompile with veil compile, or pass the .mpc file")
         build_dir = target
     else:
@@ -157,16 +178,17 @@ def format_measured(runs, manifest) -> str:
 
 
 def cmd_emulate(args) -> int:
+    from veil.compiler.driver import declarations
     from veil.compiler.emulate import emulate
     from veil.runtime.local import split_inputs
     from veil.runtime.session import decode_outputs, load_party_inputs, write_outputs
 
-    c = _compile(args, args.program, lower=False)  # emulation runs ops the protocol cannot yet
-    prog = c.prog
+    prog = _front_end(args, args.program)  # no lowering: emulation runs ops the protocol cannot yet
+    manifest = declarations(prog)
     groups = split_inputs(args.input, prog.parties)
     ring_inputs = {}
     for party in prog.parties:
-        for name, arr in load_party_inputs(c.manifest, party, groups.get(party, {})).items():
+        for name, arr in load_party_inputs(manifest, party, groups.get(party, {})).items():
             ring_inputs[(party, name)] = arr
     outs = emulate(prog, ring_inputs)
     out_dir = args.output_dir or os.path.join("out", os.path.splitext(os.path.basename(args.program))[0] + "-emulated")
@@ -175,7 +197,7 @@ def cmd_emulate(args) -> int:
     for party, values in decoded.items():
         if values:
             write_outputs(values, os.path.join(out_dir, party))
-    print_outputs(c.manifest, out_dir)
+    print_outputs(manifest, out_dir)
     return 0
 
 
@@ -210,21 +232,23 @@ def _common_compile(p: argparse.ArgumentParser) -> None:
     p.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
                    help="override a param")
     p.add_argument("--protocol", help='override the protocol, e.g. "rep3(alice, bob, carol)"')
-    p.add_argument("--frac-bits", type=int, default=16, help="fractional bits of fix values (default 16)")
+    p.add_argument("--frac-bits", type=int, help="fractional bits of fix values (default 16)")
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="veil", description="veil: an MPC compiler and runtime")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("compile", help="compile a .mpc program to per-party bytecode")
-    p.add_argument("program")
+    p = sub.add_parser("compile", help="compile a .mpc program (or its .ir text) to per-party bytecode")
+    p.add_argument("program", help="a .mpc program, or IR text (.ir) printed by --emit-ir")
     p.add_argument("-o", "--output", help="build directory (default build/<prog>/)")
     _common_compile(p)
     p.add_argument("--stats", action="store_true", help="print the cost table")
     p.add_argument("--json", action="store_true", help="print the cost as JSON, nothing else")
-    p.add_argument("--emit-ir", action="store_true", help="print the optimized IR")
-    p.add_argument("-O0", action="store_true", dest="O0", help="turn the optimizer off")
+    p.add_argument("--emit-ir", action="store_true", help="print the optimized IR (what compile X.ir reads)")
+    p.add_argument("--emit-lowered", action="store_true",
+                   help="print the scheduled protocol program, its rounds marked")
+    p.add_argument("-O0", action="store_false", dest="optimize", help="turn the optimizer off")
     p.set_defaults(fn=cmd_compile)
 
     p = sub.add_parser("run", help="run one party of a compiled program over the network")
@@ -236,12 +260,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--session", default="default", help="session id; every party must use the same")
     p.add_argument("--connect-timeout", type=float, default=60.0)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a peer's message")
-    p.add_argument("--stats", action="store_true", help="print measured rounds, bytes and seconds")
-    p.add_argument("--stats-json", help=argparse.SUPPRESS)
+    p.add_argument("--stats", action="store_true",
+                   help="print measured rounds, bytes and seconds as one JSON line on stderr")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("local", help="run every party on this machine over localhost")
-    p.add_argument("program", help="a .mpc program or a build directory")
+    p.add_argument("program", help="a .mpc program, a .ir file or a build directory")
     _common_compile(p)
     p.add_argument("--input", action="append", default=[], metavar="PARTY.NAME=PATH")
     p.add_argument("--output-dir")
@@ -251,7 +275,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_local)
 
     p = sub.add_parser("emulate", help="run the program in clear with the same fixed-point semantics")
-    p.add_argument("program")
+    p.add_argument("program", help="a .mpc program or a .ir file")
     _common_compile(p)
     p.add_argument("--input", action="append", default=[], metavar="PARTY.NAME=PATH")
     p.add_argument("--output-dir")

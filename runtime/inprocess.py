@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 
 from . import bytecode
+from .net import make_local_meshes
 from .session import PartyResult, execute
 
 
 async def run_parties(manifest: dict, files: dict[str, bytes], inputs: dict[str, dict[str, np.ndarray]]
                       ) -> dict[str, PartyResult]:
     """Run all parties concurrently in this loop."""
-    from .net import make_local_meshes
-
     meshes = make_local_meshes(manifest["parties"])
 
     async def one(p: str) -> PartyResult:

@@ -73,14 +73,14 @@ def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]
             procs: dict[str, subprocess.Popen] = {}
             try:
                 for p in parties:
-                    cmd = _party_command(build_dir, p, config, session, staging, tmp, inputs.get(p, {}),
+                    cmd = _party_command(build_dir, p, config, session, staging, inputs.get(p, {}),
                                          connect_timeout, io_timeout)
                     procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
                 runs = _wait(procs, timeout)
             finally:
                 _stop(procs.values())   # only does anything if we got here by an exception
-            _read_stats(runs, tmp)
+        read_stats(runs)
         if all(r.code == 0 for r in runs):
             _publish(staging, out_dir, parties)
         return runs
@@ -98,12 +98,12 @@ def _remove_if_empty(folder: str) -> None:
         pass
 
 
-def _party_command(build_dir: str, party: str, config: str, session: str, staging: str, tmp: str,
+def _party_command(build_dir: str, party: str, config: str, session: str, staging: str,
                    inputs: dict[str, str], connect_timeout: float, io_timeout: float | None) -> list[str]:
-    """The `veil run` command line of one party."""
+    """The `veil run` command line of one party (with --stats: its stats line goes to read_stats)."""
     cmd = [sys.executable, "-m", "veil.runtime.cli", "run", build_dir, "--party", party, "--config", config,
            "--output-dir", os.path.join(staging, party), "--session", session,
-           "--connect-timeout", str(connect_timeout), "--stats-json", os.path.join(tmp, f"{party}.stats")]
+           "--connect-timeout", str(connect_timeout), "--stats"]
     if io_timeout is not None:
         cmd += ["--timeout", str(io_timeout)]
     for name, path in inputs.items():
@@ -150,13 +150,29 @@ def _stop(procs) -> None:
             p.wait()
 
 
-def _read_stats(runs: list[PartyRun], folder: str) -> None:
-    """Attach each party's measured stats (written by `veil run --stats-json`)."""
+def read_stats(runs: list[PartyRun]) -> None:
+    """Attach each party's measured stats: the JSON line `veil run --stats` prints on stderr
+    ({"party": ..., "rounds": ..., ...}), which is then taken out of the party's stderr."""
     for r in runs:
-        path = os.path.join(folder, f"{r.party}.stats")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                r.stats = json.load(fh)
+        kept = []
+        for line in r.stderr.splitlines(keepends=True):
+            found = _stats_line(line, r.party)
+            if found is None:
+                kept.append(line)
+            else:
+                r.stats = found
+        r.stderr = "".join(kept)
+
+
+def _stats_line(line: str, party: str) -> dict | None:
+    """The stats in one line of a party's stderr, or None if the line is something else."""
+    if not line.startswith('{"'):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("party") == party else None
 
 
 def _publish(staging: str, out_dir: str, parties: list[str]) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from veil.runtime.session import load_build
-from veil.runtime.diagnostics import InputDataError, NameErr, SyntaxErr, UsageErr, VeilError
+from veil.runtime.diagnostics import InputDataError, NameErr, SyntaxErr, UnsupportedErr, UsageErr, VeilError
 from veil.runtime import api
 from veil.runtime.api import program
 
@@ -83,16 +83,17 @@ def test_cost_ir_and_saved_build_dir(tmp_path):
     assert sorted(os.listdir(where)) == ["alice.bc", "bob.bc", "carol.bc", "manifest.json"]
 
 
-def test_lower_false_emulates_what_the_protocol_cannot_run_yet():
+def test_the_front_end_emulates_what_the_protocol_cannot_run_yet():
     src = HEAD + ('a = input(alice, "a", shape=(3,))\nb = input(bob, "b", shape=(3,))\n'
                   'output(where(a < b, a, b), "m", to=carol)\n')
-    c = api.compile(src, lower=False)
-    assert c.files == {}
+    prog = api.front_end(src)
     inputs = {"alice": {"a": [1.0, 5.0, 3.0]}, "bob": {"b": [2.0, 2.0, 2.0]}}
-    assert api.emulate(c, inputs)["carol"]["m"].tolist() == [1.0, 2.0, 2.0]
-    assert api.emulate(src, inputs)["carol"]["m"].tolist() == [1.0, 2.0, 2.0]  # text: lower=False itself
-    with pytest.raises(UsageErr, match="lower=False"):
-        api.run(c, inputs)
+    assert api.emulate(prog, inputs)["carol"]["m"].tolist() == [1.0, 2.0, 2.0]
+    assert api.emulate(src, inputs)["carol"]["m"].tolist() == [1.0, 2.0, 2.0]  # text: the front end only
+    with pytest.raises(UnsupportedErr, match="rep3"):
+        api.compile(src)
+    with pytest.raises(UsageErr, match="compiled already"):
+        api.emulate(prog, inputs, params={"N": 2})
 
 
 # ---- emulating and running -------------------------------------------------------------------

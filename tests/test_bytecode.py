@@ -149,7 +149,7 @@ def test_an_emulated_overflow_inside_an_imported_function_names_the_calling_line
     (tmp_path / "m.mpc").write_text('"""Powers."""\n\n\ndef cube(a):\n    return a * a * a\n')
     (tmp_path / "u.mpc").write_text('party alice, bob, carol\nprotocol rep3(alice, bob, carol)\nfrom m import cube\n'
                                     'x = secret(input(alice, "x", shape=(4,)))\ny = cube(x)\noutput(y, to=alice)\n')
-    c = api.compile(str(tmp_path / "u.mpc"), lower=False)
+    c = api.front_end(str(tmp_path / "u.mpc"))
     with pytest.raises(RuntimeFailure) as info:
         api.emulate(c, {"alice": {"x": np.full(4, 3e4)}})
     assert type(info.value).__name__ == "OverflowWarning"

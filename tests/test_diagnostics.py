@@ -148,8 +148,8 @@ def test_unknown_define_and_bad_protocol_spec_are_usage_errors():
 
 
 def test_protocol_override_applies_without_a_protocol_line():
-    c = driver.compile_source("party a, b, c, d\nx = 1\n", "p.mpc", protocol="rep3(b, c, d)", lower_ir=False)
-    assert c.prog.compute == ["b", "c", "d"]
+    prog = driver.front_end("party a, b, c, d\nx = 1\n", "p.mpc", protocol="rep3(b, c, d)")
+    assert prog.compute == ["b", "c", "d"]
 
 
 def test_several_syntax_errors_are_reported_together():

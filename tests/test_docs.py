@@ -11,6 +11,7 @@ import runpy
 import numpy as np
 import pytest
 
+from veil.compiler import driver
 from veil.runtime import api
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -40,12 +41,12 @@ def test_api_md_examples_run(tmp_path, monkeypatch):
             raise AssertionError(f"docs/api.md, the block at line {line} fails: {err}") from err
 
 
-def sample_inputs(c: api.Compiled, rng: np.random.Generator) -> dict:
+def sample_inputs(manifest: dict, rng: np.random.Generator) -> dict:
     """Small values for every input without a default: fix in [-1, 1], int in [-5, 5], bool."""
     out: dict = {}
-    for party, decls in c.manifest["inputs"].items():
+    for party, decls in manifest["inputs"].items():
         for d in decls:
-            if f"{party}.{d['name']}" in c.manifest.get("defaults", {}):
+            if f"{party}.{d['name']}" in manifest.get("defaults", {}):
                 continue
             shape = tuple(d["shape"])
             value = {"fix": lambda: rng.uniform(-1, 1, shape), "int": lambda: rng.integers(-5, 6, shape),
@@ -61,10 +62,10 @@ LANGUAGE = blocks("language.md", "mpc")
 def test_language_md_programs_compile_and_emulate(line, code, monkeypatch):
     monkeypatch.chdir(ROOT)
     padded = "\n" * (line - 1) + code  # errors then name the line of docs/language.md itself
-    c = api.compile(padded, file=str(ROOT / "docs" / "language.md"), lower=False)
-    out = api.emulate(c, sample_inputs(c, np.random.default_rng(line)))
-    assert set(out) == set(c.prog.parties)
-    assert any(out.values()) or not c.prog.outputs
+    prog = api.front_end(padded, file=str(ROOT / "docs" / "language.md"))
+    out = api.emulate(prog, sample_inputs(driver.declarations(prog), np.random.default_rng(line)))
+    assert set(out) == set(prog.parties)
+    assert any(out.values()) or not prog.outputs
 
 
 # ---- the error catalogue of docs/language.md -------------------------------------------------

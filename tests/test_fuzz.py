@@ -57,7 +57,7 @@ def compiles_or_veil_error(src: str, lower: bool) -> None:
     params = {"N": "64"} if re.search(r"^param N\b", src, re.M) else None
     with time_limit(10):
         try:
-            driver.compile_source(src, "fuzz.mpc", params, lower_ir=lower)
+            (driver.compile_source if lower else driver.front_end)(src, "fuzz.mpc", params)
         except VeilError as err:
             assert err.format()
             assert err.exit_status in (1, 2)

@@ -16,9 +16,9 @@ TOL = 2e-3
 
 
 def emulate(src: str, inputs: dict, params=None, frac_bits: int = 16, file: str = "lang.mpc") -> dict:
-    """Compile without lowering (as `veil emulate` does) and run in clear."""
-    c = driver.compile_source(HEAD + src, file, params, frac_bits=frac_bits, lower_ir=False)
-    return api.emulate(c, inputs)
+    """Run the front end only (as `veil emulate` does) and emulate in clear."""
+    prog = driver.front_end(HEAD + src, file, params, frac_bits=frac_bits)
+    return api.emulate(prog, inputs)
 
 
 def both(src: str, inputs: dict, params=None) -> tuple[dict, dict]:
@@ -278,7 +278,7 @@ def test_secret_nonlinear_ops_are_refused_by_the_protocol_lowering(expr, what):
     assert "not yet supported by the rep3 protocol" in err.message and what in err.message
     assert err.span.file == "cmp.mpc" and err.span.line == 5 and "(line cmp.mpc:5:" in err.message
     assert "veil emulate" in err.hint
-    driver.compile_source(HEAD + src, "cmp.mpc", lower_ir=False)  # the emulator accepts it
+    driver.front_end(HEAD + src, "cmp.mpc")  # the emulator accepts it
 
 
 def test_compile_time_expressions_fold():
@@ -329,10 +329,10 @@ def test_emulator_reports_division_by_zero_with_the_line():
 
 def test_new_ops_are_defined_once_in_the_registry():
     from veil.runtime.ops import OPS
-    c = driver.compile_source(HEAD + 'x = input(alice, "x", shape=(3,))\ny = input(bob, "y", shape=(3,))\n'
-                              "z = where(x < y, abs(x), max(x, y)) + min(y) + x // y + x % y + x / y\n"
-                              "output(z, to=alice)\n", "ops.mpc", lower_ir=False)
-    for op in walk(c.prog.body):
+    prog = driver.front_end(HEAD + 'x = input(alice, "x", shape=(3,))\ny = input(bob, "y", shape=(3,))\n'
+                            "z = where(x < y, abs(x), max(x, y)) + min(y) + x // y + x % y + x / y\n"
+                            "output(z, to=alice)\n", "ops.mpc")
+    for op in walk(prog.body):
         assert op.opcode in OPS and (OPS[op.opcode].clear is not None or op.opcode in ("input", "output",
                                                                                          "loop")), op.opcode
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from veil.compiler.emulate import emulate
-from veil.compiler.ir import Block, Op, Program, Value, format_program, walk
+from veil.compiler.ir import Block, Op, Program, Value, walk
+from veil.compiler.irtext import format_program
 from veil.compiler.passes import cse, dce, dot_products, fold, optimize, place_truncations, simplify
 from veil.compiler.types import PUBLIC, SECRET, Type
 from veil.runtime.ring import asring, signed
@@ -68,8 +69,9 @@ class IR:
 
 
 def text(prog: Program) -> str:
-    """The IR text without the header lines."""
-    return "\n".join(format_program(prog).splitlines()[3:])
+    """The IR text of the body (without the header lines and the `body {` braces)."""
+    lines = format_program(prog).splitlines()
+    return "\n".join(line[2:] for line in lines[lines.index("body {") + 1:-1])
 
 
 def random_inputs(prog: Program, rng, scale: float = 1.0) -> dict:
@@ -110,14 +112,14 @@ def test_fold_computes_public_constants_and_dedupes(rng):
     before = b.prog
     after = fold(before)
     assert text(after) == """\
-%1: private(alice) fix@16[3] = input() dtype='fix' name='x' party='alice'
-%2: secret fix@16[3] = share(%1) owner='alice'
-%3: public int[3] = const() value=[2,2,2]
-%4: public int[3] = const() value=[3,3,3]
-%5: public int[3] = const() value=[5,5,5]
-%7: public int[3] = const() value=[10,10,10]
+%1: private(alice) fix@16[3] = input() party="alice" name="x" dtype="fix"
+%2: secret fix@16[3] = share(%1) owner="alice"
+%3: public int[3] = const() value=array(uint64, (3,), [2, 2, 2])
+%4: public int[3] = const() value=array(uint64, (3,), [3, 3, 3])
+%5: public int[3] = const() value=array(uint64, (3,), [5, 5, 5])
+%7: public int[3] = const() value=array(uint64, (3,), [10, 10, 10])
 %8: secret fix@16[3] = mul(%2, %7)
-output(%8) dtype='fix' name='y' scale=16 to=['alice']"""
+output(%8) name="y" to=["alice"] dtype="fix" scale=16"""
     assert "add" in opcodes(before)  # the input program is left untouched
     same_results(before, after, rng)
 
@@ -192,14 +194,14 @@ def test_cse_merges_equal_pure_ops_including_commuted_and_communication(rng):
     b.output(b.bin("add", p, q), "z")
     after = cse(b.prog)
     assert text(after) == """\
-%1: private(alice) fix@16[4] = input() dtype='fix' name='x' party='alice'
-%2: private(bob) fix@16[4] = input() dtype='fix' name='y' party='bob'
-%3: secret fix@16[4] = share(%2) owner='bob'
-%4: secret fix@16[4] = share(%1) owner='alice'
+%1: private(alice) fix@16[4] = input() party="alice" name="x" dtype="fix"
+%2: private(bob) fix@16[4] = input() party="bob" name="y" dtype="fix"
+%3: secret fix@16[4] = share(%2) owner="bob"
+%4: secret fix@16[4] = share(%1) owner="alice"
 %6: secret fix@32[4] = mul(%4, %3)
 %7: secret fix@16[4] = trunc(%6) bits=16
 %10: secret fix@16[4] = add(%7, %7)
-output(%10) dtype='fix' name='z' scale=16 to=['alice']"""
+output(%10) name="z" to=["alice"] dtype="fix" scale=16"""
     same_results(b.prog, after, rng)
 
 
@@ -250,13 +252,13 @@ def test_dce_drops_unused_pure_ops_but_keeps_inputs_and_effects(rng):
     b.output(b.bin("add", x, x), "y")
     after = dce(b.prog)
     assert text(after) == """\
-%1: private(alice) fix@16[2] = input() dtype='fix' name='x' party='alice'
-%2: secret fix@16[2] = share(%1) owner='alice'
-%3: private(bob) fix@16[2] = input() dtype='fix' name='unused' party='bob'
-%7: public fix@16[2] = const() value=[65536,65536]
+%1: private(alice) fix@16[2] = input() party="alice" name="x" dtype="fix"
+%2: secret fix@16[2] = share(%1) owner="alice"
+%3: private(bob) fix@16[2] = input() party="bob" name="unused" dtype="fix"
+%7: public fix@16[2] = const() value=array(uint64, (2,), [65536, 65536])
 %8: public fix@16[2] = frobnicate(%7)
 %9: secret fix@16[2] = add(%2, %2)
-output(%9) dtype='fix' name='y' scale=16 to=['alice']"""
+output(%9) name="y" to=["alice"] dtype="fix" scale=16"""
     b.block.ops = [op for op in b.block.ops if op.opcode != "frobnicate"]  # the emulator cannot run it
     after.body.ops = [op for op in after.body.ops if op.opcode != "frobnicate"]
     same_results(b.prog, after, rng)
@@ -336,13 +338,13 @@ def test_simplify_identities(rng):
     b.output(n, "n")
     after = dce(simplify(b.prog))
     assert text(after) == """\
-%1: private(alice) fix@16[2x3] = input() dtype='fix' name='x' party='alice'
-%2: secret fix@16[2x3] = share(%1) owner='alice'
-output(%2) dtype='fix' name='v' scale=16 to=['alice']
+%1: private(alice) fix@16[2x3] = input() party="alice" name="x" dtype="fix"
+%2: secret fix@16[2x3] = share(%1) owner="alice"
+output(%2) name="v" to=["alice"] dtype="fix" scale=16
 %19: secret fix@16[3x2] = reshape(%2) shape=(3, 2)
-output(%19) dtype='fix' name='r' scale=16 to=['alice']
+output(%19) name="r" to=["alice"] dtype="fix" scale=16
 %20: secret fix@16[2x3] = neg(%2)
-output(%20) dtype='fix' name='n' scale=16 to=['alice']"""
+output(%20) name="n" to=["alice"] dtype="fix" scale=16"""
     same_results(b.prog, after, rng)
 
 
@@ -363,19 +365,19 @@ def test_sum_of_products_truncates_once(rng):
     b.output(v, "v")
     after = place_truncations(b.prog)
     assert text(after) == """\
-%1: private(alice) fix@16[5] = input() dtype='fix' name='x' party='alice'
-%2: secret fix@16[5] = share(%1) owner='alice'
-%3: private(bob) fix@16[5] = input() dtype='fix' name='y' party='bob'
-%4: secret fix@16[5] = share(%3) owner='bob'
-%5: private(carol) fix@16[5] = input() dtype='fix' name='z' party='carol'
-%6: secret fix@16[5] = share(%5) owner='carol'
+%1: private(alice) fix@16[5] = input() party="alice" name="x" dtype="fix"
+%2: secret fix@16[5] = share(%1) owner="alice"
+%3: private(bob) fix@16[5] = input() party="bob" name="y" dtype="fix"
+%4: secret fix@16[5] = share(%3) owner="bob"
+%5: private(carol) fix@16[5] = input() party="carol" name="z" dtype="fix"
+%6: secret fix@16[5] = share(%5) owner="carol"
 %7: secret fix@32[5] = mul(%2, %4)
 %9: secret fix@32[5] = mul(%6, %2)
 %15: secret fix@32[5] = add(%7, %9)
 %12: secret fix@32[5] = mul(%4, %6)
 %16: secret fix@32[5] = sub(%15, %12)
 %14: secret fix@16[5] = trunc(%16) bits=16
-output(%14) dtype='fix' name='v' scale=16 to=['alice']"""
+output(%14) name="v" to=["alice"] dtype="fix" scale=16"""
     same_results(b.prog, after, rng, ulps=2)
 
 

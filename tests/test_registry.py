@@ -152,7 +152,7 @@ PROGRAMS = sorted(glob.glob(os.path.join(ROOT, "programs", "*.mpc")))
 @pytest.mark.parametrize("path", PROGRAMS, ids=os.path.basename)
 def test_every_op_of_the_shipped_programs_obeys_its_rules(path):
     for optimize in (True, False):
-        prog = driver.compile_file(path, optimize_ir=optimize, lower_ir=False).prog
+        prog = driver.load_program(path, optimize=optimize)
         for op in walk(prog.body):
             d = OPS[op.opcode]
             if op.opcode in STRUCTURAL:
