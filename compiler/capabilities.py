@@ -18,7 +18,7 @@ from veil.runtime.protocols import get_protocol
 from veil.runtime.protocols.base import Cost, KernelSpec, Protocol
 
 from .ir import Op, Program, Value
-from .types import SECRET
+from .types import PUBLIC, SECRET
 
 
 def secret_ins(op: Op) -> list[Value]:
@@ -52,14 +52,16 @@ class Capabilities:
         return self.protocol.native.get(op.opcode)
 
     def needs_kernel(self, op: Op) -> bool:
-        """Whether the op communicates: sharing a clear value, or work on secrets no party can do alone."""
+        """Whether the op communicates: sharing a private value, opening a secret, or work on
+        secrets that no party can do alone (neither linear nor a product with a clear operand)."""
         d = OPS[op.opcode]
-        if op.opcode == "share":
-            return True
+        if d.identity:
+            before, after = op.ins[0].type.vis, op.out.type.vis
+            return before != after and before != PUBLIC
         sec = secret_ins(op)
-        if not sec or not op.outs or (d.linear or (d.bilinear and len(sec) < len(op.ins))):
+        if not sec or not op.outs:
             return False
-        return not (d.identity and op.out.type.vis == SECRET)
+        return not (d.linear or (d.bilinear and len(sec) < len(op.ins)))
 
     def computes(self, op: Op) -> bool:
         """Whether the protocol computes the op as it stands (locally or by a kernel)."""

@@ -83,10 +83,6 @@ class Program:
         return Value(self.next_id, t)
 
 
-# Ops whose result does not depend on their position and have no effect: safe to fold, CSE and DCE.
-EFFECTS = {"input", "output", "loop"}
-
-
 def walk(block: Block) -> Iterator[Op]:
     """Every op in a block and its nested loop bodies, in program order."""
     for op in block.ops:

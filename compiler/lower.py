@@ -193,7 +193,7 @@ class Lowering:
             found[v.id] = op
             return True
         d = OPS[op.opcode]
-        if (d.linear and op.opcode != "lshift") or (d.bilinear and len(secret_ins(op)) == 1):
+        if d.linear or (d.bilinear and len(secret_ins(op)) == 1):
             found[v.id] = op
             return all(self._collect(x, producer, found) for x in op.ins if x.type.vis == SECRET)
         return True
@@ -276,7 +276,7 @@ class Lowering:
             elif q not in self.holders(v):
                 sender = owner(v.type.vis) or sorted(self.holders(v), key=self.compute.index)[0]
                 src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
-                res.append(self.kernel("send", src, [v], {"src": sender, "dst": q,
+                res.append(self.kernel(SEND.name, src, [v], {"src": sender, "dst": q,
                                                           "shape": list(v.type.shape)}, pos, spec=SEND))
             res.append(Instr("output", op.attrs["name"], None, [src],
                              {"dtype": op.attrs["dtype"], "scale": op.attrs["scale"]}, pos, frozenset([q])))

@@ -5,6 +5,7 @@ from typing import Any
 
 from .. import ast
 from veil.runtime.diagnostics import Span, TypeErr, UsageErr, VeilError, closest
+from veil.runtime.protocols import DEFAULT
 from ..ir import Block, Program, Value
 from .calls import Calls
 from .expressions import Expressions
@@ -23,7 +24,7 @@ class Builder(Header, Statements, Calls, Expressions, Indexing, Values):
         self.overrides = dict(params)
         self.frac_bits = frac_bits
         self.protocol_override = protocol_override
-        self.prog = Program(file=file, parties=[], protocol="rep3", compute=[], protocol_args={},
+        self.prog = Program(file=file, parties=[], protocol=DEFAULT.name, compute=[], protocol_args={},
                             params={}, frac_bits=frac_bits, body=Block())
         self.block = self.prog.body
         self.affine: dict[int, tuple[dict[int, int], int]] = {}
@@ -52,12 +53,12 @@ class Builder(Header, Statements, Calls, Expressions, Indexing, Values):
             if self.protocol_override:
                 name, args, kwargs = parse_protocol_spec(self.protocol_override)
                 self.set_protocol(name, args, kwargs, None, cli=True)
-            elif len(self.prog.parties) < 3:
-                raise TypeErr(f"rep3, the default protocol, needs 3 compute parties; the program declares "
-                              f"{len(self.prog.parties)}", Span(self.file, 1, 1),
+            elif len(self.prog.parties) < DEFAULT.positional:
+                raise TypeErr(f"{DEFAULT.name}, the default protocol, needs {DEFAULT.positional} compute parties; "
+                              f"the program declares {len(self.prog.parties)}", Span(self.file, 1, 1),
                               "declare three parties: party alice, bob, carol")
             else:
-                self.set_protocol("rep3", self.prog.parties[:3], {}, Span(self.file, 1, 1))
+                self.set_protocol(DEFAULT.name, self.prog.parties[:DEFAULT.positional], {}, Span(self.file, 1, 1))
         unknown = set(self.overrides) - set(self.prog.params)
         if unknown:
             name = sorted(unknown)[0]

@@ -85,6 +85,7 @@ class KernelSpec:
     cost: Callable[..., Cost]
     counts: tuple[str, ...] = ()           # cost-report counters it adds n to ("multiplications", ...)
     shaped: bool = False                   # it takes the output shape as attribute `shape`
+    name: str = ""                         # its name in the bytecode
 
 
 def kernel(table: dict[str, KernelSpec], cost: Callable[..., Cost], *,
@@ -92,7 +93,7 @@ def kernel(table: dict[str, KernelSpec], cost: Callable[..., Cost], *,
            shaped: bool = False, name: str | None = None) -> Callable[[Callable[..., KernelGen]], Callable]:
     """Declare a kernel beside its code: `@kernel(KERNELS, cost=...)` above the generator."""
     def declare(fn: Callable[..., KernelGen]) -> Callable[..., KernelGen]:
-        table[name or fn.__name__] = KernelSpec(fn, participants, cost, counts, shaped)
+        table[name or fn.__name__] = KernelSpec(fn, participants, cost, counts, shaped, name or fn.__name__)
         return fn
     return declare
 
