@@ -65,7 +65,8 @@ class Capabilities:
 
     def computes(self, op: Op) -> bool:
         """Whether the protocol computes the op as it stands (locally or by a kernel)."""
-        if any(v.type.kind not in self.protocol.share_kinds for v in secret_ins(op)):
+        accepted = set(self.protocol.share_kinds) & set(OPS[op.opcode].kinds)
+        if any(v.type.kind not in accepted for v in secret_ins(op)):
             return False
         return not self.needs_kernel(op) or self.kernel_of(op) is not None
 
@@ -100,7 +101,7 @@ class Capabilities:
     def refusal(self, op: Op) -> str:
         """Why the protocol cannot compute the op, for the error message."""
         what = OPS[op.opcode].describe or op.opcode
-        kinds = {v.type.kind for v in secret_ins(op)} - set(self.protocol.share_kinds)
+        kinds = {v.type.kind for v in secret_ins(op)} - (set(self.protocol.share_kinds) & set(OPS[op.opcode].kinds))
         if kinds:
             return f"{what} on {'/'.join(sorted(kinds))}-shared values is not supported by the {self.name} protocol"
         return f"{what} on secret values is not yet supported by the {self.name} protocol"

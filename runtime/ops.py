@@ -242,6 +242,12 @@ _op("rmax", 1, ("axis?",), _reduce, _first, lambda a, axis=None: asring(np.max(s
     describe="max()")
 _op("rmin", 1, ("axis?",), _reduce, _first, lambda a, axis=None: asring(np.min(signed(a), axis=axis)),
     describe="min()")
+# share conversions: the primitives comparisons are built from (compiler/expand.py)
+_op("msb", 1, (), _same, _bool, lambda a: asring(a >> U64(63)), describe="a sign bit")
+_op("a2b", 1, (), _same, _int, lambda a: a, describe="a bit decomposition", identity=False,
+    kinds=("arith",))
+_op("bitinject", 1, ("bit",), _same, _bool, lambda a, bit: asring((a >> U64(bit)) & U64(1)),
+    describe="a bit of a boolean sharing as a number", kinds=("bool",))
 # division and conversions
 _op("floordiv", 2, (), _bcast, _int, lambda a, b: _divide(np.floor_divide, a, b), describe="`//`", divides=True)
 _op("mod", 2, (), _bcast, _join, lambda a, b: _divide(np.mod, a, b), describe="`%`", divides=True)

@@ -45,6 +45,7 @@ SAMPLES: dict[str, tuple[list, dict]] = {
     "minimum": ([FIX, FIX], {}), "rmax": ([FIX], {"axis": 0}), "rmin": ([FIX], {}),
     "floordiv": ([INT, INT], {}), "mod": ([INT, INT], {}), "div": ([FIX, FIX], {"bits": 16}),
     "toint": ([FIX], {"bits": 16}),
+    "msb": ([FIX], {}), "a2b": ([INT], {}), "bitinject": ([INT], {"bit": 2}),  # bitinject's operand: a2b's
     **{c: ([FIX, FIX], {}) for c in ("lt", "le", "gt", "ge", "eq", "ne")},
 }
 
@@ -98,13 +99,17 @@ def _program(name: str, protocol: type) -> Program:
             s = prog.new_value(t.with_(vis=SECRET))
             prog.body.ops.append(Op("share", [s], [v], {"owner": "alice"}, SPAN))
             v = s
+        if name == "bitinject":  # takes a boolean sharing
+            b = prog.new_value(v.type.with_(kind="bool"))
+            prog.body.ops.append(Op("a2b", [b], [v], {}, SPAN))
+            v = b
         ins.append(v)
     d = OPS[name]
     vis = {"const": PUBLIC, "reveal": PUBLIC, "reveal_to": private("bob")}.get(name, SECRET)
     shape = d.shape([v.type.shape for v in ins], **attrs)
     dtype = d.dtype([v.type.dtype for v in ins], **attrs) or "fix"
     scale = 16 if dtype == "fix" else 0
-    out = prog.new_value(Type(vis, dtype, shape, scale))
+    out = prog.new_value(Type(vis, dtype, shape, scale, "bool" if name == "a2b" else "arith"))
     prog.body.ops.append(Op(name, [out], ins, dict(attrs), SPAN))
     receiver = "bob" if name == "reveal_to" else "alice"
     prog.body.ops.append(Op("output", [], [out], {"name": "z", "to": [receiver], "dtype": dtype, "scale": scale},
