@@ -7,10 +7,15 @@ program's protocol declares a kernel for it (`Protocol.native`); what an expansi
 expanded again, down to primitives. To add one: a function decorated `@expansion("opcode")` that
 emits the replacement through an `Emitter` and returns the value standing for the op's result.
 
+    a < b          = msb(a - b)             (exact while |a - b| < 2^63: the documented range)
+    a <= b         = 1 - msb(b - a)         a == b = 1 - msb(a - b) - msb(b - a), ...
+    a & b, a | b   = a * b, a + b - a * b   (secret bools are 0/1)
     where(c, a, b) = b + c * (a - b)        (c is 0 or 1: a product without truncation)
     abs(x)         = where(x < 0, -x, x)
     max(a, b)      = where(a < b, b, a)     min(a, b) = where(a < b, a, b)
-    max(x, axis)   = a tree of elementwise max over halves: ceil(log2 n) comparison layers
+    max(x, axis)   = a tree over adjacent pairs: ceil(log2 n) comparison layers (argmax alike)
+    sort(x)        = Batcher's odd-even merge network, every layer one batched compare-exchange
+Comparisons, boolean ops, argmax and sort of clear values stay single clear ops (`secret_only`).
 """
 from __future__ import annotations
 
@@ -21,19 +26,22 @@ import numpy as np
 from veil.runtime.diagnostics import Span
 from veil.runtime.ring import asring
 
-from .capabilities import Capabilities
+from .capabilities import Capabilities, secret_ins
 from .ir import Block, Op, Program, Value
 from .passes.util import clone
 from .types import PUBLIC, Type, join_vis
 
 Rule = Callable[["Emitter", Op], Value]
 EXPANSIONS: dict[str, Rule] = {}
+SECRET_ONLY: set[str] = set()  # expanded only with a secret operand; clear values compute directly
 
 
-def expansion(opcode: str) -> Callable[[Rule], Rule]:
+def expansion(opcode: str, secret_only: bool = False) -> Callable[[Rule], Rule]:
     """Register the expansion of an opcode."""
     def register(rule: Rule) -> Rule:
         EXPANSIONS[opcode] = rule
+        if secret_only:
+            SECRET_ONLY.add(opcode)
         return rule
     return register
 
@@ -41,8 +49,13 @@ def expansion(opcode: str) -> Callable[[Rule], Rule]:
 class Emitter:
     """Collects the ops that replace one composite op, each keeping the op's span."""
 
-    def __init__(self, prog: Program, span: Span | None):
+    def __init__(self, prog: Program, span: Span | None, uniform: dict[int, int] | None = None):
         self.prog, self.span, self.ops = prog, span, []
+        self.uniform = uniform if uniform is not None else {}
+
+    def constant(self, v: Value) -> int | None:
+        """The one ring word every element of v holds, when v is a public constant (or its sharing)."""
+        return self.uniform.get(v.id)
 
     def emit(self, opcode: str, ins: list[Value], t: Type, **attrs: Any) -> Value:
         v = self.prog.new_value(t)
@@ -62,6 +75,19 @@ class Emitter:
         shape = tuple(np.broadcast_shapes(a.type.shape, b.type.shape))
         return self.emit("lt", [a, b], Type(join_vis(a.type.vis, b.type.vis), "bool", shape, 0))
 
+    def one(self) -> Value:
+        return self.emit("const", [], Type(PUBLIC, "bool", (), 0), value=asring(np.ones((), np.int64)))
+
+    def sign_of_difference(self, a: Value, b: Value) -> Value:
+        """msb(a - b): 1 exactly where a < b, for operands whose difference stays in range."""
+        shape = tuple(np.broadcast_shapes(a.type.shape, b.type.shape))
+        vis = join_vis(a.type.vis, b.type.vis)
+        diff = self.emit("sub", [self.bcast(a, shape), self.bcast(b, shape)], a.type.with_(vis=vis, shape=shape))
+        return self.emit("msb", [diff], Type(vis, "bool", shape, 0))
+
+    def not_(self, c: Value, t: Type) -> Value:
+        return self.emit("sub", [self.one(), c], t)
+
     def where(self, c: Value, a: Value, b: Value, t: Type) -> Value:
         return self.emit("where", [c, a, b], t)
 
@@ -71,6 +97,62 @@ class Emitter:
         shape = list(v.type.shape)
         shape[axis] = stop - start
         return self.emit("slice", [v], v.type.with_(shape=tuple(shape)), key=key)
+
+
+@expansion("lt", secret_only=True)
+def _lt(em: Emitter, op: Op) -> Value:
+    a, b = op.ins
+    return em.sign_of_difference(a, b)
+
+
+@expansion("gt", secret_only=True)
+def _gt(em: Emitter, op: Op) -> Value:
+    a, b = op.ins
+    return em.sign_of_difference(b, a)
+
+
+@expansion("le", secret_only=True)
+def _le(em: Emitter, op: Op) -> Value:
+    a, b = op.ins
+    return em.not_(em.sign_of_difference(b, a), op.out.type)
+
+
+@expansion("ge", secret_only=True)
+def _ge(em: Emitter, op: Op) -> Value:
+    a, b = op.ins
+    return em.not_(em.sign_of_difference(a, b), op.out.type)
+
+
+@expansion("ne", secret_only=True)
+def _ne(em: Emitter, op: Op) -> Value:
+    a, b = op.ins
+    return em.emit("add", [em.sign_of_difference(a, b), em.sign_of_difference(b, a)], op.out.type)
+
+
+@expansion("eq", secret_only=True)
+def _eq(em: Emitter, op: Op) -> Value:
+    a, b = op.ins
+    ne = em.emit("add", [em.sign_of_difference(a, b), em.sign_of_difference(b, a)], op.out.type)
+    return em.not_(ne, op.out.type)
+
+
+@expansion("bitand", secret_only=True)
+def _and(em: Emitter, op: Op) -> Value:
+    a, b = (em.bcast(v, op.out.type.shape) for v in op.ins)
+    return em.emit("mul", [a, b], op.out.type)
+
+
+@expansion("bitor", secret_only=True)
+def _or(em: Emitter, op: Op) -> Value:
+    a, b = (em.bcast(v, op.out.type.shape) for v in op.ins)
+    both = em.emit("mul", [a, b], op.out.type)
+    either = em.emit("add", [a, b], op.out.type)
+    return em.emit("sub", [either, both], op.out.type)
+
+
+@expansion("bitnot", secret_only=True)
+def _not(em: Emitter, op: Op) -> Value:
+    return em.not_(op.ins[0], op.out.type)
 
 
 @expansion("where")
@@ -101,68 +183,59 @@ def _minimum(em: Emitter, op: Op) -> Value:
     return em.where(em.less(a, b), a, b, op.out.type)
 
 
-def _tree(em: Emitter, op: Op, pick: str) -> Value:
-    """Reduce along an axis (all elements for axis None) by pairing halves, layer by layer."""
-    (x,) = op.ins
-    axis = op.attrs.get("axis")
-    if axis is None:
-        x = em.emit("reshape", [x], x.type.with_(shape=(x.type.size,)), shape=(x.type.size,))
-        axis = 0
-    while x.type.shape[axis] > 1:
-        n = x.type.shape[axis]
-        half = n // 2
-        lo, hi = em.slice(x, axis, 0, half), em.slice(x, axis, half, 2 * half)
-        layer = em.emit(pick, [lo, hi], lo.type)
-        if n % 2:
-            rest = em.slice(x, axis, 2 * half, n)
-            shape = list(layer.type.shape)
-            shape[axis] += 1
-            layer = em.emit("concat", [layer, rest], layer.type.with_(shape=tuple(shape)), axis=axis)
-        x = layer
-    return em.emit("reshape", [x], op.out.type, shape=op.out.type.shape)
-
-
-@expansion("rmax")
-def _rmax(em: Emitter, op: Op) -> Value:
-    return _tree(em, op, "maximum")
-
-
-@expansion("rmin")
-def _rmin(em: Emitter, op: Op) -> Value:
-    return _tree(em, op, "minimum")
-
-
 # ---- the pass --------------------------------------------------------------------------------
 
 def expand(prog: Program) -> Program:
     """Every composite op the protocol does not compute natively, rewritten into primitives."""
     prog = clone(prog)
-    _expand_block(prog, prog.body, Capabilities.of(prog))
+    _expand_block(prog, prog.body, Capabilities.of(prog), {})
     return prog
 
 
-def _expand_block(prog: Program, block: Block, caps: Capabilities) -> None:
+# Ops that keep a tensor whose elements all hold one word uniform (a constant divisor, ...).
+_KEEPS_UNIFORM = {"from_public", "broadcast", "reshape", "retag", "transpose", "slice"}
+
+
+def _note_uniform(op: Op, uniform: dict[int, int]) -> None:
+    if op.opcode == "const":
+        flat = np.asarray(op.attrs["value"]).reshape(-1)
+        if flat.size and np.all(flat == flat[0]):
+            uniform[op.out.id] = int(flat[0])
+    elif op.opcode in _KEEPS_UNIFORM and op.ins and op.ins[0].id in uniform:
+        uniform[op.out.id] = uniform[op.ins[0].id]
+
+
+def _expand_block(prog: Program, block: Block, caps: Capabilities, uniform: dict[int, int]) -> None:
     ops: list[Op] = []
     for op in block.ops:
         if op.body is not None:
-            _expand_block(prog, op.body, caps)
+            _expand_block(prog, op.body, caps, uniform)
             ops.append(op)
         else:
-            ops.extend(_expand_op(prog, op, caps))
+            _note_uniform(op, uniform)
+            ops.extend(_expand_op(prog, op, caps, uniform))
     block.ops = ops
 
 
-def _expand_op(prog: Program, op: Op, caps: Capabilities) -> list[Op]:
+def _expand_op(prog: Program, op: Op, caps: Capabilities, uniform: dict[int, int]) -> list[Op]:
     rule = EXPANSIONS.get(op.opcode)
     if rule is None or caps.kernel_of(op) is not None:
         return [op]
-    em = Emitter(prog, op.span)
+    if op.opcode in SECRET_ONLY and not secret_ins(op):
+        return [op]
+    em = Emitter(prog, op.span, uniform)
     result = rule(em, op)
+    if result is None:  # the rule does not apply to these operands (the lowering decides)
+        return [op]
     last = em.ops[-1]
     if result is not last.out or result.type != op.out.type:
         raise AssertionError(f"expansion of {op.opcode} must end in its result of type {op.out.type}")
     last.outs = [op.out]  # the expansion's last op defines the original result
     out: list[Op] = []
     for new in em.ops:
-        out.extend(_expand_op(prog, new, caps))
+        _note_uniform(new, uniform)
+        out.extend(_expand_op(prog, new, caps, uniform))
     return out
+
+
+from . import expand_division, expand_order  # noqa: E402,F401  (register their expansions)

@@ -248,7 +248,7 @@ class Lowering:
             where = f" (line {op.span.where()})" if op.span else ""
             raise UnsupportedErr(self.caps.refusal(op) + where, op.span,
                                  "`veil emulate` runs it in clear; for MPC, reveal the operands to a party "
-                                 "first (reveal(x, to=alice)) or wait for secure comparisons")
+                                 "first (reveal(x, to=alice))")
         # a local op, run where its result lives
         execs = self.holders(op.out)
         if op.out.type.vis == PUBLIC:

@@ -108,6 +108,12 @@ def _stack(shapes: list[Shape], axis: int, **_: Any) -> Shape:
     return tuple(s)
 
 
+def _take(shapes: list[Shape], index: Any, axis: int, **_: Any) -> Shape:
+    s = list(shapes[0])
+    s[axis] = int(np.size(index))
+    return tuple(s)
+
+
 def _const_shape(shapes: list[Shape], value: Any, **_: Any) -> Shape:
     return tuple(np.shape(value))
 
@@ -242,6 +248,13 @@ _op("rmax", 1, ("axis?",), _reduce, _first, lambda a, axis=None: asring(np.max(s
     describe="max()")
 _op("rmin", 1, ("axis?",), _reduce, _first, lambda a, axis=None: asring(np.min(signed(a), axis=axis)),
     describe="min()")
+_op("argmax", 1, ("axis?",), _reduce, _int,
+    lambda a, axis=None: asring(np.argmax(signed(a), axis=axis).astype(np.int64)), describe="argmax()")
+_op("argmin", 1, ("axis?",), _reduce, _int,
+    lambda a, axis=None: asring(np.argmin(signed(a), axis=axis).astype(np.int64)), describe="argmin()")
+_op("sort", 1, ("axis",), _same, _first, lambda a, axis: asring(np.sort(signed(a), axis=axis)), describe="sort()")
+_op("take", 1, ("index", "axis"), _take, _first, lambda a, index, axis: asring(np.take(a, index, axis=axis)),
+    describe="a gather by constant indices", linear=True)
 # share conversions: the primitives comparisons are built from (compiler/expand.py)
 _op("msb", 1, (), _same, _bool, lambda a: asring(a >> U64(63)), describe="a sign bit")
 _op("a2b", 1, (), _same, _int, lambda a: a, describe="a bit decomposition", identity=False,

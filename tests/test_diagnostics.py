@@ -233,7 +233,7 @@ def test_cli_secret_comparison_compile_refuses_with_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "veil.runtime.cli", "compile", str(prog), "-o", str(tmp_path / "b")],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert f"{prog}:5:5: error: comparison `<` on secret values is not yet supported by the rep3 protocol" in r.stderr
+    assert f"{prog}:5:5: error: a sign bit on secret values is not yet supported by the rep3 protocol" in r.stderr
 
 
 def test_api_compile_errors_are_veil_errors():

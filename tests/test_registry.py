@@ -45,6 +45,8 @@ SAMPLES: dict[str, tuple[list, dict]] = {
     "minimum": ([FIX, FIX], {}), "rmax": ([FIX], {"axis": 0}), "rmin": ([FIX], {}),
     "floordiv": ([INT, INT], {}), "mod": ([INT, INT], {}), "div": ([FIX, FIX], {"bits": 16}),
     "toint": ([FIX], {"bits": 16}),
+    "argmax": ([FIX], {"axis": 1}), "argmin": ([FIX], {}), "sort": ([FIX], {"axis": 1}),
+    "take": ([FIX], {"index": np.array([2, 0, 1]), "axis": 0}),
     "msb": ([FIX], {}), "a2b": ([INT], {}), "bitinject": ([INT], {"bit": 2}),  # bitinject's operand: a2b's
     **{c: ([FIX, FIX], {}) for c in ("lt", "le", "gt", "ge", "eq", "ne")},
 }

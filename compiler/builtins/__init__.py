@@ -5,6 +5,7 @@ BUILTIN_IMPLS below is the one table of built-in names. The implementations live
   constructors.py  zeros, ones, full, arange, eye
   shapes.py        concat, stack, reshape, transpose, broadcast_to, len
   numeric.py       sum, mean, matmul, dot, outer, int, float, abs, min, max, where
+  order.py         argmax, argmin, sort
   args.py          reading a call's arguments (signature, shapes, dtypes, axes, parties)
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .args import _shape_arg
 from .constructors import _arange, _eye, _fill, _full
 from .io import _input, _output, _reveal, _secret
 from .numeric import _abs, _cast, _dot, _extremum, _matmul, _mean, _outer, _sum, _where
+from .order import ORDER
 from .shapes import _broadcast_to, _concat, _len, _reshape, _stack, _transpose
 
 if TYPE_CHECKING:
@@ -47,4 +49,5 @@ BUILTIN_IMPLS: dict[str, Callable[..., Any] | None] = {
     "broadcast_to": _broadcast_to, "sum": _sum, "mean": _mean, "matmul": _matmul, "dot": _dot,
     "outer": _outer, "len": _len, "int": _cast("int"), "float": _cast("float"), "range": None,
     "abs": _abs, "min": _extremum("min"), "max": _extremum("max"), "where": _where, "fix": None, "bool": None,
+    **ORDER,
 }
