@@ -10,6 +10,7 @@ The cost report is computed from the kernels' declared costs.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from veil.runtime.protocols.base import Cost, KernelSpec
 from veil.runtime.protocols.common import SEND
 
 from veil.runtime.bytecode import position
-from veil.runtime.diagnostics import Span
+from veil.runtime.diagnostics import Span, source_line
 
 from .capabilities import Capabilities, secret_ins
 from .ir import Block, Op, Program, Value
@@ -73,6 +74,7 @@ class CostReport:
     truncations: int = 0
     comparisons: int = 0
     loops: list[dict] = field(default_factory=list)
+    calls: dict[str, dict] = field(default_factory=dict)  # per call of a function: rounds, executions
     peak_memory: dict[str, int] = field(default_factory=dict)  # bytes of live values, per party
 
     def add(self, other: "CostReport", times: int = 1) -> None:
@@ -84,12 +86,17 @@ class CostReport:
         self.multiplications += other.multiplications * times
         self.truncations += other.truncations * times
         self.comparisons += other.comparisons * times
+        for site, c in other.calls.items():
+            mine = self.calls.setdefault(site, {"call": c["call"], "at": site, "rounds": 0, "times": 0})
+            mine["rounds"] += c["rounds"] * times
+            mine["times"] += c["times"] * times
 
     def as_dict(self) -> dict:
         return {"rounds": self.rounds, "party_rounds": dict(sorted(self.party_rounds.items())),
                 "bytes_sent": dict(sorted(self.bytes_sent.items())),
                 "multiplications": self.multiplications, "truncations": self.truncations,
                 "comparisons": self.comparisons, "loops": self.loops,
+                "calls": sorted(self.calls.values(), key=lambda c: c["at"]),
                 "peak_memory_bytes": dict(sorted(self.peak_memory.items()))}
 
 
@@ -308,6 +315,9 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
             rep.rounds += 1
             for p in it.parties:
                 rep.party_rounds[p] += 1
+            for site in {s for s in map(call_site, it.kernels) if s is not None}:
+                rep.calls.setdefault(site, {"call": call_name(site), "at": site, "rounds": 0, "times": 1})
+                rep.calls[site]["rounds"] += 1
         elif it.kind == "kernel":
             for p, b in it.cost.bytes_sent.items():
                 rep.bytes_sent[p] = rep.bytes_sent.get(p, 0) + b
@@ -323,6 +333,21 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
             rep.add(inner, it.loop.trips)
             rep.loops.extend(loops)
     return rep
+
+
+def call_site(it: Instr) -> str | None:
+    """Where the user's code called the function this instruction comes from, if any."""
+    if it.pos is None or it.pos.caller is None:
+        return None
+    return str(it.pos.chain()[0])
+
+
+def call_name(site: str) -> str:
+    """The called name as written at a call site (`sigmoid`, `ml.sigmoid`), read from the source."""
+    file, line, col = site.rsplit(":", 2)
+    text = source_line(Span(file, int(line), int(col))) or ""
+    m = re.match(r"[A-Za-z_][\w.]*", text[int(col) - 1:])
+    return m.group(0) if m else "?"
 
 
 def scheduled(prog: Program) -> tuple[list, int]:

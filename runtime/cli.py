@@ -90,6 +90,9 @@ def format_cost(report: dict) -> str:
         lines.append(f"  peak memory {p:<7}{b:>14,} bytes")
     for lp in report["loops"]:
         lines.append(f"  loop at line {lp['line']}: {lp['trips']} trips x {lp['rounds']} rounds")
+    for c in report.get("calls", []):
+        lines.append(f"  {c['call']}() at {c['at']}: {c['rounds']:,} rounds with its kernels in flight "
+                     f"({c['times']:,} calls)")
     if "compile_seconds" in report:
         lines.append(f"  compile time     {report['compile_seconds']:.3f} s")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """User-facing errors: every mistake a user can make is a VeilError carrying a source span."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -48,8 +49,12 @@ def register_source(file: str, text: str) -> None:
 
 
 def source_line(span: Span) -> str | None:
-    """The text of the span's line, if the file is known."""
+    """The text of the span's line, if the file is known (bytecode keeps base names: a source
+    registered under a full path with that base name is found too)."""
     text = _SOURCES.get(span.file)
+    if text is None:
+        same = [t for f, t in _SOURCES.items() if os.path.basename(f) == span.file]
+        text = same[0] if len(same) == 1 else None
     if text is None:
         try:
             with open(span.file, encoding="utf-8") as fh:

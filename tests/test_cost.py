@@ -214,3 +214,15 @@ def test_power_of_two_scaling_costs_no_truncation_of_its_own():
     want = (inputs["alice"]["a"].T @ inputs["bob"]["b"]) / 256
     for c in (opt, naive):
         np.testing.assert_allclose(api.run(c, inputs)["alice"]["c"], want, atol=3 * 2.0 ** -16)
+
+
+def test_the_cost_report_gives_the_rounds_of_each_function_call():
+    src = (secrets(2) + "def f(v):\n    return v * v * v\n\n\n"
+           "acc = a0\nfor i in range(5):\n    acc = f(acc) + a1\noutput(f(a0), \"y\", to=alice)\noutput(acc, to=alice)\n")
+    c = cost(src).as_dict()
+    calls = {d["at"]: d for d in c["calls"]}
+    inside, outside = calls["<string>:11:11"], calls["<string>:12:8"]
+    assert inside["call"] == outside["call"] == "f"
+    assert (inside["times"], outside["times"]) == (5, 1)
+    assert inside["rounds"] == 5 * outside["rounds"] and outside["rounds"] >= 2  # two products in sequence
+    assert inside["rounds"] <= c["rounds"]
