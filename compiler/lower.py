@@ -113,10 +113,17 @@ class Lowering:
         self.next_iid = 0
         self.uses: dict[int, int] = {}
         self.additive: set[int] = set()  # values held as additive (3-out-of-3) shares
+        self.call_names: dict[str, str] = {}  # call site -> the function name written there
 
     def where(self, op: Op) -> Span | None:
-        """The source position an instruction keeps: file, line, column and the call chain."""
-        return position(op.span)
+        """The source position an instruction keeps: file, line, column and the call chain (and,
+        for the cost report, the name called at the chain's outermost call site)."""
+        pos = position(op.span)
+        if pos is not None and pos.caller is not None:
+            site = str(pos.chain()[0])
+            if site not in self.call_names:
+                self.call_names[site] = call_name(op.span.chain()[0])
+        return pos
 
     # ---- who holds what ----------------------------------------------------------------------
     def holders(self, v: Value) -> frozenset[str]:
@@ -307,7 +314,7 @@ class Lowering:
 
 
 # ---- cost ------------------------------------------------------------------------------------
-def cost_of(items: list, parties: list[str]) -> CostReport:
+def cost_of(items: list, parties: list[str], names: dict[str, str]) -> CostReport:
     """Whole-run figures from the kernels' declared costs (loop bodies times their trips)."""
     rep = CostReport(bytes_sent={p: 0 for p in parties}, party_rounds={p: 0 for p in parties})
     for it in flat_rounds(items):
@@ -316,7 +323,7 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
             for p in it.parties:
                 rep.party_rounds[p] += 1
             for site in {s for s in map(call_site, it.kernels) if s is not None}:
-                rep.calls.setdefault(site, {"call": call_name(site), "at": site, "rounds": 0, "times": 1})
+                rep.calls.setdefault(site, {"call": names.get(site, "?"), "at": site, "rounds": 0, "times": 1})
                 rep.calls[site]["rounds"] += 1
         elif it.kind == "kernel":
             for p, b in it.cost.bytes_sent.items():
@@ -325,7 +332,7 @@ def cost_of(items: list, parties: list[str]) -> CostReport:
             for counter in it.spec.counts:
                 setattr(rep, counter, getattr(rep, counter) + n)
         elif it.kind == "loop":
-            inner = cost_of(it.loop.body, parties)
+            inner = cost_of(it.loop.body, parties, names)
             lp = {"line": it.pos.line if it.pos else 0, "trips": it.loop.trips, "rounds": inner.rounds}
             rep.loops.append(lp)
             loops = inner.loops
@@ -342,25 +349,25 @@ def call_site(it: Instr) -> str | None:
     return str(it.pos.chain()[0])
 
 
-def call_name(site: str) -> str:
+def call_name(site: Span) -> str:
     """The called name as written at a call site (`sigmoid`, `ml.sigmoid`), read from the source."""
-    file, line, col = site.rsplit(":", 2)
-    text = source_line(Span(file, int(line), int(col))) or ""
-    m = re.match(r"[A-Za-z_][\w.]*", text[int(col) - 1:])
+    text = source_line(site) or ""
+    m = re.match(r"[A-Za-z_][\w.]*", text[site.col - 1:])
     return m.group(0) if m else "?"
 
 
-def scheduled(prog: Program) -> tuple[list, int]:
+def scheduled(prog: Program, low: Lowering | None = None) -> tuple[list, int]:
     """The program lowered for its protocol and batched into rounds: (items, rounds)."""
-    low = Lowering(prog)
+    low = low or Lowering(prog)
     low.count_uses(prog.body)
     return schedule(low.lower_block(prog.body))
 
 
 def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     """Per-party bytecode instruction lists (registers allocated) and the program's cost report."""
-    items, _rounds = scheduled(prog)
-    report = cost_of(items, prog.parties)
+    low = Lowering(prog)
+    items, _rounds = scheduled(prog, low)
+    report = cost_of(items, prog.parties, low.call_names)
     compute = frozenset(prog.compute)
     values = value_types(items)
     rounds = kernel_rounds(items)
