@@ -45,6 +45,19 @@ class Calls:
             if k.name in bound:
                 raise TypeErr(f"{node.name}() got {k.name!r} twice", k.span)
             bound[k.name] = self.expr(k.value, scope)
+        return self.enter(f, bound, e.span)
+
+    def call_library(self, module: str, name: str, args: list[Any], span: Span) -> Any:
+        """Call a function of a library module on values the builder holds (e.g. `/` by a secret
+        calls ml.reciprocal), inlined like a call written at `span`."""
+        f = self.load_module(module, span).scope.names.get(name)
+        if not isinstance(f, Function):
+            raise NameErr(f"module {module} has no function {name!r}", span)
+        return self.enter(f, dict(zip([p.name for p in f.node.params], args)), span)
+
+    def enter(self, f: Function, bound: dict[str, Any], span: Span) -> Any:
+        """Run a function's body with its parameters bound (defaults for the rest)."""
+        node = f.node
         inner = Scope({}, f.scope)
         for p in node.params:
             if p.name in bound:
@@ -52,9 +65,9 @@ class Calls:
             elif p.default is not None:
                 inner.names[p.name] = self.expr(p.default, f.scope)
             else:
-                raise TypeErr(f"{node.name}() is missing argument {p.name!r}", e.span)
+                raise TypeErr(f"{node.name}() is missing argument {p.name!r}", span)
         self.call_stack.append(node.name)
-        self.call_sites.append(self.at(e.span))
+        self.call_sites.append(self.at(span))
         self.fn_loop_depth.append(self.loop_depth)
         try:
             self.run_block(node.body, inner)
