@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen
-from veil.runtime.protocols.base import kernel
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel
 from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
                                             local_p, pack_bits, pair_words, rotl1, slots, unpack_bits,
                                             words_for_bits)
@@ -149,7 +148,7 @@ def _msb_p0(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
     n, w = a.size, words_for_bits(a.size)
     hats, corr = _carry_dealer(ctx, rotl1(a + b), TREE)  # bit 0 carries M's top bit to P1, P2
     gamma = unpack_bits(ctx.rand(p2, S_GAMMA, (w,)), n)
-    ctx.rand(p1, S_ALPHA, (w,))  # alpha: P0 knows it, and needs it only to stay in step
+    ctx.rand(p1, S_ALPHA, (w,))  # unused here; both holders of a key draw alike (the audit's rule)
     s1 = ctx.rand(p1, S_SPART, (n,))
     yield Exchange(send={p2: hats, p1: [corr]})
     z = s1 * gamma + _zero_share(ctx, S_ZERO, n)       # [s]=(0, s1), [gamma]=(gamma, 0)
