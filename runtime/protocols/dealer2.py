@@ -223,10 +223,10 @@ class Dealer2(Protocol):
     positional = 2          # P0, P1, then the dealer: dealer2(p0, p1, dealer=p2)
     keywords = ("dealer",)
     share_words = 1
-    share_kinds = ("arith",)
+    share_kinds = ("arith", "bool")
     kernels = KERNELS
     native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
-              "trunc": "trunc"}
+              "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject"}
     fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc"}
 
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
@@ -249,3 +249,6 @@ class Dealer2(Protocol):
 
     def add_public_additive(self, ctx: Context, z: np.ndarray, c: np.ndarray) -> np.ndarray:
         return self.add_public(ctx, z, c)
+
+
+from veil.runtime.protocols import dealer2_bool  # noqa: E402,F401  (registers msb, a2b, bitinject)

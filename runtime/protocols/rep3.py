@@ -396,10 +396,10 @@ class Rep3(Protocol):
     name = "rep3"
     positional = 3
     share_words = 2
-    share_kinds = ("arith",)
+    share_kinds = ("arith", "bool")
     kernels = KERNELS
     native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
-              "trunc": "trunc"}
+              "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject"}
     fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc"}
     additive = {"mul": "mul_add", "matmul": "matmul_add"}
     additive_trunc = "trunc_add"
@@ -439,3 +439,6 @@ class Rep3(Protocol):
         shape = np.broadcast_shapes(np.shape(z), np.shape(c))
         z = asring(np.broadcast_to(z, shape))
         return asring(z + c) if ctx.index == 0 else np.array(z, copy=True)
+
+
+from veil.runtime.protocols import rep3_bool  # noqa: E402,F401  (registers msb, a2b, bitinject)

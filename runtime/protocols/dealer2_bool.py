@@ -1,0 +1,177 @@
+"""dealer2's boolean sharing and its conversions: msb, a2b, bitinject (registered in dealer2.KERNELS).
+
+A boolean-shared word is b = b0 ^ b1 with b0 at P0 and b1 at P1; the dealer keeps an all-zero
+placeholder. For x = x0 + x1:
+
+- round 1: P0 and P1 open their layer-0 words (boolean.pair_words) masked by the dealer's streams
+  and compute XOR shares of the pairs' (G, P) from Beaver products of privately held words; the
+  dealer sends P1, once, its part of every product of the kernel (and of a random bit, for msb);
+- rounds 2..6: the AND layers (boolean.TREE for msb, SKLANSKY for a2b);
+- msb: round 7 opens c = msb ^ r for the dealer's random bit r, and [msb] = c + (1 - 2c)[r]: 7 rounds;
+- a2b: the sum bits are M ^ N ^ carries, re-randomized by P0-P1 randomness: 6 rounds;
+- bitinject: the same masked-bit opening alone: 1 round.
+
+The dealer only sends; the security argument is in docs/security.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel
+from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
+                                            local_p, pack_bits, pair_words, slots, unpack_bits, words_for_bits)
+from veil.runtime.protocols.dealer2 import KERNELS, U64, _parties, _zeros
+from veil.runtime.protocols.rep3_bool import _check_bit, _one_minus_2c
+
+# PRG stream numbers within one conversion kernel (each (key, stream) drawn once).
+S_AX, S_BY = 10, 12        # the masks of P0's and P1's layer-0 words (2 streams each)
+S_MASK = 20                # layer k's AND mask (20 + k), P0-dealer and P1-dealer
+S_DEALT = 30               # P0's part of the dealt products (P0-dealer)
+S_ZETA = 31                # a2b: the output's re-randomization (P0-P1)
+S_R0, S_R1, S_RA = 40, 41, 42  # the random bit's XOR parts and P0's additive part
+
+
+def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """7 rounds: P0 and P1 send 2n layer-0 words, 5n AND layers, the packed opened bit; the
+    dealer 4n (the layer-0 and layer products, P1's additive part of the random bit)."""
+    p0, p1, d = compute
+    w = words_for_bits(n)
+    return Cost(7, {p0: 7 * n + w, p1: 7 * n + w, d: 4 * n}, {p0: 11 * n + w, p1: 7 * n + w, d: 18 * n + 2 * w})
+
+
+def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """6 rounds: P0 and P1 send 2n layer-0 words and 5n AND layers; the dealer 7n products."""
+    p0, p1, d = compute
+    return Cost(6, {p0: 7 * n, p1: 7 * n, d: 7 * n}, {p0: 15 * n, p1: 8 * n, d: 21 * n})
+
+
+def _bitinject_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """1 round: P0 and P1 open the masked bit (packed); the dealer sends P1 its additive part."""
+    p0, p1, d = compute
+    w = words_for_bits(n)
+    return Cost(1, {p0: w, p1: w, d: n}, {p0: n + w, p1: w, d: n + 2 * w})
+
+
+# ---- the dealer ------------------------------------------------------------------------------
+
+def _deal(ctx: Context, n: int, layers: list[Layer], bit: bool) -> np.ndarray:
+    """The dealer's one message to P1: its part of layer 0's products and of every layer's, and
+    (msb) its additive part of the random bit r = r0 ^ r1."""
+    p0, p1, _ = _parties(ctx)
+    a = [ctx.rand(p0, S_AX + j, (n,)) for j in range(2)]
+    b = [ctx.rand(p1, S_BY + j, (n,)) for j in range(2)]
+    g, p = cross(a, b)
+    dealt = dealt_products(layers, [ctx.rand(p0, S_MASK + L.k, (n,)) for L in layers],
+                           [ctx.rand(p1, S_MASK + L.k, (n,)) for L in layers])
+    words = np.concatenate([g, p, dealt.reshape(-1)])
+    out = [words ^ ctx.rand(p0, S_DEALT, (words.size,))]
+    if bit:
+        out.append(_random_bit(ctx, n) - ctx.rand(p0, S_RA, (n,)))
+    return np.concatenate(out)
+
+
+def _random_bit(ctx: Context, n: int) -> np.ndarray:
+    p0, p1, _ = _parties(ctx)
+    w = words_for_bits(n)
+    return unpack_bits(ctx.rand(p0, S_R0, (w,)) ^ ctx.rand(p1, S_R1, (w,)), n)
+
+
+# ---- the computing parties -------------------------------------------------------------------
+
+def _carry(ctx: Context, m: np.ndarray, layers: list[Layer]) -> KernelGen:
+    """P0 (holding M) or P1 (holding N): layer 0 in round 1, the AND layers in the next rounds.
+    Returns my XOR share of G, and the words the dealer appended for P1 (P0: None)."""
+    p0, p1, d = _parties(ctx)
+    n = m.size
+    first = ctx.index == 0
+    mine = pair_words(m)
+    masks = [ctx.rand(d, (S_AX if first else S_BY) + j, (n,)) for j in range(2)]
+    total = (2 + slots(layers)) * n
+    got = yield Exchange(send={(p1 if first else p0): [w ^ r for w, r in zip(mine, masks)]},
+                         expect={(p1 if first else p0): 2} | ({} if first else {d: 1}))
+    other = [np.asarray(v, dtype=U64) for v in got[p1 if first else p0]]
+    if first:
+        dealt, rest = ctx.rand(d, S_DEALT, (total,)), None
+        g, p = cross(mine, other)
+        p ^= local_p(mine)
+    else:
+        words = np.asarray(got[d][0], dtype=U64)
+        dealt, rest = words[:total], words[total:]
+        g, p = cross(other, masks)
+        p ^= local_p(mine)
+    g ^= dealt[:n]
+    p ^= dealt[n:2 * n]
+    products = dealt[2 * n:].reshape(slots(layers), n)
+    peer = p1 if first else p0
+    for L in layers:
+        mask = ctx.rand(d, S_MASK + L.k, (n,))
+        e = L.opened(g, p) ^ mask
+        got = yield Exchange(send={peer: [e]}, expect={peer: 1})
+        g, p = and_layer(L, g, p, e ^ got[peer][0], mask, products, first)
+    return g, rest
+
+
+def _idle(rounds: int) -> KernelGen:
+    """The dealer's part after its one message: it takes part in the rounds, receiving nothing."""
+    for _ in range(rounds):
+        yield Exchange()
+
+
+def _open_bit(ctx: Context, bits: np.ndarray, part: np.ndarray | None) -> KernelGen:
+    """P0 and P1 open c = bit ^ r (packed) and return their additive shares of the bit:
+    z0 = c + (1 - 2c) r_A0, z1 = (1 - 2c) r_A1 (P1's additive part `part` came from the dealer)."""
+    p0, p1, d = _parties(ctx)
+    n = bits.size
+    first = ctx.index == 0
+    peer = p1 if first else p0
+    mine = pack_bits(bits) ^ ctx.rand(d, S_R0 if first else S_R1, (words_for_bits(n),))
+    got = yield Exchange(send={peer: [mine]}, expect={peer: 1} | ({} if first or part is not None else {d: 1}))
+    c = unpack_bits(mine ^ got[peer][0], n)
+    if first:
+        return c + _one_minus_2c(c) * ctx.rand(d, S_RA, (n,))
+    part = part if part is not None else np.asarray(got[d][0], dtype=U64)
+    return _one_minus_2c(c) * part
+
+
+# ---- the kernels -----------------------------------------------------------------------------
+
+@kernel(KERNELS, _msb_cost, counts=("comparisons",))
+def msb(ctx: Context, x: np.ndarray) -> KernelGen:
+    """The sign bit of a secret as a secret 0/1: 7 rounds."""
+    shape, flat = np.shape(x), np.ascontiguousarray(x, dtype=U64).reshape(-1)
+    if ctx.index == 2:
+        yield Exchange(send={_parties(ctx)[1]: [_deal(ctx, flat.size, TREE, bit=True)]})
+        yield from _idle(len(TREE) + 1)
+        return _zeros(shape)
+    g, rest = yield from _carry(ctx, flat << ONE, TREE)  # carry into bit 63 = out of bit 63 of 2x
+    z = yield from _open_bit(ctx, (flat >> TOP) ^ (g >> TOP), rest)
+    return z.reshape(shape)
+
+
+@kernel(KERNELS, _a2b_cost)
+def a2b(ctx: Context, x: np.ndarray) -> KernelGen:
+    """The same 64-bit word as XOR shares of P0 and P1: 6 rounds (a Sklansky adder)."""
+    p0, p1, _ = _parties(ctx)
+    shape, flat = np.shape(x), np.ascontiguousarray(x, dtype=U64).reshape(-1)
+    if ctx.index == 2:
+        yield Exchange(send={p1: [_deal(ctx, flat.size, SKLANSKY, bit=False)]})
+        yield from _idle(len(SKLANSKY))
+        return _zeros(shape)
+    g, _ = yield from _carry(ctx, flat, SKLANSKY)
+    zeta = ctx.rand(p1 if ctx.index == 0 else p0, S_ZETA, (flat.size,))
+    return (flat ^ (g << ONE) ^ zeta).reshape(shape)
+
+
+@kernel(KERNELS, _bitinject_cost)
+def bitinject(ctx: Context, x: np.ndarray, bit: int) -> KernelGen:
+    """Bit `bit` of a boolean sharing as an additive 0/1: 1 round."""
+    k = _check_bit(bit)
+    shape, flat = np.shape(x), np.ascontiguousarray(x, dtype=U64).reshape(-1)
+    if ctx.index == 2:
+        yield Exchange(send={_parties(ctx)[1]: [_random_bit(ctx, flat.size) - ctx.rand(_parties(ctx)[0], S_RA,
+                                                                                         (flat.size,))]})
+        return _zeros(shape)
+    z = yield from _open_bit(ctx, (flat >> U64(k)) & ONE, None)
+    return z.reshape(shape)

@@ -1,0 +1,264 @@
+"""rep3's boolean sharing and its conversions: msb, a2b, bitinject (registered in rep3.KERNELS).
+
+A boolean-shared word is replicated like an arithmetic one: Pi holds (b_i, b_{i+1}) with
+b = b0 ^ b1 ^ b2. For x = x0 + x1 + x2, P0 knows M = x0 + x1 and P1, P2 both know N = x2, so:
+
+- round 1: P0 sends P2 its layer-0 words masked by randomness it shares with P1; P1 and P2 then
+  hold XOR shares of the pairs' (G, P) (boolean.layer0 terms) without any AND;
+- rounds 2..6: P1 and P2 run the AND layers (boolean.TREE or SKLANSKY), P0 dealing the masks from
+  the streams it shares with each and sending P1 its part of the products once, in round 1;
+- msb: a random bit r = alpha ^ beta ^ gamma (each part known to two parties, so to none whole)
+  gets a replicated arithmetic sharing in rounds 1-2, alongside; round 7 opens c = msb ^ r to all
+  three, and [msb] = c + (1 - 2c)[r] locally: 7 rounds;
+- a2b: round 7 turns P1 and P2's XOR shares into the replicated form;
+- bitinject: P2 deals a random bit with XOR and additive shares to P0 and P1, who open the masked
+  bit (round 1) and turn their additive shares into the replicated form (round 2).
+
+The security argument is in docs/security.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel
+from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
+                                            local_p, pack_bits, pair_words, rotl1, slots, unpack_bits,
+                                            words_for_bits)
+from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _components, _shaped, _zero_share
+
+# PRG stream numbers within one conversion kernel (each (key, stream) drawn once).
+S_RHO = 10                 # P0-P1: the masks of P0's layer-0 words (2 streams)
+S_MASK = 20                # P0-P1 and P0-P2: layer k's AND mask (20 + k)
+S_DEALT = 30               # P0-P2: P2's part of the dealt products
+S_KAPPA = 31               # a2b: the replicated output's parts b0 (P0-P2) and b1 (P0-P1)
+S_ALPHA, S_BETA, S_GAMMA = 40, 41, 42  # msb: the random bit's parts (P0-P1, P1-P2, P2-P0)
+S_SPART = 43               # msb: P1's sharing of alpha ^ beta (P0-P1)
+S_ZERO = 44                # msb: the product's zero sharing
+S_ZETA = 45                # msb: P1-P2 re-randomization of the opened bit's parts
+S_R0, S_R1, S_RA = 50, 51, 52  # bitinject: the dealt bit's XOR parts, P0's additive part
+S_Y0, S_Y2 = 53, 54        # bitinject: the replicated output's parts held with P2
+
+
+def _each(compute: list[str], *counts: int) -> dict[str, int]:
+    return dict(zip(compute, counts))
+
+
+def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """7 rounds: P0 sends 4n (layer-0 words, dealt products, the bit's product); P1 and P2 a word
+    per AND layer, the bit's sharing and product, and the packed opened bit (2 ceil(n/64))."""
+    w = words_for_bits(n)
+    return Cost(7, _each(compute, 4 * n, 7 * n + 2 * w, 6 * n + 2 * w),
+                _each(compute, 16 * n + 2 * w, 10 * n + 3 * w, 8 * n + 3 * w))
+
+
+def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """7 rounds: P0 sends 2n words and 5n dealt products; P1 and P2 5 AND layers and 1 re-sharing."""
+    return Cost(7, _each(compute, 7 * n, 6 * n, 6 * n), _each(compute, 19 * n, 8 * n, 11 * n))
+
+
+def _bitinject_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """2 rounds: P0 and P1 open the masked bit (packed) and re-share; P2 deals P1's additive part."""
+    w = words_for_bits(n)
+    return Cost(2, _each(compute, n + w, n + w, n), _each(compute, 2 * n + w, n + w, 3 * n + 2 * w))
+
+
+def _check_bit(bit: Any) -> int:
+    if not isinstance(bit, (int, np.integer)) or not 0 <= bit < 64:
+        raise ValueError(f"bitinject of bit {bit!r}: must be an int in [0, 64)")
+    return int(bit)
+
+
+# ---- the carry, common to msb and a2b --------------------------------------------------------
+
+def _carry_dealer(ctx: Context, m: np.ndarray, layers: list[Layer]) -> KernelGen:
+    """P0: mask its layer-0 words for P2 (round 1) with P1's stream, deal the layers' masks and
+    send P1 its part of the products; then idle through the AND layers."""
+    _, p1, p2 = ctx.compute
+    n = m.size
+    rho = [ctx.rand(p1, S_RHO + j, (n,)) for j in range(2)]
+    hats = [w ^ r for w, r in zip(pair_words(m), rho)]
+    dealt = dealt_products(layers, [ctx.rand(p1, S_MASK + L.k, (n,)) for L in layers],
+                           [ctx.rand(p2, S_MASK + L.k, (n,)) for L in layers]).reshape(-1)
+    return hats, dealt ^ ctx.rand(p2, S_DEALT, (dealt.size,))
+
+
+def _layer0_share(ctx: Context, v: np.ndarray, hats: list[np.ndarray] | None) -> tuple[np.ndarray, ...]:
+    """P1 (hats None: it knows the masks) or P2 (the masked words): its XOR shares of layer 0's
+    (G, P) and of M ^ N, from N (both know it)."""
+    p0 = ctx.compute[0]
+    y = pair_words(v)
+    if hats is None:
+        x = [ctx.rand(p0, S_RHO + j, (v.size,)) for j in range(2)]
+        g, p = cross(x, y)
+        return g, p ^ local_p(x), x[0]
+    g, p = cross(hats, y)
+    return g, p ^ local_p(hats) ^ local_p(y), hats[0] ^ v
+
+
+def _layer_round(ctx: Context, L: Layer, g: np.ndarray, p: np.ndarray, dealt: np.ndarray,
+                 send: dict[str, list[np.ndarray]] | None = None, expect: dict[str, int] | None = None) -> KernelGen:
+    """One AND layer between P1 (first) and P2, with other arrays of the same round riding along
+    (`send`, `expect`: after the layer's word); returns the new (G, P) and what arrived."""
+    _, p1, p2 = ctx.compute
+    peer = p2 if ctx.index == 1 else p1
+    mask = ctx.rand(ctx.compute[0], S_MASK + L.k, (g.size,))
+    e = L.opened(g, p) ^ mask
+    out = {peer: [e]}
+    for q, arrays in (send or {}).items():
+        out[q] = out.get(q, []) + list(arrays)
+    want = {peer: 1}
+    for q, k in (expect or {}).items():
+        want[q] = want.get(q, 0) + k
+    got = yield Exchange(send=out, expect=want)
+    g, p = and_layer(L, g, p, e ^ got[peer][0], mask, dealt, ctx.index == 1)
+    return g, p, got
+
+
+def _layers(ctx: Context, layers: list[Layer], g: np.ndarray, p: np.ndarray, dealt: np.ndarray) -> KernelGen:
+    for L in layers:
+        g, p, _ = yield from _layer_round(ctx, L, g, p, dealt)
+    return g, p
+
+
+def _dealt_share(ctx: Context, got: dict[str, list[np.ndarray]] | None, layers: list[Layer], n: int) -> np.ndarray:
+    """My part of the dealt products: P1 receives it, P2 draws it."""
+    if ctx.index == 1:
+        return np.asarray(got[ctx.compute[0]][-1], dtype=U64).reshape(slots(layers), n)
+    return ctx.rand(ctx.compute[0], S_DEALT, (slots(layers) * n,)).reshape(slots(layers), n)
+
+
+# ---- msb -------------------------------------------------------------------------------------
+
+@kernel(KERNELS, _msb_cost, counts=("comparisons",))
+def msb(ctx: Context, x: Share) -> KernelGen:
+    """The sign bit of a secret as a secret 0/1: 7 rounds (see the module docstring)."""
+    a, b, shape = _components(x)
+    run = (_msb_p0, _msb_p1, _msb_p2)[ctx.index]
+    return _shaped((yield from run(ctx, a, b)), shape)
+
+
+def _one_minus_2c(c: np.ndarray) -> np.ndarray:
+    return U64(1) - U64(2) * c
+
+
+def _msb_p0(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
+    _, p1, p2 = ctx.compute
+    n, w = a.size, words_for_bits(a.size)
+    hats, corr = _carry_dealer(ctx, rotl1(a + b), TREE)  # bit 0 carries M's top bit to P1, P2
+    gamma = unpack_bits(ctx.rand(p2, S_GAMMA, (w,)), n)
+    ctx.rand(p1, S_ALPHA, (w,))  # unused here; both holders of a key draw alike (the audit's rule)
+    s1 = ctx.rand(p1, S_SPART, (n,))
+    yield Exchange(send={p2: hats, p1: [corr]})
+    z = s1 * gamma + _zero_share(ctx, S_ZERO, n)       # [s]=(0, s1), [gamma]=(gamma, 0)
+    got = yield Exchange(send={p2: [z]}, expect={p1: 1})
+    sg = (z, np.asarray(got[p1][0], dtype=U64))
+    for _ in TREE[1:]:
+        yield Exchange()
+    got = yield Exchange(expect={p1: 1, p2: 1})
+    c = unpack_bits(got[p1][0] ^ got[p2][0], n)
+    k = _one_minus_2c(c)
+    return k * (gamma - U64(2) * sg[0]) + c, k * (s1 - U64(2) * sg[1])
+
+
+def _msb_p1(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
+    p0, _, p2 = ctx.compute
+    n, w = a.size, words_for_bits(a.size)
+    g, p, _ = _layer0_share(ctx, b << ONE, None)
+    s_bit = p & ONE
+    alpha, beta = ctx.rand(p0, S_ALPHA, (w,)), ctx.rand(p2, S_BETA, (w,))
+    s1 = ctx.rand(p0, S_SPART, (n,))
+    s2 = unpack_bits(alpha ^ beta, n) - s1
+    got = yield Exchange(send={p2: [s2]}, expect={p0: 1})
+    dealt = _dealt_share(ctx, got, TREE, n)
+    z = _zero_share(ctx, S_ZERO, n)                    # P1's product term is 0
+    g, p, got = yield from _layer_round(ctx, TREE[0], g, p, dealt, send={p0: [z]}, expect={p2: 1})
+    sg = (z, np.asarray(got[p2][1], dtype=U64))
+    g, _ = yield from _layers(ctx, TREE[1:], g, p, dealt)
+    u = pack_bits(s_bit ^ (g >> TOP)) ^ alpha ^ ctx.rand(p2, S_ZETA, (w,))
+    got = yield Exchange(send={p0: [u], p2: [u]}, expect={p2: 1})
+    c = unpack_bits(u ^ got[p2][0], n)
+    k = _one_minus_2c(c)
+    return k * (s1 - U64(2) * sg[0]), k * (s2 - U64(2) * sg[1])
+
+
+def _msb_p2(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
+    p0, p1, _ = ctx.compute
+    n, w = a.size, words_for_bits(a.size)
+    beta, gamma = ctx.rand(p1, S_BETA, (w,)), ctx.rand(p0, S_GAMMA, (w,))
+    got = yield Exchange(expect={p0: 2, p1: 1})
+    g, p, _ = _layer0_share(ctx, a << ONE, [np.asarray(h, dtype=U64) for h in got[p0]])
+    s_bit = (p & ONE) ^ (a >> TOP)
+    s2 = np.asarray(got[p1][0], dtype=U64)
+    dealt = _dealt_share(ctx, None, TREE, n)
+    gbits = unpack_bits(gamma, n)
+    z = s2 * gbits + _zero_share(ctx, S_ZERO, n)       # [s]=(s2, 0), [gamma]=(0, gamma)
+    g, p, got = yield from _layer_round(ctx, TREE[0], g, p, dealt, send={p1: [z]}, expect={p0: 1})
+    sg = (z, np.asarray(got[p0][0], dtype=U64))
+    g, _ = yield from _layers(ctx, TREE[1:], g, p, dealt)
+    u = pack_bits(s_bit ^ (g >> TOP)) ^ beta ^ gamma ^ ctx.rand(p1, S_ZETA, (w,))
+    got = yield Exchange(send={p0: [u], p1: [u]}, expect={p1: 1})
+    c = unpack_bits(u ^ got[p1][0], n)
+    k = _one_minus_2c(c)
+    return k * (s2 - U64(2) * sg[0]), k * (gbits - U64(2) * sg[1]) + c
+
+
+# ---- a2b -------------------------------------------------------------------------------------
+
+@kernel(KERNELS, _a2b_cost)
+def a2b(ctx: Context, x: Share) -> KernelGen:
+    """The same 64-bit word as a replicated boolean sharing: 7 rounds (a Sklansky adder)."""
+    a, b, shape = _components(x)
+    p0, p1, p2 = ctx.compute
+    n = a.size
+    if ctx.index == 0:
+        hats, corr = _carry_dealer(ctx, a + b, SKLANSKY)
+        yield Exchange(send={p2: hats, p1: [corr]})
+        for _ in range(len(SKLANSKY) + 1):  # the AND layers and the re-sharing
+            yield Exchange()
+        return _shaped((ctx.rand(p2, S_KAPPA, (n,)), ctx.rand(p1, S_KAPPA, (n,))), shape)
+    if ctx.index == 1:
+        g, p, half = _layer0_share(ctx, b, None)
+        got = yield Exchange(expect={p0: 1})
+    else:
+        got = yield Exchange(expect={p0: 2})
+        g, p, half = _layer0_share(ctx, a, [np.asarray(h, dtype=U64) for h in got[p0]])
+    g, _ = yield from _layers(ctx, SKLANSKY, g, p, _dealt_share(ctx, got, SKLANSKY, n))
+    peer = p2 if ctx.index == 1 else p1
+    kappa = ctx.rand(p0, S_KAPPA, (n,))              # b1 (P1's) or b0 (P2's)
+    mine = half ^ (g << ONE) ^ kappa                 # sum bits = M ^ N ^ carries
+    got = yield Exchange(send={peer: [mine]}, expect={peer: 1})
+    b2 = mine ^ got[peer][0]
+    return _shaped((kappa, b2) if ctx.index == 1 else (b2, kappa), shape)
+
+
+# ---- bitinject -------------------------------------------------------------------------------
+
+@kernel(KERNELS, _bitinject_cost)
+def bitinject(ctx: Context, x: Share, bit: int) -> KernelGen:
+    """Bit `bit` of a replicated boolean sharing as a replicated arithmetic 0/1: 2 rounds."""
+    k = _check_bit(bit)
+    a, b, shape = _components(x)
+    p0, p1, p2 = ctx.compute
+    n, w = a.size, words_for_bits(a.size)
+    if ctx.index == 2:
+        r = unpack_bits(ctx.rand(p0, S_R0, (w,)) ^ ctx.rand(p1, S_R1, (w,)), n)
+        yield Exchange(send={p1: [r - ctx.rand(p0, S_RA, (n,))]})
+        yield Exchange()
+        return _shaped((ctx.rand(p1, S_Y2, (n,)), ctx.rand(p0, S_Y0, (n,))), shape)
+    if ctx.index == 0:  # P0's XOR part is b0, P1's is b1 ^ b2
+        mine = pack_bits((a >> U64(k)) & ONE) ^ ctx.rand(p2, S_R0, (w,))
+        got = yield Exchange(send={p1: [mine]}, expect={p1: 1})
+        c = unpack_bits(mine ^ got[p1][0], n)
+        y0 = ctx.rand(p2, S_Y0, (n,))
+        z = c + _one_minus_2c(c) * ctx.rand(p2, S_RA, (n,)) - y0   # my additive part, minus y0
+        got = yield Exchange(send={p1: [z]}, expect={p1: 1})
+        return _shaped((y0, z + got[p1][0]), shape)
+    mine = pack_bits(((a ^ b) >> U64(k)) & ONE) ^ ctx.rand(p2, S_R1, (w,))
+    got = yield Exchange(send={p0: [mine]}, expect={p0: 1, p2: 1})
+    c = unpack_bits(mine ^ got[p0][0], n)
+    y2 = ctx.rand(p2, S_Y2, (n,))
+    z = _one_minus_2c(c) * np.asarray(got[p2][0], dtype=U64) - y2
+    got = yield Exchange(send={p0: [z]}, expect={p0: 1})
+    return _shaped((z + got[p0][0], y2), shape)
