@@ -47,9 +47,14 @@ class Capabilities:
     def kernel_of(self, op: Op) -> str | None:
         """The protocol kernel that computes this op, if the op needs one (secret operands that
         no local computation handles) and the protocol has one."""
-        if not self.needs_kernel(op):
+        if not self.needs_kernel(op) or not self.kinds_ok(op):
             return None
         return self.protocol.native.get(op.opcode)
+
+    def kinds_ok(self, op: Op) -> bool:
+        """Whether every secret operand's share kind is one the op and the protocol both take."""
+        accepted = set(self.protocol.share_kinds) & set(OPS[op.opcode].kinds)
+        return all(v.type.kind in accepted for v in secret_ins(op))
 
     def needs_kernel(self, op: Op) -> bool:
         """Whether the op communicates: sharing a private value, opening a secret, or work on
@@ -65,8 +70,7 @@ class Capabilities:
 
     def computes(self, op: Op) -> bool:
         """Whether the protocol computes the op as it stands (locally or by a kernel)."""
-        accepted = set(self.protocol.share_kinds) & set(OPS[op.opcode].kinds)
-        if any(v.type.kind not in accepted for v in secret_ins(op)):
+        if not self.kinds_ok(op):
             return False
         return not self.needs_kernel(op) or self.kernel_of(op) is not None
 

@@ -286,6 +286,10 @@ class Lowering:
                 src = self.prog.new_value(v.type.with_(vis=f"private({q})"))
                 reveal = Op("reveal_to", [src], [v], {"party": q}, op.span)
                 name = self.caps.kernel_of(reveal)
+                if name is None:
+                    where = f" (line {op.span.where()})" if op.span else ""
+                    raise UnsupportedErr(self.caps.refusal(reveal) + where, op.span,
+                                         "output a number computed from it (e.g. one bit of it)")
                 res.append(self.kernel(name, src, [v], self.caps.kernel_attrs(name, reveal, src), pos))
             elif q not in self.holders(v):
                 sender = owner(v.type.vis) or sorted(self.holders(v), key=self.compute.index)[0]

@@ -85,11 +85,11 @@ def test_cost_ir_and_saved_build_dir(tmp_path):
 
 def test_the_front_end_emulates_what_the_protocol_cannot_run_yet():
     src = HEAD + ('a = input(alice, "a", shape=(3,))\nb = input(bob, "b", shape=(3,))\n'
-                  'output(where(a < b, a, b), "m", to=carol)\n')
+                  'output(where(a < b, a, b) + int(a + b), "m", to=carol)\n')
     prog = api.front_end(src)
     inputs = {"alice": {"a": [1.0, 5.0, 3.0]}, "bob": {"b": [2.0, 2.0, 2.0]}}
-    assert api.emulate(prog, inputs)["carol"]["m"].tolist() == [1.0, 2.0, 2.0]
-    assert api.emulate(src, inputs)["carol"]["m"].tolist() == [1.0, 2.0, 2.0]  # text: the front end only
+    assert api.emulate(prog, inputs)["carol"]["m"].tolist() == [4.0, 9.0, 7.0]
+    assert api.emulate(src, inputs)["carol"]["m"].tolist() == [4.0, 9.0, 7.0]  # text: the front end only
     with pytest.raises(UnsupportedErr, match="rep3"):
         api.compile(src)
     with pytest.raises(UsageErr, match="compiled already"):

@@ -68,9 +68,9 @@ def test_protocol_arity_and_unknown_param():
         api.compile(HEAD + "param N = 3\n", {"NN": "4"})
 
 
-def test_secret_comparison_is_refused_by_lowering_for_now():
-    with pytest.raises(UnsupportedErr):
-        api.compile(HEAD + 'a = input(alice, "a", shape=(3,))\nb = input(bob, "b", shape=(3,))\nc = a < b\n'
+def test_secret_int_of_a_fix_value_is_refused_by_lowering():
+    with pytest.raises(UnsupportedErr, match="int\\(\\) of a fix value"):
+        api.compile(HEAD + 'a = input(alice, "a", shape=(3,))\nb = input(bob, "b", shape=(3,))\nc = int(a + b)\n'
                     'output(c, to=alice)\n')
 
 

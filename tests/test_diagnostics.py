@@ -227,13 +227,14 @@ def test_cli_shows_location_caret_and_exit_2_without_traceback(tmp_path):
     assert "hint: did you mean x?" in r.stderr
 
 
-def test_cli_secret_comparison_compile_refuses_with_line(tmp_path):
+def test_cli_unsupported_secret_op_compile_refuses_with_line(tmp_path):
     prog = tmp_path / "cmp.mpc"
-    prog.write_text(HEAD + X + 'y = input(bob, "y", shape=(3,))\nm = x < y\noutput(m, to=alice)\n')
+    prog.write_text(HEAD + X + 'y = input(bob, "y", shape=(3,))\nm = int(x + y)\noutput(m, to=alice)\n')
     r = subprocess.run([sys.executable, "-m", "veil.runtime.cli", "compile", str(prog), "-o", str(tmp_path / "b")],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert f"{prog}:5:5: error: a sign bit on secret values is not yet supported by the rep3 protocol" in r.stderr
+    assert f"{prog}:5:5: error: int() of a fix value on secret values is not yet supported by the rep3 protocol" \
+        in r.stderr
 
 
 def test_api_compile_errors_are_veil_errors():

@@ -164,8 +164,6 @@ def test_every_op_is_lowered_expanded_or_refused_by_name_under_every_protocol(na
     np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), atol=2 ** -15)
 
 
-@pytest.mark.xfail(strict=True, reason="the lowering opens a bool-kind secret with the arithmetic reveal_to: "
-                   "Capabilities.kernel_of does not check share kinds (lead: compiler/capabilities.py, lower.py)")
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 def test_a_boolean_sharing_is_not_output_as_it_is(protocol):
     with pytest.raises(UnsupportedErr, match=f"by the {protocol} protocol"):
