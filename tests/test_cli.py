@@ -16,6 +16,15 @@ N, EPOCHS = 256, 1
 DEFINES = (f"N={N}", f"EPOCHS={EPOCHS}")
 
 
+def _line_of(prefix: str) -> int:
+    """The line of the fraud program that starts (after indentation) with `prefix`."""
+    lines = Path(FRAUD).read_text().splitlines()
+    return next(n for n, text in enumerate(lines, 1) if text.strip().startswith(prefix))
+
+
+FOR_EPOCH, FOR_BATCH = _line_of("for epoch"), _line_of("for i in")
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> dict:
     """A small build of the fraud program and its emulated outputs, shared by the run tests."""
@@ -50,11 +59,13 @@ def test_compile_json_prints_only_the_cost_object(tmp_path: Path) -> None:
         assert isinstance(cost[key], int) and cost[key] >= 0
     assert cost["multiplications"] > 0 and cost["truncations"] > 0
     loops = {lp["line"]: lp for lp in cost["loops"]}
-    assert set(loops) == {22, 23}                     # `for epoch` and `for i` in the program
-    assert loops[22]["trips"] == 3 and loops[23]["trips"] == 1024 // 128
+    epoch, batch = FOR_EPOCH, FOR_BATCH
+    assert set(loops) == {epoch, batch}               # `for epoch` and `for i` in the program
+    assert loops[epoch]["trips"] == 3 and loops[batch]["trips"] == 1024 // 128
     assert all(isinstance(lp["rounds"], int) and lp["rounds"] > 0 for lp in cost["loops"])
-    assert loops[22]["rounds"] >= loops[23]["trips"] * loops[23]["rounds"]
-    assert cost["rounds"] >= loops[22]["trips"] * loops[22]["rounds"]
+    assert loops[epoch]["rounds"] >= loops[batch]["trips"] * loops[batch]["rounds"]
+    assert cost["rounds"] >= loops[epoch]["trips"] * loops[epoch]["rounds"]
+    assert cost["comparisons"] > 0  # the default sigmoid is piecewise
     assert (tmp_path / "b" / "manifest.json").exists()
 
 
@@ -68,7 +79,7 @@ def test_compile_stats_emit_ir_and_O0(tmp_path: Path) -> None:
         assert r.code == 0, r.err
     table = res["stats"].out
     for label in ("rounds", "bytes sent alice", "bytes sent bob", "bytes sent carol", "multiplications",
-                  "truncations", "comparisons", "loop at line 22: 20 trips", "loop at line 23: 4 trips"):
+                  "truncations", "comparisons", f"loop at line {FOR_EPOCH}: 20 trips", f"loop at line {FOR_BATCH}: 4 trips"):
         assert label in table, table
     for key in ("ir", "O0"):
         ir = res[key].out

@@ -127,7 +127,8 @@ def stdlib_program(secret: bool) -> str:
     for mod in sorted((ROOT / "stdlib").glob("*.mpc")):
         lines.append(f"import {mod.stem}\n")
         for name in re.findall(r"^def ([a-z]\w*)\(", mod.read_text(encoding="utf-8"), re.M):  # public ones
-            args = "v.reshape((1, 1, 2, 2)), 2" if name.endswith("pool2d") else "v"   # (N, C, H, W), k
+            args = {"maxpool2d": "v.reshape((1, 1, 2, 2)), 2", "avgpool2d": "v.reshape((1, 1, 2, 2)), 2",
+                    "divide": "v, v + 2.0"}.get(name, "v")  # pools: (N, C, H, W), k
             lines.append(f'output({mod.stem}.{name}({args}), "{mod.stem}_{name}", to=alice)\n')
     return "".join(lines)
 

@@ -46,7 +46,7 @@ def test_arithmetic_of_every_kind(rng):
 
 def test_training_loop_with_dynamic_slices(rng):
     X, y = rng.normal(size=(64, 3)), (rng.random((64, 1)) > 0.5).astype(float)
-    src = ('from ml import sigmoid\nparam B = 16\nx = input(alice, "x", shape=(64, 3))\n'
+    src = ('from ml import sigmoid_poly3_wide as sigmoid\nparam B = 16\nx = input(alice, "x", shape=(64, 3))\n'
            'y = input(bob, "y", shape=(64, 1))\nw = zeros((3, 1))\nb = 0.0\n'
            'for e in range(2):\n    for i in range(64 // B):\n        xi = x[i * B:(i + 1) * B]\n'
            '        g = sigmoid(xi @ w + b) - y[i * B:(i + 1) * B]\n        w -= 0.1 * (xi.T @ g)\n'

@@ -157,3 +157,17 @@ def test_comparisons_are_counted_in_the_cost_report():
     c = api.compile(HEAD + 'x = secret(input(alice, "x", shape=(10,)))\noutput(reveal(x < 0.5), "r", to=alice)\n'
                     'output(reveal(x == 0.5), "e", to=alice)\n')
     assert c.cost.comparisons == 30  # one sign bit per element for <, two for ==
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_division_by_a_secret_goes_through_the_reciprocal(protocol):
+    src = HEAD + ('x = secret(input(alice, "x", shape=(8,)))\ny = secret(input(bob, "y", shape=(8,)))\n'
+                  'output(x / y, "q", to=alice)\n')
+    c = api.compile(src, protocol=protocol)
+    x = np.array([1.0, -3.0, 100.0, 0.5, 7.0, -2.0, 1000.0, 0.0])
+    y = np.array([0.01, 4.0, -250.0, 1000.0, -0.37, -0.01, 999.0, 3.0])
+    ins = {"alice": {"x": x}, "bob": {"y": y}}
+    got, emu = api.run(c, ins)["alice"]["q"], api.emulate(c, ins)["alice"]["q"]
+    exact = x / y
+    assert np.all(np.abs(got - emu) <= 1e-3 * np.abs(exact) + 8 * UNIT), (got, emu)  # truncations differ
+    assert np.all(np.abs(got - exact) <= 2e-3 * np.abs(exact) + 8 * UNIT * np.maximum(1, np.abs(x))), (got, exact)

@@ -142,8 +142,12 @@ class Expressions:
         raise UnsupportedErr(f"operator {op} is not supported", span)
 
     def divide(self, x: Value, y: Value, span: Span) -> Value:
-        """x / y by a run-time value: a fix quotient (exact in clear; not yet in MPC when secret)."""
+        """x / y by a run-time value: a fix quotient, exact where one party (or everyone) knows both;
+        a secret quotient is the standard library's divide: x times the reciprocal of y
+        (docs/functions.md)."""
         vis = join_vis(x.type.vis, y.type.vis)
+        if vis == SECRET:
+            return self.call_library("ml", "divide", [x, y], span)
         x, y = self.lift(self.trunc(x, span), vis, span), self.lift(self.trunc(y, span), vis, span)
         F = self.frac_bits
         x, y = self.as_dtype_scale(x, "fix", F, span), self.as_dtype_scale(y, "fix", F, span)
