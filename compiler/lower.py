@@ -225,7 +225,7 @@ class Lowering:
         pre: list[Instr] = []
         ins = []
         for v in op.ins:
-            if v.type.vis == SECRET and v.id not in region:  # a replicated operand joins additively
+            if v.type.vis == SECRET and v.id not in self.additive:  # a replicated operand joins additively
                 a = self.prog.new_value(v.type)
                 pre.append(Instr("op", "to_additive", a, [v], {}, pos, compute, sec=[1]))
                 self.additive.add(a.id)

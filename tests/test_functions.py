@@ -218,3 +218,41 @@ def test_pooling_rejects_a_window_that_does_not_divide_the_image() -> None:
     from veil.runtime.diagnostics import VeilError
     with pytest.raises(VeilError, match="must divide"):
         _program("ml.maxpool2d(s, 4)", (1, 1, 6, 6))
+
+
+# ---- the same functions in MPC, under both protocols -----------------------------------------
+
+MPC_CASES = [  # call, domain values, exact, bound
+    ("ml.sigmoid(s)", np.linspace(-50, 50, 64), _sigmoid, {"abs_tol": 5e-3}),
+    ("ml.sigmoid_precise(s)", np.linspace(-30, 30, 64), _sigmoid, {"abs_tol": 1e-3}),
+    ("ml.exp(s)", np.linspace(-10, 8, 64), np.exp, {"rel": 1e-2}),
+    ("ml.log(s)", np.geomspace(0.01, 10000, 64), np.log, {"abs_tol": 5e-3}),
+    ("ml.reciprocal(s)", np.geomspace(0.01, 1000, 64), lambda v: 1 / v, {"rel": 1e-3}),
+    ("ml.sqrt(s)", np.geomspace(0.01, 10000, 64), np.sqrt, {"rel": 1e-3}),
+    ("ml.rsqrt(s)", np.geomspace(0.01, 10000, 64), lambda v: 1 / np.sqrt(v), {"rel": 1e-3}),
+    ("ml.relu(s)", np.linspace(-1000, 1000, 64), lambda v: np.maximum(v, 0), {"abs_tol": 0.0}),
+    ("ml.relu_grad(s)", np.concatenate([[0.0, UNIT, -UNIT], np.linspace(-5, 5, 61)]),
+     lambda v: (v > 0).astype(float), {"abs_tol": 0.0}),
+]
+
+
+@pytest.mark.parametrize("protocol", [None, "dealer2(alice, bob, dealer=carol)"])
+@pytest.mark.parametrize("call, grid, exact, bound", MPC_CASES, ids=[c[0] for c in MPC_CASES])
+def test_functions_in_mpc_meet_their_bounds(call, grid, exact, bound, protocol):
+    x = fixed(grid)
+    src = (f'import ml\nparty alice, bob, carol\nx = input(alice, "x", shape=({x.size},))\n'
+           f's = secret(x)\noutput({call}, "y", to=alice)\n')
+    got = api.run(api.compile(src, protocol=protocol), {"alice": {"x": x}})["alice"]["y"]
+    check(got, exact(x), x, **bound)
+
+
+@pytest.mark.parametrize("protocol", [None, "dealer2(alice, bob, dealer=carol)"])
+def test_softmax_and_pooling_in_mpc(protocol):
+    rng = np.random.default_rng(2)
+    x = fixed(rng.uniform(-20, 20, (4, 8)))
+    src = ('import ml\nparty alice, bob, carol\nx = input(alice, "x", shape=(4, 8))\ns = secret(x)\n'
+           'output(ml.softmax(s), "p", to=alice)\noutput(ml.maxpool2d(s.reshape((1, 2, 4, 4)), 2), "m", to=alice)\n')
+    out = api.run(api.compile(src, protocol=protocol), {"alice": {"x": x}})["alice"]
+    check(out["p"], _softmax(x, -1), x, abs_tol=1e-3)
+    want = x.reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(out["m"], want)
