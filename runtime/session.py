@@ -84,7 +84,8 @@ def hello(manifest: dict, party: str, session: str) -> dict:
 
 async def run_over_network(manifest: dict, code: list, party: str, addresses: dict, overrides: dict[str, str],
                            *, session: str = "default", connect_timeout: float = 60.0,
-                           io_timeout: float = 600.0, ssl_pair: tuple | None = None) -> PartyResult:
+                           io_timeout: float = 600.0, ssl_pair: tuple | None = None,
+                           shape: Any = None) -> PartyResult:
     """Connect to every peer and run; on any failure (or SIGINT/SIGTERM) tell the peers, so nobody hangs."""
     from .net import connect_mesh
 
@@ -107,6 +108,7 @@ async def run_over_network(manifest: dict, code: list, party: str, addresses: di
                 raise stop.failure() from None
             raise
         stop.mesh = mesh
+        mesh.shape(shape)  # WAN emulation (a veil.runtime.shaping.LinkShape), or None
         try:
             if problem is not None:
                 raise problem
@@ -204,8 +206,9 @@ def write_outputs(outputs: dict[str, np.ndarray], out_dir: str) -> list[str]:
 
 
 def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str, str], out_dir: str, *,
-              session: str = "default", connect_timeout: float = 60.0, io_timeout: float = 600.0) -> PartyResult:
-    """`veil run`: one party of a compiled program over the network."""
+              session: str = "default", connect_timeout: float = 60.0, io_timeout: float = 600.0,
+              shape: Any = None) -> PartyResult:
+    """`veil run`: one party of a compiled program over the network (`shape`: WAN emulation)."""
     from .config import load_parties
     from .net import install_event_loop_policy
 
@@ -222,7 +225,7 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     install_event_loop_policy()
     result = asyncio.run(run_over_network(manifest, code, party, config.addresses, overrides, session=session,
                                           connect_timeout=connect_timeout, io_timeout=io_timeout,
-                                          ssl_pair=ssl_pair))
+                                          ssl_pair=ssl_pair, shape=shape))
     write_outputs(result.outputs, out_dir)
     return result
 
