@@ -108,7 +108,8 @@ def cmd_run(args) -> int:
     out = args.output_dir or os.path.join("out", args.party)
     shape = shape_from_args(args.rtt, args.bandwidth)
     result = run_party(args.build, args.party, args.config, overrides, out, session=args.session,
-                       connect_timeout=args.connect_timeout, io_timeout=args.timeout, shape=shape)
+                       connect_timeout=args.connect_timeout, io_timeout=args.timeout, shape=shape,
+                       trace=args.trace)
     stats = {"party": args.party, "rounds": result.stats.rounds, "bytes_sent": result.stats.bytes_sent,
              "messages": result.stats.messages, "seconds": round(result.stats.seconds, 4)}
     if args.stats:  # one JSON line on stderr (veil local reads it: runtime.local.read_stats)
@@ -122,6 +123,7 @@ def cmd_local(args) -> int:
     from veil.compiler.driver import write_build
     from veil.runtime.local import check_input_names, failure_summary, run_all, split_inputs
     from veil.runtime.session import load_build_dir
+    from veil.runtime.trace import trace_path_for
 
     target = args.program
     shape = shape_from_args(args.rtt, args.bandwidth)  # bad values fail before anything is compiled
@@ -142,8 +144,10 @@ def cmd_local(args) -> int:
     check_input_names(inputs, manifest)
     out_dir = args.output_dir or os.path.join("out", os.path.splitext(manifest["program"])[0])
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the parties are stopped with us
+    traces = {p: ["--trace", trace_path_for(args.trace, p)] for p in parties} if args.trace else None
     runs = run_all(build_dir, parties, inputs, out_dir, connect_timeout=args.connect_timeout,
-                   io_timeout=args.timeout, extra_args=shape.cli_args() if shape else None)
+                   io_timeout=args.timeout, extra_args=shape.cli_args() if shape else None,
+                   per_party_args=traces)
     if any(r.code != 0 for r in runs):
         raise failure_summary(runs)
     print_outputs(manifest, out_dir)
@@ -243,6 +247,9 @@ def _network_emulation(p: argparse.ArgumentParser) -> None:
                    help="emulate a WAN: delay every message by half this round-trip time (e.g. 40ms, 0.04s)")
     p.add_argument("--bandwidth", metavar="RATE",
                    help="emulate a WAN: pace every link to this rate (e.g. 352mbit, 1gbit)")
+    p.add_argument("--trace", metavar="FILE",
+                   help="write a Chrome-trace timeline (Perfetto) of the run; veil local: one per party, "
+                        "FILE with the party's name inserted (trace.alice.json)")
 
 
 def parser() -> argparse.ArgumentParser:
