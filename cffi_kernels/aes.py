@@ -9,7 +9,14 @@ try:
 except ImportError:  # built only when a C compiler was present at install time
     _ffi = _lib = None
 
-HAVE_AESNI: bool = _lib is not None and bool(_lib.veil_aes_available())
+def _available() -> bool:
+    """AES-NI usable: the kernels are built (with the AES functions: a stale build lacks them)
+    and this CPU has the instructions."""
+    probe = getattr(_lib, "veil_aes_available", None) if _lib is not None else None
+    return probe is not None and bool(probe())
+
+
+HAVE_AESNI: bool = _available()
 ROUND_KEY_BYTES = 176  # 11 round keys of 16 bytes
 MAX_BLOCKS = 1 << 32
 
