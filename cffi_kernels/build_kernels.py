@@ -10,6 +10,9 @@ _HERE = Path(__file__).resolve().parent
 
 CDEF = """
 int ring_matmul(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, size_t k, size_t n);
+int veil_aes_available(void);
+int veil_aes128_expand(const uint8_t *key, uint8_t *round_keys);
+int veil_aes128_ctr(const uint8_t *round_keys, const uint8_t *head, uint64_t nblocks, uint8_t *out);
 """
 
 
@@ -24,7 +27,7 @@ ffibuilder = cffi.FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "veil.cffi_kernels._ring",
-    (_HERE / "ring.c").read_text(encoding="utf-8"),
+    "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("ring.c", "aes.c")),
     extra_compile_args=_compile_args(),
 )
 

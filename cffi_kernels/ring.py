@@ -1,10 +1,13 @@
-"""Ring (Z_2^64) matrix product through the C kernel, because numpy's integer matmul skips BLAS."""
+"""Ring (Z_2^64) matrix product through the C kernel, because numpy's integer matmul skips BLAS;
+without the kernel, large products go through float64 BLAS on limbs (`limbs.py`), still exact."""
 from __future__ import annotations
 
 import warnings
 from typing import Any, Callable
 
 import numpy as np
+
+from veil.cffi_kernels import limbs
 
 try:
     from veil.cffi_kernels._ring import ffi as _ffi, lib as _lib
@@ -15,6 +18,10 @@ HAVE_C: bool = _lib is not None
 
 # Below this many multiply-adds (m * k * n) numpy's own loop is as fast as the call overhead.
 SMALL_WORK: int = 2048
+# Without C: from this many multiply-adds, with both outer sides at least LIMB_SIDE, the six BLAS
+# limb products beat numpy's integer loop (measured in programs/bench_kernels.py).
+LIMB_WORK: int = 1 << 18
+LIMB_SIDE: int = 16
 
 BUILD_HINT = (
     "veil's C ring kernels are not built; falling back to numpy's (slower) integer matmul. "
@@ -59,6 +66,11 @@ def matmul_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+def matmul_limbs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Float64 BLAS on 22-bit limbs: exact, and ~2x numpy's integer loop on large products."""
+    return limbs.matmul(a, b)
+
+
 def matmul_c(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The C kernel on C-contiguous uint64 inputs of matching 2-D shapes."""
     assert _lib is not None and _ffi is not None
@@ -84,6 +96,10 @@ def _choose(a: np.ndarray, b: np.ndarray) -> Callable[[np.ndarray, np.ndarray], 
     """The C kernel unless it is missing or the product is too small to pay for the call."""
     if not HAVE_C:
         _warn_fallback()
+        m, k = a.shape
+        n = b.shape[1]
+        if m * k * n >= LIMB_WORK and min(m, n) >= LIMB_SIDE:
+            return matmul_limbs
         return matmul_numpy
     if a.size * b.shape[1] < SMALL_WORK:
         return matmul_numpy

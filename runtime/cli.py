@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from veil.runtime.diagnostics import UsageErr, VeilError
+from veil.runtime.shaping import shape_from_args
 
 
 def _defines(items: list[str]) -> dict[str, str]:
@@ -108,8 +109,10 @@ def cmd_run(args) -> int:
             raise UsageErr(f"--input {item}: expected NAME=PATH")
         overrides[name] = path
     out = args.output_dir or os.path.join("out", args.party)
+    shape = shape_from_args(args.rtt, args.bandwidth)
     result = run_party(args.build, args.party, args.config, overrides, out, session=args.session,
-                       connect_timeout=args.connect_timeout, io_timeout=args.timeout)
+                       connect_timeout=args.connect_timeout, io_timeout=args.timeout, shape=shape,
+                       trace=args.trace)
     stats = {"party": args.party, "rounds": result.stats.rounds, "bytes_sent": result.stats.bytes_sent,
              "messages": result.stats.messages, "seconds": round(result.stats.seconds, 4)}
     if args.stats:  # one JSON line on stderr (veil local reads it: runtime.local.read_stats)
@@ -123,8 +126,10 @@ def cmd_local(args) -> int:
     from veil.compiler.driver import write_build
     from veil.runtime.local import check_input_names, failure_summary, run_all, split_inputs
     from veil.runtime.session import load_build_dir
+    from veil.runtime.trace import trace_path_for
 
     target = args.program
+    shape = shape_from_args(args.rtt, args.bandwidth)  # bad values fail before anything is compiled
     if os.path.isdir(target):
         if args.define or args.protocol or args.frac_bits is not None:
             raise UsageErr(f"{target} is already compiled: -D, --protocol and --frac-bits apply only to a .mpc program",
@@ -142,8 +147,10 @@ def cmd_local(args) -> int:
     check_input_names(inputs, manifest)
     out_dir = args.output_dir or os.path.join("out", os.path.splitext(manifest["program"])[0])
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the parties are stopped with us
+    traces = {p: ["--trace", trace_path_for(args.trace, p)] for p in parties} if args.trace else None
     runs = run_all(build_dir, parties, inputs, out_dir, connect_timeout=args.connect_timeout,
-                   io_timeout=args.timeout)
+                   io_timeout=args.timeout, extra_args=shape.cli_args() if shape else None,
+                   per_party_args=traces)
     if any(r.code != 0 for r in runs):
         raise failure_summary(runs)
     print_outputs(manifest, out_dir)
@@ -238,6 +245,16 @@ def _common_compile(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frac-bits", type=int, help="fractional bits of fix values (default 16)")
 
 
+def _network_emulation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rtt", metavar="TIME",
+                   help="emulate a WAN: delay every message by half this round-trip time (e.g. 40ms, 0.04s)")
+    p.add_argument("--bandwidth", metavar="RATE",
+                   help="emulate a WAN: pace every link to this rate (e.g. 352mbit, 1gbit)")
+    p.add_argument("--trace", metavar="FILE",
+                   help="write a Chrome-trace timeline (Perfetto) of the run; veil local: one per party, "
+                        "FILE with the party's name inserted (trace.alice.json)")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="veil", description="veil: an MPC compiler and runtime")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -265,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a peer's message")
     p.add_argument("--stats", action="store_true",
                    help="print measured rounds, bytes and seconds as one JSON line on stderr")
+    _network_emulation(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("local", help="run every party on this machine over localhost")
@@ -275,6 +293,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true", help="print measured rounds, bytes and time per party")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds for the parties to connect")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a party waits for a peer's message")
+    _network_emulation(p)
     p.set_defaults(fn=cmd_local)
 
     p = sub.add_parser("emulate", help="run the program in clear with the same fixed-point semantics")

@@ -60,8 +60,12 @@ def _die_with_parent() -> None:
 
 def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]], out_dir: str, *,
             timeout: float = 3600.0, connect_timeout: float = 30.0,
-            io_timeout: float | None = None) -> list[PartyRun]:
-    """Start one `veil run` per party and wait; outputs reach out_dir only if every party succeeded."""
+            io_timeout: float | None = None, extra_args: list[str] | None = None,
+            per_party_args: dict[str, list[str]] | None = None) -> list[PartyRun]:
+    """Start one `veil run` per party and wait; outputs reach out_dir only if every party succeeded.
+
+    `extra_args` go to every party's `veil run` (e.g. LinkShape.cli_args() for WAN emulation),
+    `per_party_args[party]` to that party's only (e.g. its --trace file)."""
     session = secrets.token_hex(8)
     created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -75,6 +79,7 @@ def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]
                 for p in parties:
                     cmd = _party_command(build_dir, p, config, session, staging, inputs.get(p, {}),
                                          connect_timeout, io_timeout)
+                    cmd += list(extra_args or []) + list((per_party_args or {}).get(p, []))
                     procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
                 runs = _wait(procs, timeout)

@@ -7,7 +7,8 @@ and the traffic counters the VM and the tests read.
 
 A background task per TCP peer reads continuously, so a peer's sends never stall on our compute.
 Arrays returned by ``recv`` are read-only; ``send`` returns once the data is handed to the OS, so
-the caller may then reuse its arrays.
+the caller may then reuse its arrays. `shape(LinkShape)` turns on WAN emulation (veil.runtime.shaping):
+each message is then delivered half an RTT after its paced transfer ends.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 from veil.runtime.diagnostics import NetworkError
 
 from .framing import Arrays, Malformed, close_writer, control_frame, failure_reason, pack_message, read_frame, secs
+from .shaping import LinkShape, ShapedLink
 
 CLOSE_GRACE = 0.5               # seconds close() waits for peers to say goodbye too
 
@@ -40,6 +42,21 @@ class MeshBase:
         self.bytes_received = dict.fromkeys(self.peers, 0)
         self.wire_bytes_received = dict.fromkeys(self.peers, 0)
         self.messages_received = dict.fromkeys(self.peers, 0)
+        self._links: dict[str, ShapedLink] = {}  # WAN emulation, per peer (empty: off)
+
+    def shape(self, shape: LinkShape | None) -> None:
+        """Emulate a wide-area link to every peer from now on (None: off)."""
+        self._links = {} if shape is None else {p: ShapedLink(shape) for p in self.peers}
+
+    async def _flush_links(self) -> None:
+        """Deliver every shaped message still in flight (before saying goodbye)."""
+        for link in self._links.values():
+            await link.flush(self.io_timeout)
+
+    async def _stop_links(self) -> None:
+        """Drop shaped messages still in flight (on abort, or once everything is closed)."""
+        for link in self._links.values():
+            await link.stop()
 
     # -- bookkeeping
 
@@ -224,6 +241,25 @@ class Mesh(MeshBase):
         """Send one message; returns when the bytes are with the OS (arrays may then be reused)."""
         self._check_sendable(peer)
         head, bufs, payload = pack_message(arrays)
+        if self._links:
+            data = b"".join([head, *bufs])  # the link keeps a copy: the caller may reuse its arrays
+            self._links[peer].submit(len(data), lambda: self._write_shaped(peer, data))
+            self._count_sent(peer, payload, len(head) + payload)
+            return
+        await self._write(peer, head, bufs)
+        self._count_sent(peer, payload, len(head) + payload)
+
+    async def _write_shaped(self, peer: str, data: bytes) -> None:
+        """A shaped message's delivery: write it now; a failure fails the mesh (nobody awaits it)."""
+        if self._failure is not None or self._closed:
+            return
+        try:
+            await self._write(peer, data, [])
+        except NetworkError:
+            pass  # already recorded by _write: the next send or recv raises it
+
+    async def _write(self, peer: str, head: bytes, bufs: list[memoryview]) -> None:
+        """Hand one message to the OS, failing the mesh on an error or a timeout."""
         writer = self._writers[peer]
         try:
             if self._tls[peer]:
@@ -238,7 +274,6 @@ class Mesh(MeshBase):
         except (OSError, RuntimeError) as err:
             self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(err)})"))
             raise _fresh(self._failure) from None  # type: ignore[arg-type]
-        self._count_sent(peer, payload, len(head) + payload)
 
     async def _broadcast(self, frame: bytes) -> None:
         """Write a control frame to every peer still connected, ignoring dead ones."""
@@ -257,6 +292,7 @@ class Mesh(MeshBase):
         """Send a last frame, give peers a moment to finish, then close everything."""
         await self._broadcast(frame)
         self._closed = True
+        await self._stop_links()
         readers = [t for t in self._readers.values() if not t.done()]
         if readers:
             await asyncio.wait(readers, timeout=CLOSE_GRACE)
@@ -277,6 +313,7 @@ class Mesh(MeshBase):
         """Say goodbye to every peer and close the connections."""
         if self._closed:
             return
+        await self._flush_links()  # a shaped message still in flight must arrive before the bye
         await self._shutdown(control_frame({"t": "bye", "party": self.me}))
 
     async def abort(self, reason: str) -> None:
@@ -309,15 +346,26 @@ class LocalMesh(MeshBase):
             c.setflags(write=False)
             copies.append(c)
         other = self._others[peer]
-        if not other._closed:
-            other._deliver(self.me, copies, payload, len(head) + payload)
-        self._count_sent(peer, payload, len(head) + payload)
+        wire = len(head) + payload
+        if self._links:
+            self._links[peer].submit(wire, lambda: self._hand_over(other, copies, payload, wire))
+        else:
+            self._hand_over(other, copies, payload, wire)
+        self._count_sent(peer, payload, wire)
         await asyncio.sleep(0)
+
+    def _hand_over(self, other: "LocalMesh", copies: Arrays, payload: int, wire: int) -> None:
+        """Put a message in the peer's inbox, unless the peer has closed."""
+        if not other._closed:
+            other._deliver(self.me, copies, payload, wire)
 
     async def close(self) -> None:
         """Mark closed; peers' later recvs from us fail as with a closed connection."""
         if self._closed:
             return
+        if self._failure is None:
+            await self._flush_links()
+        await self._stop_links()
         self._closed = True
         for other in self._others.values():
             other._peer_gone(self.me, NetworkError(f"{other.me} lost the connection to {self.me} (peer closed)"))

@@ -5,6 +5,13 @@ key (under ``None``). A draw is addressed by (key, op, stream): the initial coun
 ``instr_id (32 bits) | instance (48 bits) | stream (16 bits) | block counter (32 bits)``, big
 endian, so each (op, stream) is an independent keystream and both holders of a pairwise key get
 the same words for the same address.
+
+A draw's words are AES_key(counter block j) for j = 0, 1, ...: exactly AES-CTR's keystream, and the
+same bytes whichever path computes them. Making a `cryptography` CTR cipher object costs ~10 us,
+more than a small draw itself, so where the C kernels are built and the CPU has AES-NI, each key is
+expanded once and a draw is one C call (`veil.cffi_kernels.aes`). Otherwise small draws encrypt
+their counter blocks with one long-lived ECB encryptor per key (CTR is ECB on the counter blocks),
+written into a reused scratch buffer, and large draws use CTR over a cached zero input.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from veil.cffi_kernels import aes as _aes
 from veil.runtime.diagnostics import NetworkError
 from veil.runtime.protocols.base import PRGSource
 
@@ -24,6 +32,11 @@ MAX_INSTANCE = 1 << 48
 MAX_STREAM = 1 << 16
 MAX_WORDS = (1 << 32) * 2  # 2^32 AES blocks of two uint64 words each: the block counter's range
 _LE_U64 = np.dtype("<u8")
+# Draws of at most this many AES blocks go through the ECB path (2 uint64 words per block).
+SMALL_BLOCKS = 256
+# CTR's all-zero plaintext is cached up to this many bytes; larger draws make a temporary one.
+ZEROS_CACHE_BYTES = 1 << 26
+_BLOCK_COUNTERS = np.arange(SMALL_BLOCKS, dtype=">u4").view(np.uint8).reshape(SMALL_BLOCKS, 4)
 
 
 def counter_block(op: tuple[int, int], stream: int) -> bytes:
@@ -41,12 +54,26 @@ def counter_block(op: tuple[int, int], stream: int) -> bytes:
 class PRG(PRGSource):
     """AES-128-CTR keystreams, one key per peer (shared with it) and one private key (None)."""
 
-    def __init__(self, keys: dict[str | None, bytes]):
+    def __init__(self, keys: dict[str | None, bytes], native: bool | None = None):
+        """`native`: use the AES-NI kernel (default: where available; False forces `cryptography`)."""
+        if native is None:
+            native = _aes.HAVE_AESNI
+        elif native and not _aes.HAVE_AESNI:
+            raise ValueError("the AES-NI kernel is not available here")
         self._ciphers: dict[str | None, algorithms.AES] = {}
+        self._ecb: dict[str | None, Any] = {}
+        self._native: dict[str | None, _aes.AesCtr] = {}
         for peer, key in keys.items():
             if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_BYTES:
                 raise ValueError(f"the key for {peer!r} must be {KEY_BYTES} bytes")
             self._ciphers[peer] = algorithms.AES(bytes(key))
+            self._ecb[peer] = Cipher(self._ciphers[peer], modes.ECB()).encryptor()
+            if native:
+                self._native[peer] = _aes.AesCtr(bytes(key))
+        # Counter blocks for small draws: bytes 12..15 hold j (big endian), 0..11 the address.
+        self._blocks = np.zeros((SMALL_BLOCKS, 16), dtype=np.uint8)
+        self._blocks[:, 12:] = _BLOCK_COUNTERS
+        self._zeros = np.zeros(0, dtype=np.uint8)  # CTR's plaintext, grown on demand, never written
 
     @property
     def peers(self) -> set[str | None]:
@@ -62,11 +89,36 @@ class PRG(PRGSource):
         if n < 0 or n > MAX_WORDS:
             raise ValueError(f"cannot draw {n} words from one stream")
         block = counter_block(op, stream)
-        out = np.empty(n + 2, dtype=_LE_U64)  # update_into wants block_size - 1 bytes of slack
-        if n:
-            enc = Cipher(self._ciphers[peer], modes.CTR(block)).encryptor()
-            enc.update_into(np.zeros(8 * n, dtype=np.uint8), out.view(np.uint8))
-        return out[:n].astype(np.uint64, copy=False).reshape(shape)
+        nblocks = (n + 1) // 2
+        out = np.empty(2 * nblocks + 2, dtype=_LE_U64)  # update_into wants block_size - 1 bytes of slack
+        if nblocks == 0:
+            pass
+        elif self._native:
+            self._native[peer].keystream_into(block, nblocks, out)
+        elif nblocks <= SMALL_BLOCKS:
+            self._ecb_blocks(peer, block, nblocks, out)
+        else:
+            self._ctr_blocks(peer, block, nblocks, out)
+        return out[:n].reshape(shape)
+
+    def _ecb_blocks(self, peer: str | None, block: bytes, nblocks: int, out: np.ndarray) -> None:
+        """AES of counter blocks 0..nblocks-1 of `block`, one ECB call on the scratch buffer."""
+        blocks = self._blocks[:nblocks]
+        blocks[:, :12] = np.frombuffer(block, dtype=np.uint8, count=12)
+        self._ecb[peer].update_into(blocks.reshape(-1), out.view(np.uint8))
+
+    def _ctr_blocks(self, peer: str | None, block: bytes, nblocks: int, out: np.ndarray) -> None:
+        """The CTR keystream from `block` (a fresh cipher object: cheap next to a large draw)."""
+        size = 16 * nblocks
+        if size > ZEROS_CACHE_BYTES:
+            zeros = np.zeros(size, dtype=np.uint8)
+        else:
+            if self._zeros.size < size:
+                self._zeros = np.zeros(size, dtype=np.uint8)
+                self._zeros.flags.writeable = False
+            zeros = self._zeros[:size]
+        enc = Cipher(self._ciphers[peer], modes.CTR(block)).encryptor()
+        enc.update_into(zeros, out.view(np.uint8))
 
 
 async def agree_keys(me: str, peers: list[str], mesh: Any) -> PRG:

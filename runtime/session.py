@@ -64,18 +64,44 @@ def decode_outputs(raw: dict[str, tuple[np.ndarray, str, int]]) -> dict[str, np.
     return {name: fixedpoint.decode(ring, dtype, scale) for name, (ring, dtype, scale) in raw.items()}
 
 
-async def execute(manifest: dict, code: list, party: str, mesh: Any, inputs: dict[str, np.ndarray]
-                  ) -> PartyResult:
-    """Agree on keys with the peers and run the bytecode over an open mesh."""
+async def execute(manifest: dict, code: list, party: str, mesh: Any, inputs: dict[str, np.ndarray],
+                  trace: str | None = None) -> PartyResult:
+    """Agree on keys with the peers and run the bytecode over an open mesh (`trace`: write the
+    run's Chrome-trace timeline to that file, also when the run fails)."""
     peers = [p for p in manifest["parties"] if p != party]
     prg = await agree_keys(party, peers, mesh)
     protocol = get_protocol(manifest["protocol"])
     ctx = Context(party, manifest["compute"], prg)
-    vm = VM(party, protocol, ctx, mesh, inputs)
+    if trace is None:
+        vm = VM(party, protocol, ctx, mesh, inputs)
+    else:
+        from .trace import TracedVM, Tracer
+
+        vm = TracedVM(party, protocol, ctx, mesh, inputs, tracer=Tracer(party, manifest["parties"].index(party)))
     before = sum(mesh.bytes_sent.values())  # the program's own traffic, not the key agreement
-    raw = await vm.run(code)
+    try:
+        raw = await vm.run(code)
+    except BaseException:
+        if trace is not None:
+            try:
+                _write_trace(vm, trace, manifest)  # what happened up to the failure
+            except RuntimeFailure:
+                pass  # the run's own error is the one to report
+        raise
+    if trace is not None:
+        _write_trace(vm, trace, manifest)
     vm.stats.bytes_sent = sum(mesh.bytes_sent.values()) - before
     return PartyResult(decode_outputs(raw), vm.stats)
+
+
+def _write_trace(vm: Any, path: str, manifest: dict) -> None:
+    """The party's timeline file (its folder made if missing), with what it measured beside the spans."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        vm.tracer.write(path, program=manifest.get("program"), rounds=vm.stats.rounds,
+                        seconds=round(vm.stats.seconds, 6))
+    except OSError as err:
+        raise RuntimeFailure(f"{vm.party} cannot write its trace file {path}: {err.strerror or err}") from None
 
 
 def hello(manifest: dict, party: str, session: str) -> dict:
@@ -84,7 +110,8 @@ def hello(manifest: dict, party: str, session: str) -> dict:
 
 async def run_over_network(manifest: dict, code: list, party: str, addresses: dict, overrides: dict[str, str],
                            *, session: str = "default", connect_timeout: float = 60.0,
-                           io_timeout: float = 600.0, ssl_pair: tuple | None = None) -> PartyResult:
+                           io_timeout: float = 600.0, ssl_pair: tuple | None = None,
+                           shape: Any = None, trace: str | None = None) -> PartyResult:
     """Connect to every peer and run; on any failure (or SIGINT/SIGTERM) tell the peers, so nobody hangs."""
     from .net import connect_mesh
 
@@ -107,10 +134,11 @@ async def run_over_network(manifest: dict, code: list, party: str, addresses: di
                 raise stop.failure() from None
             raise
         stop.mesh = mesh
+        mesh.shape(shape)  # WAN emulation (a veil.runtime.shaping.LinkShape), or None
         try:
             if problem is not None:
                 raise problem
-            return await execute(manifest, code, party, mesh, inputs)
+            return await execute(manifest, code, party, mesh, inputs, trace=trace)
         except VeilError as err:
             if stop.received is not None:
                 err = stop.failure()
@@ -204,8 +232,10 @@ def write_outputs(outputs: dict[str, np.ndarray], out_dir: str) -> list[str]:
 
 
 def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str, str], out_dir: str, *,
-              session: str = "default", connect_timeout: float = 60.0, io_timeout: float = 600.0) -> PartyResult:
-    """`veil run`: one party of a compiled program over the network."""
+              session: str = "default", connect_timeout: float = 60.0, io_timeout: float = 600.0,
+              shape: Any = None, trace: str | None = None) -> PartyResult:
+    """`veil run`: one party of a compiled program over the network (`shape`: WAN emulation,
+    `trace`: a Chrome-trace file of the run)."""
     from .config import load_parties
     from .net import install_event_loop_policy
 
@@ -222,7 +252,7 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     install_event_loop_policy()
     result = asyncio.run(run_over_network(manifest, code, party, config.addresses, overrides, session=session,
                                           connect_timeout=connect_timeout, io_timeout=io_timeout,
-                                          ssl_pair=ssl_pair))
+                                          ssl_pair=ssl_pair, shape=shape, trace=trace))
     write_outputs(result.outputs, out_dir)
     return result
 

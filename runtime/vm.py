@@ -198,6 +198,23 @@ class VM:
         for p in self.pending:
             for peer, n in p.exchange.expect.items():
                 expects[peer] = expects.get(peer, 0) + n
+        received = await self._receive(expects)
+        self.stats.rounds += 1
+        offsets = {peer: 0 for peer in received}
+        still: list[_Pending] = []
+        for p in self.pending:
+            mine = {}
+            for peer, n in p.exchange.expect.items():
+                o = offsets[peer] if peer in offsets else 0
+                mine[peer] = received[peer][o:o + n] if n else []
+                if n:
+                    offsets[peer] = o + n
+            if self._step(p, mine):
+                still.append(p)
+        self.pending = still
+
+    async def _receive(self, expects: dict[str, int]) -> dict[str, list[np.ndarray]]:
+        """The waiting part of a round: the expected message from each peer, checked for size."""
         try:
             received = {}
             for peer, n in expects.items():
@@ -209,23 +226,17 @@ class VM:
                     received[peer] = got
         except NetworkError as err:
             raise self._at_pending(err) from None
-        self.stats.rounds += 1
-        offsets = {peer: 0 for peer in received}
-        still: list[_Pending] = []
-        for p in self.pending:
-            mine = {}
-            for peer, n in p.exchange.expect.items():
-                o = offsets[peer] if peer in offsets else 0
-                mine[peer] = received[peer][o:o + n] if n else []
-                if n:
-                    offsets[peer] = o + n
-            try:
-                p.exchange = p.gen.send(mine)
-                still.append(p)
-            except StopIteration as stop:
-                self._finish(p.out, stop.value)
-            except RuntimeFailure:
-                raise
-            except Exception as exc:
-                raise self._failed(p.pos, f"kernel {p.name}", exc) from exc
-        self.pending = still
+        return received
+
+    def _step(self, p: _Pending, mine: dict[str, list[np.ndarray]]) -> bool:
+        """Resume one kernel with its share of the round's messages; False once it has finished."""
+        try:
+            p.exchange = p.gen.send(mine)
+            return True
+        except StopIteration as stop:
+            self._finish(p.out, stop.value)
+            return False
+        except RuntimeFailure:
+            raise
+        except Exception as exc:
+            raise self._failed(p.pos, f"kernel {p.name}", exc) from exc

@@ -211,3 +211,66 @@ def test_module_without_compiled_kernel(monkeypatch: pytest.MonkeyPatch) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.array_equal(mod.matmul(a, a), exact(a, a))  # no second warning
+
+
+IMPLS = ["limbs"] + (["c"] if ring.HAVE_C else [])
+
+
+def _impl(name: str):
+    """The named exact product (C kernel or float64 BLAS on limbs)."""
+    return {"c": ring.matmul_c, "limbs": ring.matmul_limbs}[name]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("k", [1, 63, 512, 784, 2048, 2049, 5000])
+def test_depths_exact_on_full_range(rng: np.random.Generator, impl: str, k: int) -> None:
+    """Depths across the C kernel's 256-deep passes and the limbs' 2^11 exact-sum bound."""
+    m, n = 6, 9
+    a, b = rand(rng, (m, k)), rand(rng, (k, n), near_top=True)
+    assert np.array_equal(_impl(impl)(a, b), exact(a, b))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("k", [1, 63, 512, 784, 5000])
+def test_extreme_values(impl: str, k: int) -> None:
+    """All zeros, and all 2^64 - 1 (every limb at its extreme), on the register-tiled shapes."""
+    m, n = 8, 12
+    zeros = np.zeros((m, k), np.uint64), np.zeros((k, n), np.uint64)
+    assert not _impl(impl)(*zeros).any()
+    top_a, top_b = np.full((m, k), MOD - 1, np.uint64), np.full((k, n), MOD - 1, np.uint64)
+    assert np.array_equal(_impl(impl)(top_a, top_b), np.full((m, n), k % MOD, np.uint64))  # (-1)(-1)k
+    half = np.full((k, n), 1 << 63, np.uint64)
+    assert np.array_equal(_impl(impl)(top_a, half), exact(top_a[:1, :], half[:, :1]).repeat(m, 0).repeat(n, 1))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("shape", [(128, 784, 128), (5, 300, 7), (130, 257, 259), (4, 4, 4), (7, 600, 13)])
+def test_tiled_shapes_match_numpy(rng: np.random.Generator, impl: str, shape: tuple[int, int, int]) -> None:
+    """Shapes on and off the 4x4 register tiles and the 256-deep passes."""
+    m, k, n = shape
+    a, b = rand(rng, (m, k), near_top=True), rand(rng, (k, n))
+    assert np.array_equal(_impl(impl)(a, b), a @ b)
+
+
+def test_limb_split_recombines(rng: np.random.Generator) -> None:
+    """The balanced limbs are small enough for exact float sums and rebuild x modulo 2^64."""
+    x = np.concatenate([rand(rng, (1000,)), np.array(EDGE, np.uint64)])
+    l0, l1, l2 = ring.limbs.split(x)
+    assert np.abs(l0).max() <= 1 << 21 and np.abs(l1).max() <= 1 << 21 and np.abs(l2).max() <= 1 << 19
+    back = [int(a) + (int(b) << 22) + (int(c) << 44) for a, b, c in zip(l0, l1, l2)]
+    assert [v % MOD for v in back] == [int(v) for v in x]
+
+
+def test_fallback_uses_limbs_for_large_products(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without C, large products take the BLAS limb path, small ones numpy's loop; same answers."""
+    calls: list[str] = []
+    monkeypatch.setattr(ring, "HAVE_C", False)
+    monkeypatch.setattr(ring, "_warned", True)
+    real_limbs = ring.matmul_limbs
+    monkeypatch.setattr(ring, "matmul_limbs", lambda a, b: calls.append("limbs") or real_limbs(a, b))
+    monkeypatch.setattr(ring, "matmul_numpy", lambda a, b: calls.append("np") or np.matmul(a, b))
+    big_a, big_b = rand(rng, (128, 784)), rand(rng, (784, 128), True)
+    assert np.array_equal(ring.matmul(big_a, big_b), big_a @ big_b)
+    small_a = rand(rng, (1000, 784))
+    assert np.array_equal(ring.matmul(small_a, big_b[:, :1]), small_a @ big_b[:, :1])
+    assert calls == ["limbs", "np"]

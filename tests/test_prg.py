@@ -165,3 +165,82 @@ def test_make_keys_is_consistent():
     keys = make_keys(PARTIES, seed=1)
     assert keys["alice"]["bob"] == keys["bob"]["alice"]
     assert keys["alice"][None] != keys["bob"][None]
+
+
+from veil.cffi_kernels import aes as aes_kernel  # noqa: E402
+from veil.runtime import prg as prg_module  # noqa: E402
+
+PATHS = [False] + ([True] if aes_kernel.HAVE_AESNI else [])
+# Word counts on both sides of every threshold: one AES block, the ECB scratch, the zero cache.
+SIZES = [0, 1, 2, 3, 31, 32, 33, 511, 512, 513, 1000, 4097, 100_001]
+
+
+def reference_draw(key: bytes, op: tuple[int, int], stream: int, n: int) -> np.ndarray:
+    """The obvious implementation: a fresh AES-CTR cipher per draw over n words of zeros."""
+    head = ((op[0] << 96) | (op[1] << 48) | (stream << 32)).to_bytes(16, "big")
+    enc = Cipher(algorithms.AES(key), modes.CTR(head)).encryptor()
+    return np.frombuffer(enc.update(bytes(8 * n + (8 * n) % 16)), dtype="<u8")[:n].astype(np.uint64)
+
+
+@pytest.mark.parametrize("native", PATHS)
+def test_draws_match_the_reference_on_every_path(native):
+    key = bytes(range(7, 23))
+    prg = PRG({"bob": key}, native=native)
+    g = np.random.default_rng(5)
+    for n in SIZES:
+        for op, stream in [((0, 0), 0), (((1 << 32) - 1, (1 << 48) - 1), (1 << 16) - 1),
+                           ((int(g.integers(1 << 32)), int(g.integers(1 << 48))), int(g.integers(1 << 16)))]:
+            got = prg.draw("bob", op, stream, (n,))
+            assert np.array_equal(got, reference_draw(key, op, stream, n)), (native, n, op, stream)
+
+
+def test_native_and_fallback_agree_across_parties():
+    """A party with AES-NI and one without must still draw the same pairwise words."""
+    if not aes_kernel.HAVE_AESNI:
+        pytest.skip("AES-NI kernel not available")
+    keys = make_keys(PARTIES, seed=9)
+    fast = PRG(keys["alice"], native=True)
+    slow = PRG(keys["bob"], native=False)
+    for n in SIZES:
+        assert np.array_equal(fast.draw("bob", (4, n), 1, (n,)), slow.draw("alice", (4, n), 1, (n,)))
+
+
+@pytest.mark.parametrize("native", PATHS)
+def test_neighbouring_addresses_never_share_a_block(native):
+    """Distinct (op, stream) addresses use disjoint counter ranges, so (AES being a permutation) no
+    16-byte keystream block may appear twice across them, even for draws of 2^16 blocks."""
+    prg = PRG({"bob": bytes(16)}, native=native)
+    addresses = [((9, 1), 0), ((9, 1), 1), ((9, 2), 0), ((10, 1), 0), ((9, 0), (1 << 16) - 1),
+                 ((8, (1 << 48) - 1), (1 << 16) - 1)]
+    blocks = [prg.draw("bob", op, stream, (1 << 17,)).view("V16") for op, stream in addresses]
+    everything = np.concatenate(blocks)
+    assert np.unique(everything).size == everything.size
+
+
+@pytest.mark.parametrize("native", PATHS)
+def test_earlier_draws_survive_later_ones(native):
+    """Scratch buffers are reused between draws: a result must never alias them."""
+    prg = PRG({"bob": bytes(16)}, native=native)
+    first = prg.draw("bob", (1, 1), 0, (64,))
+    kept = first.copy()
+    first_big = prg.draw("bob", (1, 2), 0, (5000,))
+    first_big += np.uint64(3)  # kernels update draws in place
+    for i in range(3):
+        prg.draw("bob", (2, i), 0, (64,))
+        prg.draw("bob", (3, i), 0, (5000,))
+    assert np.array_equal(first, kept)
+    assert np.array_equal(prg.draw("bob", (1, 2), 0, (5000,)) + np.uint64(3), first_big)
+
+
+def test_native_flag_is_checked(monkeypatch):
+    monkeypatch.setattr(prg_module._aes, "HAVE_AESNI", False)
+    with pytest.raises(ValueError):
+        PRG({"bob": bytes(16)}, native=True)
+    assert np.array_equal(PRG({"bob": bytes(16)}).draw("bob", (1, 1), 0, (9,)), reference_draw(bytes(16), (1, 1), 0, 9))
+
+
+def test_large_draws_beyond_the_zero_cache(monkeypatch):
+    monkeypatch.setattr(prg_module, "ZEROS_CACHE_BYTES", 1 << 12)
+    prg = PRG({"bob": bytes(16)}, native=False)
+    assert np.array_equal(prg.draw("bob", (1, 1), 0, (3000,)), reference_draw(bytes(16), (1, 1), 0, 3000))
+    assert prg._zeros.size <= 1 << 12

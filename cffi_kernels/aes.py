@@ -1,0 +1,46 @@
+"""AES-128 counter-mode keystream through the C kernel's AES-NI path, for veil.runtime.prg: one
+call per draw with the key schedule computed once, instead of a cipher object per draw."""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from veil.cffi_kernels._ring import ffi as _ffi, lib as _lib
+except ImportError:  # built only when a C compiler was present at install time
+    _ffi = _lib = None
+
+def _available() -> bool:
+    """AES-NI usable: the kernels are built (with the AES functions: a stale build lacks them)
+    and this CPU has the instructions."""
+    probe = getattr(_lib, "veil_aes_available", None) if _lib is not None else None
+    return probe is not None and bool(probe())
+
+
+HAVE_AESNI: bool = _available()
+ROUND_KEY_BYTES = 176  # 11 round keys of 16 bytes
+MAX_BLOCKS = 1 << 32
+
+
+class AesCtr:
+    """The expanded round keys of one AES-128 key, and its CTR keystream on demand."""
+
+    def __init__(self, key: bytes):
+        if not HAVE_AESNI:
+            raise RuntimeError("AES-NI kernel unavailable (not built, or this CPU lacks AES-NI)")
+        if len(key) != 16:
+            raise ValueError("AES-128 needs a 16-byte key")
+        self._rk = _ffi.new("uint8_t[]", ROUND_KEY_BYTES)
+        if _lib.veil_aes128_expand(_ffi.from_buffer(bytes(key)), self._rk) != 0:
+            raise RuntimeError("AES-NI key expansion failed")
+
+    def keystream_into(self, head: bytes, nblocks: int, out: np.ndarray) -> None:
+        """Write AES_k(head + j) for j < nblocks into out's first 16 * nblocks bytes.
+
+        `head` is a 16-byte big-endian counter block whose low 32 bits are zero."""
+        if len(head) != 16 or not 0 <= nblocks <= MAX_BLOCKS:
+            raise ValueError("a counter block is 16 bytes and a draw at most 2^32 blocks")
+        if out.nbytes < 16 * nblocks:
+            raise ValueError("keystream output buffer too small")
+        # from_buffer refuses non-contiguous arrays; the typed form is the cheap one (~0.6 us).
+        if nblocks and _lib.veil_aes128_ctr(self._rk, head, nblocks, _ffi.from_buffer("uint8_t[]", out)) != 0:
+            raise RuntimeError("AES-NI keystream failed")

@@ -1,0 +1,231 @@
+"""The benchmark suite: rounds, bytes and seconds per unit of work for veil's canonical workloads,
+three real `veil run` processes over localhost TCP, on the bare loopback (LAN) and under the
+runtime's WAN emulation (40 ms RTT, 352 Mbit/s by default).
+
+Each workload is a program with a loop of T trips (one trip = one unit: a training step, a
+matmul, ...). It runs at two trip counts and a unit's cost is the difference divided by the trips
+added, so input sharing, set-up and outputs cancel out. Seconds are each run's slowest party's VM
+time (the time from its first to its last instruction), medians of several runs; rounds are the
+critical path (the most any party measured); bytes are what all parties sent together. Every run's
+measured rounds and bytes must equal the compiler's prediction, or the suite stops.
+
+Run: `python programs/bench.py [--repeats N] [--only NAME ...] [--no-wan] [--markdown]`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from veil.runtime import api
+from veil.runtime.local import failure_summary, run_all
+
+HERE = Path(__file__).resolve().parent
+HEAD = "party alice, bob, carol\nprotocol rep3(alice, bob, carol)\n"
+
+MATMUL = HEAD + """param T = 1
+x = secret(input(alice, "x", shape=(128, 784)))
+w = secret(input(bob, "w", shape=(784, 128)))
+acc = zeros((128, 128))
+for i in range(T):
+    acc = acc + x @ w
+output(acc, to=alice)
+"""
+
+MULS = HEAD + """param T = 1
+a = secret(input(alice, "a", shape=(1000000,)))
+b = secret(input(bob, "b", shape=(1000000,)))
+acc = zeros((1000000,))
+for i in range(T):
+    acc = acc + a * b
+output(sum(acc), "total", to=alice)
+"""
+
+BARE = HEAD + """param T = 1
+a = secret(input(alice, "a", shape=(1,), dtype=int))
+acc = secret(input(bob, "b", shape=(1,), dtype=int))
+for i in range(T):
+    acc = acc * a
+output(acc, to=alice)
+"""
+
+
+@dataclass
+class Workload:
+    """A program, its trip-count param, the two trip counts, and its input arrays."""
+
+    name: str
+    unit: str
+    program: str | Path
+    param: str
+    trips: tuple[int, int]
+    inputs: Callable[[np.random.Generator], dict[str, dict[str, np.ndarray]]]
+    params: dict[str, int] = field(default_factory=dict)
+
+
+def _lr_inputs(g: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+    labels = np.eye(10)[g.integers(0, 10, 128)]
+    return {"alice": {"images": g.random((128, 784))}, "bob": {"labels": labels}}
+
+
+WORKLOADS = [
+    Workload("LR step 128x784", "step", HERE / "logreg_mnist.mpc", "EPOCHS", (1, 5), _lr_inputs,
+             {"N": 128, "BATCH": 128}),
+    Workload("fraud step", "step", HERE / "fraud_detection.mpc", "EPOCHS", (1, 5), lambda g: {},
+             {"N": 128, "BATCH": 128}),
+    Workload("matmul 128x784x128", "matmul", MATMUL, "T", (1, 5),
+             lambda g: {"alice": {"x": g.uniform(-1, 1, (128, 784)) / 28}, "bob": {"w": g.uniform(-1, 1, (784, 128)) / 28}}),
+    Workload("10^6 multiplications", "10^6 mul", MULS, "T", (1, 3),
+             lambda g: {"alice": {"a": g.uniform(-1, 1, 10**6)}, "bob": {"b": g.uniform(-1, 1, 10**6)}}),
+    Workload("bare 1-element round", "round", BARE, "T", (10, 110),
+             lambda g: {"alice": {"a": np.ones(1, np.int64)}, "bob": {"b": np.ones(1, np.int64)}}),
+]
+NOT_YET = ["10^6 comparisons", "sort 1000", "max 1000"]  # comparisons have not landed
+
+
+@dataclass
+class Measured:
+    """One run: critical-path rounds, bytes of all parties, the slowest party's seconds, per party."""
+
+    rounds: int
+    bytes: int
+    seconds: float
+    party_seconds: dict[str, float]
+
+
+def _save_inputs(folder: str, arrays: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, str]]:
+    """Each input array as an .npy file; {party: {name: path}} for run_all."""
+    paths: dict[str, dict[str, str]] = {}
+    for party, named in arrays.items():
+        for name, arr in named.items():
+            path = os.path.join(folder, f"{party}.{name}.npy")
+            np.save(path, arr)
+            paths.setdefault(party, {})[name] = path
+    return paths
+
+
+def run_once(build: str, manifest: dict, inputs: dict, out: str, extra: list[str]) -> Measured:
+    """One run of every party as its own process; checks the measurement against the prediction."""
+    runs = run_all(build, manifest["parties"], inputs, out, **({"extra_args": extra} if extra else {}))
+    if any(r.code != 0 for r in runs):
+        raise failure_summary(runs)
+    cost = manifest["cost"]
+    for r in runs:
+        s = r.stats or {}
+        want = (cost["party_rounds"].get(r.party, 0), cost["bytes_sent"].get(r.party, 0))
+        if (s.get("rounds"), s.get("bytes_sent")) != want:
+            raise SystemExit(f"{manifest['program']}: {r.party} measured {s.get('rounds')} rounds, "
+                             f"{s.get('bytes_sent')} bytes; the compiler predicted {want[0]}, {want[1]}")
+    stats = {r.party: r.stats or {} for r in runs}
+    return Measured(max(s["rounds"] for s in stats.values()), sum(s["bytes_sent"] for s in stats.values()),
+                    max(s["seconds"] for s in stats.values()), {p: s["seconds"] for p, s in stats.items()})
+
+
+def _build(w: Workload, trips: int, tmp: str) -> tuple[str, dict]:
+    """The workload compiled with `trips` trips: (build folder, manifest)."""
+    c = api.compile(w.program, dict(w.params, **{w.param: trips}))
+    return c.save(os.path.join(tmp, f"build-{trips}")), c.manifest
+
+
+@dataclass
+class Row:
+    """A unit's cost, from the difference of two trip counts."""
+
+    rounds: float
+    bytes: float
+    seconds: float
+    party_seconds: dict[str, float]
+
+
+def per_unit(w: Workload, extra: list[str], repeats: int) -> Row:
+    """The cost of one unit of `w` under the given network arguments: the runs at the two trip
+    counts alternate (so a change in the machine's load hits both alike) and each pair's
+    difference counts once; the medians of those differences are reported."""
+    lo, hi = w.trips
+    k = hi - lo
+    pairs: list[tuple[Measured, Measured]] = []
+    with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
+        builds = [_build(w, lo, tmp), _build(w, hi, tmp)]
+        inputs = _save_inputs(tmp, w.inputs(np.random.default_rng(0)))
+        for i in range(repeats):
+            a, b = (run_once(build, manifest, inputs, os.path.join(tmp, f"out-{j}-{i}"), extra)
+                    for j, (build, manifest) in enumerate(builds))
+            pairs.append((a, b))
+
+    def med(f: Callable[[Measured], float]) -> float:
+        return statistics.median((f(b) - f(a)) / k for a, b in pairs)
+
+    a0, b0 = pairs[0]
+    return Row((b0.rounds - a0.rounds) / k, (b0.bytes - a0.bytes) / k, med(lambda m: m.seconds),
+               {p: med(lambda m, p=p: m.party_seconds[p]) for p in a0.party_seconds})
+
+
+def _seconds(s: float) -> str:
+    """Seconds in the unit that reads best: ms below one second."""
+    return f"{s * 1e3:.2f} ms" if abs(s) < 1 else f"{s:.3f} s"
+
+
+def table(rows: list[tuple[str, str, Row | None, Row | None]], markdown: bool) -> str:
+    """The suite's one table."""
+    head = ["benchmark", "unit", "rounds/unit", "bytes/unit (all parties)", "LAN s/unit", "WAN s/unit"]
+    body = []
+    for name, unit, lan, wan in rows:
+        if lan is None:
+            body.append([name, unit, "n/a", "n/a", "n/a", "n/a"])
+            continue
+        body.append([name, unit, f"{lan.rounds:g}", f"{lan.bytes:,.0f}", _seconds(lan.seconds),
+                     _seconds(wan.seconds) if wan is not None else "-"])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        return "\n".join(lines)
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*head), "-" * (sum(widths) + 2 * (len(widths) - 1))] + [fmt.format(*r) for r in body])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen workloads on LAN (and WAN) and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3, help="runs per trip count (medians)")
+    ap.add_argument("--only", nargs="+", metavar="WORD", help="workloads whose name contains a WORD")
+    ap.add_argument("--no-wan", action="store_true", help="skip the WAN emulation")
+    ap.add_argument("--rtt", default="40ms")
+    ap.add_argument("--bandwidth", default="352mbit")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown (docs/perf.md)")
+    args = ap.parse_args(argv)
+    wan_args: list[str] = []
+    if not args.no_wan:
+        from veil.runtime.shaping import shape_from_args
+
+        wan_args = shape_from_args(args.rtt, args.bandwidth).cli_args()
+    chosen = [w for w in WORKLOADS if not args.only or any(s.lower() in w.name.lower() for s in args.only)]
+    rows: list[tuple[str, str, Row | None, Row | None]] = []
+    bare: Row | None = None
+    for w in chosen:
+        print(f"running {w.name} ...", file=sys.stderr, flush=True)
+        lan = per_unit(w, [], args.repeats)
+        far = None if args.no_wan else per_unit(w, wan_args, args.repeats)
+        rows.append((w.name, w.unit, lan, far))
+        if w.unit == "round":
+            bare = lan
+    if not args.only:
+        rows[-1:-1] = [(name, "", None, None) for name in NOT_YET]
+    wan_note = "no WAN runs" if args.no_wan else f"WAN = --rtt {args.rtt} --bandwidth {args.bandwidth}"
+    print(f"three processes on 127.0.0.1; {wan_note}; medians of {args.repeats} alternating run pairs")
+    print(table(rows, args.markdown))
+    if bare is not None:
+        each = ", ".join(f"{p} {_seconds(s / max(bare.rounds, 1))}" for p, s in bare.party_seconds.items())
+        print(f"bare 1-element round, per party: {each}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
