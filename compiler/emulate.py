@@ -93,8 +93,8 @@ def _check_wrap(shadow, args: list[np.ndarray], op: Op) -> None:
     if not exact.size:
         return
     peak = float(np.max(np.abs(exact)))
-    if peak < bound:
-        return
+    if peak < bound or (t.dtype != "fix" and float(np.max(exact)) < bound and float(np.min(exact)) >= -bound):
+        return  # ints span [-2^63, 2^63)
     if t.dtype == "fix":
         value = peak / 2.0 ** t.scale
         raise OverflowWarning(f"fixed-point overflow at {_where(op)}: a value reached {value:.4g}, beyond "

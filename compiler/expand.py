@@ -10,6 +10,7 @@ emits the replacement through an `Emitter` and returns the value standing for th
     a < b          = msb(a - b)             (exact while |a - b| < 2^63: the documented range)
     a <= b         = 1 - msb(b - a)         a == b = 1 - msb(a - b) - msb(b - a), ...
     a & b, a | b   = a * b, a + b - a * b   (secret bools are 0/1)
+    b2a(x)         = sum of 2^i bitinject(x, i) over the 64 bits, all in one batch
     where(c, a, b) = b + c * (a - b)        (c is 0 or 1: a product without truncation)
     abs(x)         = where(x < 0, -x, x)
     max(a, b)      = where(a < b, b, a)     min(a, b) = where(a < b, a, b)
@@ -153,6 +154,19 @@ def _or(em: Emitter, op: Op) -> Value:
 @expansion("bitnot", secret_only=True)
 def _not(em: Emitter, op: Op) -> Value:
     return em.not_(op.ins[0], op.out.type)
+
+
+@expansion("b2a", secret_only=True)
+def _b2a(em: Emitter, op: Op) -> Value:
+    """A boolean sharing as a number: the 64 bit injections (one batch) weighted by 2^i."""
+    (x,) = op.ins
+    t = op.out.type
+    bits = [em.emit("bitinject", [x], Type(t.vis, "bool", t.shape, 0), bit=i) for i in range(64)]
+    total = em.emit("retag", [bits[0]], t)
+    for i, b in enumerate(bits[1:], 1):
+        weight = em.emit("const", [], Type(PUBLIC, "int", (), 0), value=asring(np.int64(1) << np.int64(i)))
+        total = em.emit("add", [total, em.emit("mul", [b, weight], t)], t)
+    return total
 
 
 @expansion("where")

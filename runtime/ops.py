@@ -259,6 +259,7 @@ _op("take", 1, ("index", "axis"), _take, _first, lambda a, index, axis: asring(n
 _op("msb", 1, (), _same, _bool, lambda a: asring(a >> U64(63)), describe="a sign bit")
 _op("a2b", 1, (), _same, _int, lambda a: a, describe="a bit decomposition", identity=False,
     kinds=("arith",))
+_op("b2a", 1, (), _same, _int, lambda a: a, describe="a boolean sharing as a number", kinds=("bool",))
 _op("bitinject", 1, ("bit",), _same, _bool, lambda a, bit: asring((a >> U64(bit)) & U64(1)),
     describe="a bit of a boolean sharing as a number", kinds=("bool",))
 # division and conversions

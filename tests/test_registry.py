@@ -47,7 +47,8 @@ SAMPLES: dict[str, tuple[list, dict]] = {
     "toint": ([FIX], {"bits": 16}),
     "argmax": ([FIX], {"axis": 1}), "argmin": ([FIX], {}), "sort": ([FIX], {"axis": 1}),
     "take": ([FIX], {"index": np.array([2, 0, 1]), "axis": 0}),
-    "msb": ([FIX], {}), "a2b": ([INT], {}), "bitinject": ([INT], {"bit": 2}),  # bitinject's operand: a2b's
+    "msb": ([FIX], {}), "a2b": ([INT], {}), "bitinject": ([INT], {"bit": 2}),  # bitinject's and b2a's operand: a2b's
+    "b2a": ([INT], {}),
     **{c: ([FIX, FIX], {}) for c in ("lt", "le", "gt", "ge", "eq", "ne")},
 }
 
@@ -102,7 +103,7 @@ def _program(name: str, protocol: type, direct: bool = False) -> Program:
             s = prog.new_value(t.with_(vis=SECRET))
             prog.body.ops.append(Op("share", [s], [v], {"owner": "alice"}, SPAN))
             v = s
-        if name == "bitinject":  # takes a boolean sharing
+        if name in ("bitinject", "b2a"):  # takes a boolean sharing
             b = prog.new_value(v.type.with_(kind="bool"))
             prog.body.ops.append(Op("a2b", [b], [v], {}, SPAN))
             v = b
