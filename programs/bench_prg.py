@@ -6,13 +6,12 @@ Run with `python programs/bench_prg.py [--repeats N]`.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Callable
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bench_kernels import median_ms  # the scripts sit side by side in programs/
 from veil.cffi_kernels import aes
 from veil.runtime.prg import PRG, counter_block
 
@@ -31,13 +30,7 @@ def reference_draw(key: bytes, op: tuple[int, int], stream: int, n: int) -> np.n
 
 def median_us(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time in microseconds after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    return median_ms(fn, repeats) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:
