@@ -114,12 +114,14 @@ def make_manifest(prog: Program, files: dict[str, bytes], cost: CostReport) -> d
         "outputs": {p: [{"name": o.name, "shape": list(o.shape), "dtype": o.dtype}
                         for o in prog.outputs if p in o.to] for p in prog.parties},
     }
+    assert tuple(core) == bytecode.CORE_KEYS  # the runtime recomputes the hash from these
     defaults = {f"{i.party}.{i.name}": i.default for i in prog.inputs if i.default}
     return {
         "veil": bytecode.VERSION,
         **core,
         "hash": bytecode.program_hash(files, core),
         "files": {p: f"{p}.bc" for p in prog.parties},
+        "sha256": {p: bytecode.file_digest(data) for p, data in files.items()},
         "source_dir": os.path.dirname(os.path.abspath(prog.file)),
         "defaults": defaults,
         "cost": cost.as_dict(),

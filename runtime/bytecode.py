@@ -295,6 +295,15 @@ def decode(data: bytes) -> dict:
     return obj
 
 
+# The manifest entries the program hash covers (with every party's bytecode): what the parties run.
+CORE_KEYS = ("program", "parties", "protocol", "compute", "frac_bits", "params", "inputs", "outputs")
+
+
+def file_digest(data: bytes) -> str:
+    """A bytecode file's SHA-256, as the manifest records it (so a load names the damaged file)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def program_hash(files: dict[str, bytes], core: dict) -> str:
     """The hash parties compare at the handshake: every party's bytecode and the manifest's core."""
     h = hashlib.sha256()

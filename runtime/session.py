@@ -258,14 +258,31 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
 
 
 def load_build(build_dir: str) -> tuple[dict, dict[str, bytes]]:
-    """Read a build directory: manifest.json and each party's bytecode file."""
-    with open(os.path.join(build_dir, "manifest.json"), encoding="utf-8") as fh:
+    """Read a build directory: manifest.json and each party's bytecode file, each file checked
+    against its recorded digest and the program hash recomputed (a corrupted build never runs)."""
+    path = os.path.join(build_dir, "manifest.json")
+    with open(path, encoding="utf-8") as fh:
         manifest = json.load(fh)
+    if not isinstance(manifest, dict):
+        raise ValueError("manifest.json does not hold a JSON object")
+    missing = [k for k in (*bytecode.CORE_KEYS, "veil", "hash", "files", "sha256") if k not in manifest]
+    if missing:
+        raise ValueError(f"manifest.json has no {', '.join(repr(k) for k in missing)}")
     files = {}
     for party, name in manifest["files"].items():
         with open(os.path.join(build_dir, name), "rb") as fh:
             files[party] = fh.read()
+        if bytecode.file_digest(files[party]) != manifest["sha256"].get(party):
+            raise IntegrityError(f"{os.path.join(build_dir, name)} is corrupted or was modified: its SHA-256 "
+                                 "is not the one the compiler recorded in manifest.json")
+    core = {k: manifest[k] for k in bytecode.CORE_KEYS}
+    if bytecode.program_hash(files, core) != manifest["hash"]:
+        raise IntegrityError(f"{path} was modified: its program hash does not match its contents")
     return manifest, files
+
+
+class IntegrityError(ValueError):
+    """A build file whose contents are not what the compiler wrote."""
 
 
 def load_build_dir(build_dir: str) -> tuple[dict, dict]:
@@ -277,5 +294,7 @@ def load_build_dir(build_dir: str) -> tuple[dict, dict]:
     except FileNotFoundError as err:
         raise UsageErr(f"{build_dir} is not a veil build directory ({err.filename} is missing)", None,
                        "compile first: veil compile PROG.mpc -o DIR") from None
-    except (ValueError, KeyError) as err:
+    except IntegrityError as err:
+        raise UsageErr(str(err), None, "recompile the program, and copy the build directory whole") from None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise UsageErr(f"{build_dir}: unreadable build ({err})", None, "recompile with this veil") from None
