@@ -75,6 +75,7 @@ class CostReport:
     comparisons: int = 0
     loops: list[dict] = field(default_factory=list)
     calls: dict[str, dict] = field(default_factory=dict)  # per call of a function: rounds, executions
+    max_message_bytes: int = 0  # a bound on one message of one round (the runtime refuses larger frames)
     peak_memory: dict[str, int] = field(default_factory=dict)  # bytes of live values, per party
 
     def add(self, other: "CostReport", times: int = 1) -> None:
@@ -86,6 +87,7 @@ class CostReport:
         self.multiplications += other.multiplications * times
         self.truncations += other.truncations * times
         self.comparisons += other.comparisons * times
+        self.max_message_bytes = max(self.max_message_bytes, other.max_message_bytes)
         for site, c in other.calls.items():
             mine = self.calls.setdefault(site, {"call": c["call"], "at": site, "rounds": 0, "times": 0})
             mine["rounds"] += c["rounds"] * times
@@ -97,6 +99,7 @@ class CostReport:
                 "multiplications": self.multiplications, "truncations": self.truncations,
                 "comparisons": self.comparisons, "loops": self.loops,
                 "calls": sorted(self.calls.values(), key=lambda c: c["at"]),
+                "max_message_bytes": self.max_message_bytes,
                 "peak_memory_bytes": dict(sorted(self.peak_memory.items()))}
 
 
@@ -326,6 +329,8 @@ def cost_of(items: list, parties: list[str], names: dict[str, str]) -> CostRepor
             rep.rounds += 1
             for p in it.parties:
                 rep.party_rounds[p] += 1
+            bound = sum(max(k.cost.bytes_sent.values(), default=0) for k in it.kernels)
+            rep.max_message_bytes = max(rep.max_message_bytes, bound)
             for site in {s for s in map(call_site, it.kernels) if s is not None}:
                 rep.calls.setdefault(site, {"call": names.get(site, "?"), "at": site, "rounds": 0, "times": 1})
                 rep.calls[site]["rounds"] += 1

@@ -23,6 +23,8 @@ import numpy as np
 _LEN = struct.Struct("<Q")
 STREAM_LIMIT = 1 << 24          # StreamReader buffer before reading pauses (messages are tens of MB)
 MAX_HEADER = 1 << 24            # a header bigger than this is garbage, not a message
+MAX_CONTROL = 1 << 16           # control frames (hello, abort, ...) are small
+DEFAULT_MAX_PAYLOAD = 1 << 30   # a message's arrays, until the program's own bound is known
 
 Arrays = list[np.ndarray]
 
@@ -75,12 +77,13 @@ def _entry(entry: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     return dtype, tuple(shape), nbytes
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, Arrays | None, int, int]:
+async def read_frame(reader: asyncio.StreamReader, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                     max_header: int = MAX_HEADER) -> tuple[Any, Arrays | None, int, int]:
     """One frame: (header, arrays or None for control frames, payload bytes, wire bytes).
 
     The arrays are read-only views of the received bytes (no extra copy)."""
     (n,) = _LEN.unpack(await reader.readexactly(8))
-    if n > MAX_HEADER:
+    if n > max_header:
         raise Malformed(f"a header of {n} bytes")
     try:
         header = msgpack.unpackb(await reader.readexactly(n), raw=False)
@@ -90,19 +93,20 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, Arrays | None, 
         return header, None, 0, 8 + n
     if not isinstance(header, list):
         raise Malformed("a header that is neither a message nor a control frame")
+    entries = [_entry(entry) for entry in header]
+    total = sum(nbytes for _, _, nbytes in entries)
+    if total > max_payload:  # refused before a byte of it is read
+        raise Malformed(f"a message of {total:,} bytes, more than the {max_payload:,} this program can send")
     arrays: Arrays = []
-    payload = 0
-    for entry in header:
-        dtype, shape, nbytes = _entry(entry)
+    for dtype, shape, nbytes in entries:
         data = await reader.readexactly(nbytes) if nbytes else b""
         arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
-        payload += nbytes
-    return header, arrays, payload, 8 + n + payload
+    return header, arrays, total, 8 + n + total
 
 
 async def read_control(reader: asyncio.StreamReader) -> dict[str, Any]:
     """The next frame, which must be a control frame (during the handshake)."""
-    header, arrays, _, _ = await read_frame(reader)
+    header, arrays, _, _ = await read_frame(reader, max_payload=0, max_header=MAX_CONTROL)
     if arrays is not None or not isinstance(header.get("t"), str):
         raise Malformed("a data message during the handshake")
     return header

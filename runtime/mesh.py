@@ -19,7 +19,7 @@ import numpy as np
 
 from veil.runtime.diagnostics import NetworkError
 
-from .framing import Arrays, Malformed, close_writer, control_frame, failure_reason, pack_message, read_frame, secs
+from .framing import DEFAULT_MAX_PAYLOAD, Arrays, Malformed, close_writer, control_frame, failure_reason, pack_message, read_frame, secs
 from .shaping import LinkShape, ShapedLink
 
 CLOSE_GRACE = 0.5               # seconds close() waits for peers to say goodbye too
@@ -32,6 +32,7 @@ class MeshBase:
         self.me = me
         self.peers = list(peers)
         self.io_timeout = io_timeout
+        self.max_payload = DEFAULT_MAX_PAYLOAD  # narrowed to the program's largest message once known
         self._inbox: dict[str, asyncio.Queue] = {p: asyncio.Queue() for p in self.peers}
         self._gone: dict[str, NetworkError] = {}
         self._failure: NetworkError | None = None
@@ -216,7 +217,7 @@ class Mesh(MeshBase):
         """Read frames from `peer` until it says bye or the connection ends."""
         try:
             while True:
-                header, arrays, payload, wire = await read_frame(reader)
+                header, arrays, payload, wire = await read_frame(reader, self.max_payload)
                 if arrays is not None:
                     if self._failure is None:
                         self._deliver(peer, arrays, payload, wire)

@@ -14,6 +14,7 @@ import numpy as np
 from veil.runtime.diagnostics import InputDataError, NetworkError, RuntimeFailure, UsageErr, VeilError
 
 from . import bytecode, fixedpoint
+from .framing import DEFAULT_MAX_PAYLOAD
 from .inputs import commit_outputs, load_input
 from .prg import agree_keys
 from .protocols import get_protocol
@@ -134,6 +135,7 @@ async def run_over_network(manifest: dict, code: list, party: str, addresses: di
                 raise stop.failure() from None
             raise
         stop.mesh = mesh
+        mesh.max_payload = message_limit(manifest)
         mesh.shape(shape)  # WAN emulation (a veil.runtime.shaping.LinkShape), or None
         try:
             if problem is not None:
@@ -279,6 +281,13 @@ def load_build(build_dir: str) -> tuple[dict, dict[str, bytes]]:
     if bytecode.program_hash(files, core) != manifest["hash"]:
         raise IntegrityError(f"{path} was modified: its program hash does not match its contents")
     return manifest, files
+
+
+def message_limit(manifest: dict) -> int:
+    """The largest message a peer of this program may send: the compiler's bound on one round's
+    message, with a margin (a frame announcing more is refused before it is read)."""
+    bound = manifest.get("cost", {}).get("max_message_bytes")
+    return int(bound * 1.25) + (1 << 20) if isinstance(bound, int) else DEFAULT_MAX_PAYLOAD
 
 
 class IntegrityError(ValueError):
