@@ -122,11 +122,11 @@ def _stats(out: str, err: str) -> dict[str, dict]:
 
 
 def test_real_processes_pay_half_a_round_trip_per_round(tmp_path: Path):
-    """A run of R rounds under --rtt takes at least R x RTT/2 of wall-clock time, and (one round of
-    slack: key agreement is not shaped) (R - 1) x RTT/2 longer than unshaped. The RTT is large so
-    process start-up noise cannot hide it; each party's own measured seconds are no bound (a party
-    that starts late finds its first messages waiting)."""
-    rtt = 0.2
+    """A run of R rounds under --rtt takes at least R x RTT/2 of wall-clock time, and about
+    (R - 1) x RTT/2 longer than unshaped (key agreement is not shaped; process start-up time varies
+    with load, hence a large RTT and some slack on the difference). Each party's own measured
+    seconds are no bound: a party that starts late finds its first messages waiting."""
+    rtt = 0.3
     (tmp_path / "rounds.mpc").write_text(ROUNDS_PROGRAM)
     (tmp_path / "ones.csv").write_text("1.0\n1.0\n1.0\n1.0\n")
     common = ["local", "rounds.mpc", "--input", "alice.x=ones.csv", "--input", "bob.w=ones.csv", "--stats"]
@@ -143,7 +143,8 @@ def test_real_processes_pay_half_a_round_trip_per_round(tmp_path: Path):
     critical = manifest["cost"]["rounds"]
     assert critical >= 8
     assert t2 - t1 >= critical * rtt / 2
-    assert (t2 - t1) - (t1 - t0) >= (critical - 1) * rtt / 2
+    # the unshaped run's start-up time varies with the machine's load: a quarter of slack for it
+    assert (t2 - t1) - (t1 - t0) >= 0.75 * (critical - 1) * rtt / 2
     assert "alice.y [4] = [1. 1. 1. 1.]" in shaped.out
 
 
