@@ -201,7 +201,8 @@ class Lowering:
     def _collect(self, v: Value, producer: dict[int, Op], found: dict[int, Op], fused: set[int]) -> bool:
         """Whether v can be computed additively; fills `found` with the ops that then are."""
         op = producer.get(v.id)
-        if op is None or self.uses.get(v.id) != 1 or v.type.vis != SECRET or (op.ins and op.ins[0].id in fused):
+        if op is None or self.uses.get(v.id) != 1 or v.type.vis != SECRET or \
+                (op.ins and op.ins[0].id in fused):
             return True  # a leaf: a replicated value (or a fused kernel's result), converted locally
         if self._additive_product(op):
             found[v.id] = op
