@@ -193,7 +193,8 @@ class Lowering:
             if op.opcode != "trunc" or op.out.type.vis != SECRET or op.ins[0].id in fused:
                 continue
             found: dict[int, Op] = {}
-            if self._collect(op.ins[0], producer, found, fused) and any(self._additive_product(o) for o in found.values()):
+            if self._collect(op.ins[0], producer, found, fused) and \
+                    any(self._additive_product(o) for o in found.values()):
                 region.update(found)
                 region[op.out.id] = op
         return region
