@@ -196,23 +196,25 @@ class Lowering:
             if op.opcode != "trunc" or op.out.type.vis != SECRET or op.ins[0].id in fused:
                 continue
             found: dict[int, Op] = {}
-            if self._collect(op.ins[0], producer, found) and any(self._additive_product(o) for o in found.values()):
+            if self._collect(op.ins[0], producer, found, fused) and \
+                    any(self._additive_product(o) for o in found.values()):
                 region.update(found)
                 region[op.out.id] = op
         return region
 
-    def _collect(self, v: Value, producer: dict[int, Op], found: dict[int, Op]) -> bool:
+    def _collect(self, v: Value, producer: dict[int, Op], found: dict[int, Op], fused: set[int]) -> bool:
         """Whether v can be computed additively; fills `found` with the ops that then are."""
         op = producer.get(v.id)
-        if op is None or self.uses.get(v.id) != 1 or v.type.vis != SECRET:
-            return True  # a leaf: a replicated value, converted locally
+        if op is None or self.uses.get(v.id) != 1 or v.type.vis != SECRET or \
+                (op.ins and op.ins[0].id in fused):
+            return True  # a leaf: a replicated value (or a fused kernel's result), converted locally
         if self._additive_product(op):
             found[v.id] = op
             return True
         d = OPS[op.opcode]
         if d.linear or (d.bilinear and len(secret_ins(op)) == 1):
             found[v.id] = op
-            return all(self._collect(x, producer, found) for x in op.ins if x.type.vis == SECRET)
+            return all(self._collect(x, producer, found, fused) for x in op.ins if x.type.vis == SECRET)
         return True
 
     def _additive_product(self, op: Op) -> bool:
@@ -259,7 +261,8 @@ class Lowering:
             src = fusable.get(op.ins[0].id)
             if src is not None and src.out.id in fused:
                 fusion = self.caps.fused(src.opcode, code)
-                return [self.kernel(fusion, op.out, src.ins, self.caps.kernel_attrs(fusion, op, op.out), pos)]
+                return [self.kernel(fusion, op.out, fused_inputs(src, op), self.caps.kernel_attrs(fusion, op, op.out),
+                                    pos)]
             return [self.kernel(name, op.out, op.ins, self.caps.kernel_attrs(name, op, op.out), pos)]
         if not self.caps.computes(op):
             where = f" (line {op.span.where()})" if op.span else ""
@@ -318,6 +321,13 @@ class Lowering:
         info.body, info.rounds = schedule(instrs)
         execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
         return Instr("loop", "loop", None, list(op.ins), {}, pos, execs, loop=info)
+
+
+def fused_inputs(producer: Op, consumer: Op) -> list[Value]:
+    """A fused kernel's operands: the producer's, then the consumer's others (the producer's result
+    is the consumer's first operand, read nowhere else): trunc(mul(a, b)) -> (a, b), mul(msb(x), d)
+    -> (x, d)."""
+    return list(producer.ins) + list(consumer.ins[1:])
 
 
 # ---- cost ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from kernel_driver import COMPUTE, PARTIES, assert_balanced_bits, open_value, ru
 from veil.runtime.protocols import boolean, rep3_bool
 from veil.runtime.protocols.base import Context
 from veil.runtime.protocols.dealer2 import Dealer2
-from veil.runtime.protocols.dealer2_bool import S_DEALT
+from veil.runtime.protocols.dealer2_bool import S_B0, S_B1, S_DEALT
 from veil.runtime.protocols.rep3 import Rep3
 
 U64 = np.uint64
@@ -54,6 +54,12 @@ def bool_inputs(proto: str, x: np.ndarray) -> dict[str, tuple]:
     return {COMPUTE[0]: (x ^ r,), COMPUTE[1]: (r,), COMPUTE[2]: (np.zeros_like(x),)}
 
 
+def mul_inputs(proto: str, x: np.ndarray, d: np.ndarray) -> dict[str, tuple]:
+    """msb_mul's operands: fresh arithmetic shares of x and of d."""
+    a, b = arith_inputs(proto, x), arith_inputs(proto, d)
+    return {p: a[p] + b[p] for p in COMPUTE}
+
+
 def open_arith(proto: str, out: dict) -> np.ndarray:
     if proto == "rep3":
         return open_value(out)
@@ -77,6 +83,16 @@ def shape_of(proto: str, out: dict) -> tuple:
     return np.shape(v[0] if proto == "rep3" else v)
 
 
+KERNELS = ["msb", "msb_mul", "a2b", "bitinject"]
+
+
+def kernel_inputs(proto: str, kernel: str, x: np.ndarray) -> dict[str, tuple]:
+    """Fresh shares of the kernel's operands (msb_mul: x times the same secret)."""
+    if kernel == "bitinject":
+        return bool_inputs(proto, x)
+    return mul_inputs(proto, x, x) if kernel == "msb_mul" else arith_inputs(proto, x)
+
+
 # ---- exact results ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
@@ -84,6 +100,28 @@ def test_msb_is_the_sign_bit_of_every_value(proto):
     x = values(20_000)
     out = run_kernel(PROTOCOLS[proto], "msb", arith_inputs(proto, x), {}, PARTIES, COMPUTE)
     assert np.array_equal(open_arith(proto, out), x >> U64(63))
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_msb_mul_is_the_sign_bit_times_the_operand_for_every_value(proto):
+    x = values(20_000)
+    for d in (values(20_000)[::-1].copy(), rand_ring(x.size), np.full(x.size, 2**64 - 1, U64)):
+        out = run_kernel(PROTOCOLS[proto], "msb_mul", mul_inputs(proto, x, d), {}, PARTIES, COMPUTE)
+        assert np.array_equal(open_arith(proto, out), (x >> U64(63)) * d)
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_msb_mul_of_edge_values_against_each_other(proto):
+    x, d = np.meshgrid(EDGES, EDGES)
+    x, d = x.reshape(-1), d.reshape(-1)
+    out = run_kernel(PROTOCOLS[proto], "msb_mul", mul_inputs(proto, x, d), {}, PARTIES, COMPUTE)
+    assert np.array_equal(open_arith(proto, out), np.where(x >> U64(63) == 1, d, U64(0)))
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_msb_mul_refuses_operands_of_different_shapes(proto):
+    with pytest.raises(ValueError, match="equal shapes"):
+        run_kernel(PROTOCOLS[proto], "msb_mul", mul_inputs(proto, rand_ring(4), rand_ring(3)), {}, PARTIES, COMPUTE)
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
@@ -123,6 +161,9 @@ def test_every_shape(proto, shape):
     assert shape_of(proto, out) == shape and np.array_equal(open_bool(proto, out), x)
     out = run_kernel(p, "bitinject", bool_inputs(proto, x), {"bit": 5}, PARTIES, COMPUTE)
     assert shape_of(proto, out) == shape and np.array_equal(open_arith(proto, out), (x >> U64(5)) & U64(1))
+    d = rand_ring(shape)
+    out = run_kernel(p, "msb_mul", mul_inputs(proto, x, d), {}, PARTIES, COMPUTE)
+    assert shape_of(proto, out) == shape and np.array_equal(open_arith(proto, out), (x >> U64(63)) * d)
 
 
 @settings(max_examples=25, deadline=None)
@@ -172,13 +213,17 @@ def test_declarations(proto):
     for n in (1, 1000, 10**6):
         assert p.kernels["msb"].cost(COMPUTE, n).rounds <= 8
     assert p.kernels["bitinject"].cost(COMPUTE, 10, bit=3).rounds <= 2
+    assert p.fusions[("msb", "mul")] == "msb_mul"
+    assert p.kernels["msb_mul"].counts == ("comparisons", "multiplications")
+    for n in (1, 1000, 10**6):  # the selection costs no round of its own
+        assert p.kernels["msb_mul"].cost(COMPUTE, n).rounds == p.kernels["msb"].cost(COMPUTE, n).rounds
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
-@pytest.mark.parametrize("kernel", ["msb", "a2b", "bitinject"])
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(proto, kernel):
     x = rand_ring(70)
-    inputs = bool_inputs(proto, x) if kernel == "bitinject" else arith_inputs(proto, x)
+    inputs = kernel_inputs(proto, kernel, x)
     _, trace = run_kernel_traced(PROTOCOLS[proto], kernel, inputs, {"bit": 4} if kernel == "bitinject" else {},
                                  PARTIES, COMPUTE)
     streams = {}
@@ -202,9 +247,11 @@ SECRETS = {"zeros": np.zeros(N_VIEW, U64), "ones": np.full(N_VIEW, 2**64 - 1, U6
 
 def views(proto: str, kernel: str, x: np.ndarray, public_like: bool = False) -> dict[tuple, np.ndarray]:
     """Every array a party received in one run: (party, round, sender, index) -> array."""
-    inputs = bool_inputs(proto, x) if kernel == "bitinject" else arith_inputs(proto, x)
+    inputs = kernel_inputs(proto, kernel, x)
     if public_like:  # the sharing from_public makes: the kernel alone must hide the value
         inputs = _public_like(proto, x)
+        if kernel == "msb_mul":  # both operands so
+            inputs = {p: inputs[p] + inputs[p] for p in inputs}
     attrs = {"bit": 63} if kernel == "bitinject" else {}
     _, trace = run_kernel_traced(PROTOCOLS[proto], kernel, inputs, attrs, PARTIES, COMPUTE)
     return {(p, r, q, i): a for p, rounds in trace.received.items() for r, got in enumerate(rounds)
@@ -229,7 +276,7 @@ def assert_views_uniform(seen: dict[tuple, np.ndarray]) -> None:
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
-@pytest.mark.parametrize("kernel", ["msb", "a2b", "bitinject"])
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("secret", SECRETS)
 def test_every_received_array_is_uniform(proto, kernel, secret):
     assert_views_uniform(views(proto, kernel, SECRETS[secret], public_like=True))
@@ -244,7 +291,7 @@ def top_byte_chi2(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)
-@pytest.mark.parametrize("kernel", ["msb", "a2b", "bitinject"])
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_views_are_distributed_alike_for_different_secrets(proto, kernel):
     a = views(proto, kernel, SECRETS["zeros"], public_like=True)
     b = views(proto, kernel, rand_ring(N_VIEW), public_like=True)
@@ -256,7 +303,7 @@ def test_views_are_distributed_alike_for_different_secrets(proto, kernel):
 
 
 def test_the_dealer_receives_nothing_in_dealer2():
-    for kernel in ("msb", "a2b", "bitinject"):
+    for kernel in KERNELS:
         seen = views("dealer2", kernel, rand_ring(100))
         assert not [k for k in seen if k[0] == COMPUTE[2]], kernel
 
@@ -278,3 +325,17 @@ def test_view_check_catches_unmasked_dealt_products(monkeypatch):
     monkeypatch.setattr(Context, "rand", rand)
     with pytest.raises(AssertionError, match="non-uniform"):
         assert_views_uniform(views("dealer2", "msb", SECRETS["zeros"]))
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_view_check_catches_an_unrandomized_product_in_msb_mul(proto, monkeypatch):
+    if proto == "rep3":  # the zero sharing of r * d drawn but not added
+        real = rep3_bool._zero_share
+        monkeypatch.setattr(rep3_bool, "_zero_share",
+                            lambda ctx, stream, n: real(ctx, stream, n) * U64(stream != rep3_bool.S_RDZ))
+    else:  # d's mask drawn but zero: d - b opens d
+        real = Context.rand
+        monkeypatch.setattr(Context, "rand", lambda self, peer, stream, shape: real(self, peer, stream, shape)
+                            * U64(stream not in (S_B0, S_B1)))
+    with pytest.raises(AssertionError, match="non-uniform"):
+        assert_views_uniform(views(proto, "msb_mul", SECRETS["ones"], public_like=True))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from veil.runtime.ops import OPS
 
 from ..capabilities import Capabilities
+from ..lower import fused_inputs
 from ..ir import Block, Op, Program, Value
 from ..types import SECRET
 from .util import clone, use_counts
@@ -166,8 +167,8 @@ def _ready_times(block: Block, uses: dict[int, int], caps: Capabilities) -> dict
         t = start
         if kernel is not None:
             fusion = _fused(op, defs, uses, caps)
-            if fusion is not None:
-                start = max((ready.get(v.id, 0) for v in defs[op.ins[0].id].ins), default=0)
+            if fusion is not None:  # the fused kernel starts when all its operands are ready
+                start = max((ready.get(v.id, 0) for v in fused_inputs(defs[op.ins[0].id], op)), default=0)
                 kernel = fusion
             t = start + caps.rounds(kernel, op)
         for v in op.outs:

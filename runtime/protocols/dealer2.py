@@ -227,7 +227,7 @@ class Dealer2(Protocol):
     kernels = KERNELS
     native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
               "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject"}
-    fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc"}
+    fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc", ("msb", "mul"): "msb_mul"}
 
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
         """A linear op applies to each party's share alike."""

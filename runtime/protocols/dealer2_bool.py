@@ -1,4 +1,4 @@
-"""dealer2's boolean sharing and its conversions: msb, a2b, bitinject (registered in dealer2.KERNELS).
+"""dealer2's boolean sharing and its conversions: msb, msb_mul, a2b, bitinject (registered in dealer2.KERNELS).
 
 A boolean-shared word is b = b0 ^ b1 with b0 at P0 and b1 at P1; the dealer keeps an all-zero
 placeholder. For x = x0 + x1:
@@ -8,6 +8,8 @@ placeholder. For x = x0 + x1:
   dealer sends P1, once, its part of every product of the kernel (and of a random bit, for msb);
 - rounds 2..6: the AND layers (boolean.TREE for msb, SKLANSKY for a2b);
 - msb: round 7 opens c = msb ^ r for the dealer's random bit r, and [msb] = c + (1 - 2c)[r]: 7 rounds;
+- msb_mul: msb(x) * d in the same 7 rounds: P0 and P1 open f = d - b in round 1 for a dealt mask
+  b, the dealer (who knows r) deals [r b], and [msb d] = c [d] + (1 - 2c)(f [r] + [r b]);
 - a2b: the sum bits are M ^ N ^ carries, re-randomized by P0-P1 randomness: 6 rounds;
 - bitinject: the same masked-bit opening alone: 1 round.
 
@@ -31,6 +33,8 @@ S_MASK = 20                # layer k's AND mask (20 + k), P0-dealer and P1-deale
 S_DEALT = 30               # P0's part of the dealt products (P0-dealer)
 S_ZETA = 31                # a2b: the output's re-randomization (P0-P1)
 S_R0, S_R1, S_RA = 40, 41, 42  # the random bit's XOR parts and P0's additive part
+S_B0, S_B1 = 43, 44        # msb_mul: the mask of d, P0's and P1's parts (each with the dealer)
+S_RB = 45                  # msb_mul: P0's additive part of r * b (P0-dealer)
 
 
 def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -39,6 +43,15 @@ def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
     p0, p1, d = compute
     w = words_for_bits(n)
     return Cost(7, {p0: 7 * n + w, p1: 7 * n + w, d: 4 * n}, {p0: 11 * n + w, p1: 7 * n + w, d: 18 * n + 2 * w})
+
+
+def _msb_mul_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """msb's 7 rounds; P0 and P1 also open d - b in round 1 (n each), the dealer sends P1 its part
+    of r * b (n); draws: b's parts, P0's part of r * b."""
+    p0, p1, d = compute
+    m = _msb_cost(compute, n)
+    return Cost(7, {p0: m.sent[p0] + n, p1: m.sent[p1] + n, d: m.sent[d] + n},
+                {p0: m.draws[p0] + 2 * n, p1: m.draws[p1] + n, d: m.draws[d] + 3 * n})
 
 
 def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -56,9 +69,9 @@ def _bitinject_cost(compute: list[str], n: int, **_: Any) -> Cost:
 
 # ---- the dealer ------------------------------------------------------------------------------
 
-def _deal(ctx: Context, n: int, layers: list[Layer], bit: bool) -> np.ndarray:
+def _deal(ctx: Context, n: int, layers: list[Layer], bit: bool, times: bool = False) -> np.ndarray:
     """The dealer's one message to P1: its part of layer 0's products and of every layer's, and
-    (msb) its additive part of the random bit r = r0 ^ r1."""
+    (msb) its additive part of the random bit r = r0 ^ r1, and (msb_mul) of r * b for d's mask b."""
     p0, p1, _ = _parties(ctx)
     a = [ctx.rand(p0, S_AX + j, (n,)) for j in range(2)]
     b = [ctx.rand(p1, S_BY + j, (n,)) for j in range(2)]
@@ -68,7 +81,11 @@ def _deal(ctx: Context, n: int, layers: list[Layer], bit: bool) -> np.ndarray:
     words = np.concatenate([g, p, dealt.reshape(-1)])
     out = [words ^ ctx.rand(p0, S_DEALT, (words.size,))]
     if bit:
-        out.append(_random_bit(ctx, n) - ctx.rand(p0, S_RA, (n,)))
+        r = _random_bit(ctx, n)
+        out.append(r - ctx.rand(p0, S_RA, (n,)))
+        if times:
+            mask = ctx.rand(p0, S_B0, (n,)) + ctx.rand(p1, S_B1, (n,))
+            out.append(r * mask - ctx.rand(p0, S_RB, (n,)))
     return np.concatenate(out)
 
 
@@ -80,18 +97,21 @@ def _random_bit(ctx: Context, n: int) -> np.ndarray:
 
 # ---- the computing parties -------------------------------------------------------------------
 
-def _carry(ctx: Context, m: np.ndarray, layers: list[Layer]) -> KernelGen:
+def _carry(ctx: Context, m: np.ndarray, layers: list[Layer], extra: list[np.ndarray] | None = None) -> KernelGen:
     """P0 (holding M) or P1 (holding N): layer 0 in round 1, the AND layers in the next rounds.
-    Returns my XOR share of G, and the words the dealer appended for P1 (P0: None)."""
+    Returns my XOR share of G, the words the dealer appended for P1 (P0: None), and the arrays
+    `extra` the other party sent alongside in round 1 (after its layer-0 words)."""
+    extra = extra or []
     p0, p1, d = _parties(ctx)
     n = m.size
     first = ctx.index == 0
     mine = pair_words(m)
     masks = [ctx.rand(d, (S_AX if first else S_BY) + j, (n,)) for j in range(2)]
     total = (2 + slots(layers)) * n
-    got = yield Exchange(send={(p1 if first else p0): [w ^ r for w, r in zip(mine, masks)]},
-                         expect={(p1 if first else p0): 2} | ({} if first else {d: 1}))
+    got = yield Exchange(send={(p1 if first else p0): [w ^ r for w, r in zip(mine, masks)] + extra},
+                         expect={(p1 if first else p0): 2 + len(extra)} | ({} if first else {d: 1}))
     other = [np.asarray(v, dtype=U64) for v in got[p1 if first else p0]]
+    other, theirs = other[:2], other[2:]
     if first:
         dealt, rest = ctx.rand(d, S_DEALT, (total,)), None
         g, p = cross(mine, other)
@@ -110,7 +130,7 @@ def _carry(ctx: Context, m: np.ndarray, layers: list[Layer]) -> KernelGen:
         e = L.opened(g, p) ^ mask
         got = yield Exchange(send={peer: [e]}, expect={peer: 1})
         g, p = and_layer(L, g, p, e ^ got[peer][0], mask, products, first)
-    return g, rest
+    return g, rest, theirs
 
 
 def _idle(rounds: int) -> KernelGen:
@@ -120,8 +140,8 @@ def _idle(rounds: int) -> KernelGen:
 
 
 def _open_bit(ctx: Context, bits: np.ndarray, part: np.ndarray | None) -> KernelGen:
-    """P0 and P1 open c = bit ^ r (packed) and return their additive shares of the bit:
-    z0 = c + (1 - 2c) r_A0, z1 = (1 - 2c) r_A1 (P1's additive part `part` came from the dealer)."""
+    """P0 and P1 open c = bit ^ r (packed); returns c and my additive part of r: r_A0 (P0's
+    stream) or r_A1 (P1's, `part`, or from the dealer in this round if None)."""
     p0, p1, d = _parties(ctx)
     n = bits.size
     first = ctx.index == 0
@@ -130,9 +150,14 @@ def _open_bit(ctx: Context, bits: np.ndarray, part: np.ndarray | None) -> Kernel
     got = yield Exchange(send={peer: [mine]}, expect={peer: 1} | ({} if first or part is not None else {d: 1}))
     c = unpack_bits(mine ^ got[peer][0], n)
     if first:
-        return c + _one_minus_2c(c) * ctx.rand(d, S_RA, (n,))
-    part = part if part is not None else np.asarray(got[d][0], dtype=U64)
-    return _one_minus_2c(c) * part
+        return c, ctx.rand(d, S_RA, (n,))
+    return c, part if part is not None else np.asarray(got[d][0], dtype=U64)
+
+
+def _bit_share(ctx: Context, c: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """My additive share of the bit c ^ r: z0 = c + (1 - 2c) r_A0, z1 = (1 - 2c) r_A1."""
+    z = _one_minus_2c(c) * r
+    return z + c if ctx.index == 0 else z
 
 
 # ---- the kernels -----------------------------------------------------------------------------
@@ -145,9 +170,32 @@ def msb(ctx: Context, x: np.ndarray) -> KernelGen:
         yield Exchange(send={_parties(ctx)[1]: [_deal(ctx, flat.size, TREE, bit=True)]})
         yield from _idle(len(TREE) + 1)
         return _zeros(shape)
-    g, rest = yield from _carry(ctx, flat << ONE, TREE)  # carry into bit 63 = out of bit 63 of 2x
-    z = yield from _open_bit(ctx, (flat >> TOP) ^ (g >> TOP), rest)
-    return z.reshape(shape)
+    g, rest, _ = yield from _carry(ctx, flat << ONE, TREE)  # carry into bit 63 = out of bit 63 of 2x
+    c, r = yield from _open_bit(ctx, (flat >> TOP) ^ (g >> TOP), rest)
+    return _bit_share(ctx, c, r).reshape(shape)
+
+
+@kernel(KERNELS, _msb_mul_cost, counts=("comparisons", "multiplications"))
+def msb_mul(ctx: Context, x: np.ndarray, d: np.ndarray, **_: Any) -> KernelGen:
+    """msb(x) * d for a secret d of x's shape, in msb's 7 rounds: [msb d] = c d + (1 - 2c)[r d],
+    with [r d] = f [r] + [r b] for f = d - b opened in round 1 (b dealt, so the dealer knows r b)."""
+    p0, p1, dealer = _parties(ctx)
+    shape, flat = np.shape(x), np.ascontiguousarray(x, dtype=U64).reshape(-1)
+    if np.shape(d) != shape:
+        raise ValueError(f"dealer2 msb_mul needs equal shapes, got {shape} and {np.shape(d)}")
+    n = flat.size
+    if ctx.index == 2:
+        yield Exchange(send={p1: [_deal(ctx, n, TREE, bit=True, times=True)]})
+        yield from _idle(len(TREE) + 1)
+        return _zeros(shape)
+    first = ctx.index == 0
+    dflat = np.ascontiguousarray(d, dtype=U64).reshape(-1)
+    f_mine = dflat - ctx.rand(dealer, S_B0 if first else S_B1, (n,))
+    g, rest, theirs = yield from _carry(ctx, flat << ONE, TREE, [f_mine])
+    f = f_mine + theirs[0]
+    c, r = yield from _open_bit(ctx, (flat >> TOP) ^ (g >> TOP), None if first else rest[:n])
+    rb = ctx.rand(dealer, S_RB, (n,)) if first else rest[n:]
+    return (c * dflat + _one_minus_2c(c) * (f * r + rb)).reshape(shape)
 
 
 @kernel(KERNELS, _a2b_cost)
@@ -159,7 +207,7 @@ def a2b(ctx: Context, x: np.ndarray) -> KernelGen:
         yield Exchange(send={p1: [_deal(ctx, flat.size, SKLANSKY, bit=False)]})
         yield from _idle(len(SKLANSKY))
         return _zeros(shape)
-    g, _ = yield from _carry(ctx, flat, SKLANSKY)
+    g, _, _ = yield from _carry(ctx, flat, SKLANSKY)
     zeta = ctx.rand(p1 if ctx.index == 0 else p0, S_ZETA, (flat.size,))
     return (flat ^ (g << ONE) ^ zeta).reshape(shape)
 
@@ -173,5 +221,5 @@ def bitinject(ctx: Context, x: np.ndarray, bit: int) -> KernelGen:
         yield Exchange(send={_parties(ctx)[1]: [_random_bit(ctx, flat.size) - ctx.rand(_parties(ctx)[0], S_RA,
                                                                                          (flat.size,))]})
         return _zeros(shape)
-    z = yield from _open_bit(ctx, (flat >> U64(k)) & ONE, None)
-    return z.reshape(shape)
+    c, r = yield from _open_bit(ctx, (flat >> U64(k)) & ONE, None)
+    return _bit_share(ctx, c, r).reshape(shape)

@@ -400,7 +400,7 @@ class Rep3(Protocol):
     kernels = KERNELS
     native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
               "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject"}
-    fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc"}
+    fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc", ("msb", "mul"): "msb_mul"}
     additive = {"mul": "mul_add", "matmul": "matmul_add"}
     additive_trunc = "trunc_add"
 

@@ -1,4 +1,4 @@
-"""rep3's boolean sharing and its conversions: msb, a2b, bitinject (registered in rep3.KERNELS).
+"""rep3's boolean sharing and its conversions: msb, msb_mul, a2b, bitinject (registered in rep3.KERNELS).
 
 A boolean-shared word is replicated like an arithmetic one: Pi holds (b_i, b_{i+1}) with
 b = b0 ^ b1 ^ b2. For x = x0 + x1 + x2, P0 knows M = x0 + x1 and P1, P2 both know N = x2, so:
@@ -10,6 +10,8 @@ b = b0 ^ b1 ^ b2. For x = x0 + x1 + x2, P0 knows M = x0 + x1 and P1, P2 both kno
 - msb: a random bit r = alpha ^ beta ^ gamma (each part known to two parties, so to none whole)
   gets a replicated arithmetic sharing in rounds 1-2, alongside; round 7 opens c = msb ^ r to all
   three, and [msb] = c + (1 - 2c)[r] locally: 7 rounds;
+- msb_mul: msb(x) * d for a secret d, in the same 7 rounds: [msb d] = c [d] + (1 - 2c)[r d], the
+  product [r d] (a replicated multiplication) riding along round 3, once [r] is shared;
 - a2b: round 7 turns P1 and P2's XOR shares into the replicated form;
 - bitinject: P2 deals a random bit with XOR and additive shares to P0 and P1, who open the masked
   bit (round 1) and turn their additive shares into the replicated form (round 2).
@@ -26,7 +28,7 @@ from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kern
 from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
                                             local_p, pack_bits, pair_words, rotl1, slots, unpack_bits,
                                             words_for_bits)
-from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _components, _shaped, _zero_share
+from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _components, _cross, _shaped, _zero_share
 
 # PRG stream numbers within one conversion kernel (each (key, stream) drawn once).
 S_RHO = 10                 # P0-P1: the masks of P0's layer-0 words (2 streams)
@@ -37,6 +39,7 @@ S_ALPHA, S_BETA, S_GAMMA = 40, 41, 42  # msb: the random bit's parts (P0-P1, P1-
 S_SPART = 43               # msb: P1's sharing of alpha ^ beta (P0-P1)
 S_ZERO = 44                # msb: the product's zero sharing
 S_ZETA = 45                # msb: P1-P2 re-randomization of the opened bit's parts
+S_RDZ = 46                 # msb_mul: the zero sharing re-randomizing the product r * d
 S_R0, S_R1, S_RA = 50, 51, 52  # bitinject: the dealt bit's XOR parts, P0's additive part
 S_Y0, S_Y2 = 53, 54        # bitinject: the replicated output's parts held with P2
 
@@ -51,6 +54,12 @@ def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
     w = words_for_bits(n)
     return Cost(7, _each(compute, 4 * n, 7 * n + 2 * w, 6 * n + 2 * w),
                 _each(compute, 16 * n + 2 * w, 10 * n + 3 * w, 8 * n + 3 * w))
+
+
+def _msb_mul_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """msb's 7 rounds; the product r * d rides along round 3: n more elements sent, 2n more drawn."""
+    m = _msb_cost(compute, n)
+    return Cost(7, {p: e + n for p, e in m.sent.items()}, {p: k + 2 * n for p, k in m.draws.items()})
 
 
 def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -129,21 +138,64 @@ def _dealt_share(ctx: Context, got: dict[str, list[np.ndarray]] | None, layers: 
     return ctx.rand(ctx.compute[0], S_DEALT, (slots(layers) * n,)).reshape(slots(layers), n)
 
 
-# ---- msb -------------------------------------------------------------------------------------
+# ---- msb, and msb times a secret ------------------------------------------------------------
 
 @kernel(KERNELS, _msb_cost, counts=("comparisons",))
 def msb(ctx: Context, x: Share) -> KernelGen:
     """The sign bit of a secret as a secret 0/1: 7 rounds (see the module docstring)."""
     a, b, shape = _components(x)
     run = (_msb_p0, _msb_p1, _msb_p2)[ctx.index]
-    return _shaped((yield from run(ctx, a, b)), shape)
+    return _shaped((yield from run(ctx, a, b, None)), shape)
+
+
+@kernel(KERNELS, _msb_mul_cost, counts=("comparisons", "multiplications"))
+def msb_mul(ctx: Context, x: Share, d: Share, **_: Any) -> KernelGen:
+    """msb(x) * d for a secret d of x's shape, in msb's 7 rounds: [msb d] = c d + (1 - 2c)[r d], the
+    product [r d] computed in round 3, as soon as [r] is shared."""
+    a, b, shape = _components(x)
+    da, db, dshape = _components(d)
+    if dshape != shape:
+        raise ValueError(f"rep3 msb_mul needs equal shapes, got {shape} and {dshape}")
+    run = (_msb_p0, _msb_p1, _msb_p2)[ctx.index]
+    return _shaped((yield from run(ctx, a, b, (da, db))), shape)
 
 
 def _one_minus_2c(c: np.ndarray) -> np.ndarray:
     return U64(1) - U64(2) * c
 
 
-def _msb_p0(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
+def _rd_share(ctx: Context, r: Share, d: Share | None) -> tuple[dict[str, list[np.ndarray]], dict[str, int]]:
+    """Round 3's extra traffic: my re-randomized additive share of r * d, to my predecessor."""
+    if d is None:
+        return {}, {}
+    nxt, prv = ctx.party_at(ctx.index + 1), ctx.party_at(ctx.index - 1)
+    z = _cross(r, d, np.multiply) + _zero_share(ctx, S_RDZ, d[0].size)
+    return {prv: [z]}, {nxt: 1}
+
+
+def _finish(ctx: Context, c: np.ndarray, r: Share, d: Share | None, rd: Share | None) -> Share:
+    """[msb] = c + (1 - 2c)[r] (c joins x0), or [msb d] = c [d] + (1 - 2c)[r d]."""
+    k = _one_minus_2c(c)
+    if d is not None:
+        return c * d[0] + k * rd[0], c * d[1] + k * rd[1]
+    first, second = k * r[0], k * r[1]
+    if ctx.index == 0:
+        first = first + c
+    elif ctx.index == 2:
+        second = second + c
+    return first, second
+
+
+def _rd_received(ctx: Context, sent: dict[str, list[np.ndarray]], got: dict[str, list[np.ndarray]],
+                 at: int) -> Share | None:
+    """My replicated pair of r * d: what I sent and array `at` from my successor."""
+    if not sent:
+        return None
+    nxt, prv = ctx.party_at(ctx.index + 1), ctx.party_at(ctx.index - 1)
+    return sent[prv][0], np.asarray(got[nxt][at], dtype=U64)
+
+
+def _msb_p0(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> KernelGen:
     _, p1, p2 = ctx.compute
     n, w = a.size, words_for_bits(a.size)
     hats, corr = _carry_dealer(ctx, rotl1(a + b), TREE)  # bit 0 carries M's top bit to P1, P2
@@ -154,15 +206,18 @@ def _msb_p0(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
     z = s1 * gamma + _zero_share(ctx, S_ZERO, n)       # [s]=(0, s1), [gamma]=(gamma, 0)
     got = yield Exchange(send={p2: [z]}, expect={p1: 1})
     sg = (z, np.asarray(got[p1][0], dtype=U64))
-    for _ in TREE[1:]:
+    r = (gamma - U64(2) * sg[0], s1 - U64(2) * sg[1])
+    send, expect = _rd_share(ctx, r, d)
+    got = yield Exchange(send=send, expect=expect)
+    rd = _rd_received(ctx, send, got, 0)
+    for _ in TREE[2:]:
         yield Exchange()
     got = yield Exchange(expect={p1: 1, p2: 1})
     c = unpack_bits(got[p1][0] ^ got[p2][0], n)
-    k = _one_minus_2c(c)
-    return k * (gamma - U64(2) * sg[0]) + c, k * (s1 - U64(2) * sg[1])
+    return _finish(ctx, c, r, d, rd)
 
 
-def _msb_p1(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
+def _msb_p1(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> KernelGen:
     p0, _, p2 = ctx.compute
     n, w = a.size, words_for_bits(a.size)
     g, p, _ = _layer0_share(ctx, b << ONE, None)
@@ -175,15 +230,18 @@ def _msb_p1(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
     z = _zero_share(ctx, S_ZERO, n)                    # P1's product term is 0
     g, p, got = yield from _layer_round(ctx, TREE[0], g, p, dealt, send={p0: [z]}, expect={p2: 1})
     sg = (z, np.asarray(got[p2][1], dtype=U64))
-    g, _ = yield from _layers(ctx, TREE[1:], g, p, dealt)
+    r = (s1 - U64(2) * sg[0], s2 - U64(2) * sg[1])
+    send, expect = _rd_share(ctx, r, d)
+    g, p, got = yield from _layer_round(ctx, TREE[1], g, p, dealt, send=send, expect=expect)
+    rd = _rd_received(ctx, send, got, 1)
+    g, _ = yield from _layers(ctx, TREE[2:], g, p, dealt)
     u = pack_bits(s_bit ^ (g >> TOP)) ^ alpha ^ ctx.rand(p2, S_ZETA, (w,))
     got = yield Exchange(send={p0: [u], p2: [u]}, expect={p2: 1})
     c = unpack_bits(u ^ got[p2][0], n)
-    k = _one_minus_2c(c)
-    return k * (s1 - U64(2) * sg[0]), k * (s2 - U64(2) * sg[1])
+    return _finish(ctx, c, r, d, rd)
 
 
-def _msb_p2(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
+def _msb_p2(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> KernelGen:
     p0, p1, _ = ctx.compute
     n, w = a.size, words_for_bits(a.size)
     beta, gamma = ctx.rand(p1, S_BETA, (w,)), ctx.rand(p0, S_GAMMA, (w,))
@@ -196,12 +254,15 @@ def _msb_p2(ctx: Context, a: np.ndarray, b: np.ndarray) -> KernelGen:
     z = s2 * gbits + _zero_share(ctx, S_ZERO, n)       # [s]=(s2, 0), [gamma]=(0, gamma)
     g, p, got = yield from _layer_round(ctx, TREE[0], g, p, dealt, send={p1: [z]}, expect={p0: 1})
     sg = (z, np.asarray(got[p0][0], dtype=U64))
-    g, _ = yield from _layers(ctx, TREE[1:], g, p, dealt)
+    r = (s2 - U64(2) * sg[0], gbits - U64(2) * sg[1])
+    send, expect = _rd_share(ctx, r, d)
+    g, p, got = yield from _layer_round(ctx, TREE[1], g, p, dealt, send=send, expect=expect)
+    rd = _rd_received(ctx, send, got, 0)
+    g, _ = yield from _layers(ctx, TREE[2:], g, p, dealt)
     u = pack_bits(s_bit ^ (g >> TOP)) ^ beta ^ gamma ^ ctx.rand(p1, S_ZETA, (w,))
     got = yield Exchange(send={p0: [u], p1: [u]}, expect={p1: 1})
     c = unpack_bits(u ^ got[p1][0], n)
-    k = _one_minus_2c(c)
-    return k * (s2 - U64(2) * sg[0]), k * (gbits - U64(2) * sg[1]) + c
+    return _finish(ctx, c, r, d, rd)
 
 
 # ---- a2b -------------------------------------------------------------------------------------
