@@ -159,6 +159,10 @@ def _addresses(path: str, table: Any) -> dict[str, tuple[str, int]]:
     out: dict[str, tuple[str, int]] = {}
     for name, value in table.items():
         out[name] = parse_address(value, where=f"{path}: party {name!r}")
+        twin = next((other for other, addr in out.items() if other != name and addr == out[name]), None)
+        if twin is not None:
+            raise UsageErr(f"{path}: parties {twin!r} and {name!r} have the same address {value!r}",
+                           hint="each party listens on its own host:port")
     return out
 
 

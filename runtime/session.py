@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +224,21 @@ def _one_line(err: VeilError) -> str:
     return text if err.span is None else f"{err.span}: {text}"
 
 
+def check_output_dir(out_dir: str) -> None:
+    """Before any communication: the output folder can be created and written (else the party
+    would lose its results after the whole computation)."""
+    made = not os.path.isdir(out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".veil-check-"):
+            pass
+        if made:
+            os.rmdir(out_dir)  # written at the end, with the outputs: nothing is left by a failed run
+    except OSError as err:
+        raise UsageErr(f"--output-dir {out_dir}: cannot write there ({err.strerror or err})",
+                       hint="choose a folder this party can write, or fix its permissions") from None
+
+
 def write_outputs(outputs: dict[str, np.ndarray], out_dir: str) -> list[str]:
     """All of a party's outputs, atomically: all or nothing (no folder for a party without outputs)."""
     if not outputs:
@@ -244,6 +260,8 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     manifest, files = load_build_dir(build_dir)
     if party not in manifest["parties"]:
         raise UsageErr(f"--party {party}: the program's parties are {', '.join(manifest['parties'])}")
+    if manifest["outputs"].get(party):
+        check_output_dir(out_dir)
     config = load_parties(config_path, manifest["parties"])
     ssl_pair = None
     if config.tls is not None:

@@ -129,3 +129,10 @@ def test_structure_errors(tmp_path):
         load_parties(write(tmp_path, "e.toml", "[parties]\n"))
     with pytest.raises(UsageErr, match="must be a file path"):
         load_parties(write(tmp_path, "f.toml", '[parties]\na = "h:1"\n[tls]\nca=1\ncert="y"\nkey="z"\n'))
+
+
+def test_two_parties_on_one_address_are_refused(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[parties]\nalice = "127.0.0.1:5000"\nbob = "127.0.0.1:5001"\ncarol = "127.0.0.1:5000"\n')
+    with pytest.raises(UsageErr, match="'alice' and 'carol' have the same address"):
+        load_parties(str(path))

@@ -78,3 +78,12 @@ def test_veil_run_and_inspect_stop_before_connecting_with_exit_2(build, tmp_path
         done = veil(*args, cwd=tmp_path, timeout=60)
         assert done.code == 2, done.err
         assert "carol.bc is corrupted or was modified" in done.err and "Traceback" not in done.err
+
+
+def test_an_unwritable_output_directory_stops_the_party_before_it_connects(build, tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    done = veil("run", str(build), "--party", "alice", "--config", "nowhere.toml",
+                "--output-dir", str(blocked / "out"), cwd=tmp_path, timeout=60)
+    assert done.code == 2 and "--output-dir" in done.err and "cannot write there" in done.err, done.err
+    assert "Traceback" not in done.err
