@@ -151,6 +151,7 @@ def _read_csv(p: Path, ctx: _Ctx, rows: int | None, dtype: str) -> tuple[np.ndar
     lines = [(no, ln) for no, ln in enumerate(text.splitlines(), 1) if ln.strip()]
     if not lines:
         raise ctx.fail("the file is empty")
+    _check_separator(lines[:3], ctx)
     cells = [ln.split(",") for _, ln in lines]
     if not any(_is_number(c) for c in cells[0]):
         lines, cells = lines[1:], cells[1:]  # one header row of names
@@ -174,6 +175,18 @@ def _read_csv(p: Path, ctx: _Ctx, rows: int | None, dtype: str) -> tuple[np.ndar
         return f"row {line_no[r]}, column {c + 1}"
 
     return arr, locate
+
+
+def _check_separator(first: list[tuple[int, str]], ctx: _Ctx) -> None:
+    """A file whose rows are separated by something other than commas is named as such (read as
+    CSV, each row would be one bad cell, or a header row would be dropped silently)."""
+    if any("," in ln for _, ln in first):
+        return
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        if all(sep in ln for _, ln in first):
+            raise ctx.fail(f"values are separated by {name}, not commas (row {first[0][0]})",
+                           f"veil reads comma-separated files: convert it, e.g. tr '{sep}' ','" if sep != "\t"
+                           else "veil reads comma-separated files: convert it, e.g. tr '\\t' ','")
 
 
 def _check_ragged(cells: list[list[str]], line_no: list[int], ctx: _Ctx) -> None:

@@ -381,3 +381,11 @@ def test_int_range_is_checked_exactly(tmp_path):
     assert "index (1,)" in refused(tmp_path / "big.npy", (2,), "int")
     np.save(tmp_path / "u.npy", np.array([2**63], dtype=np.uint64))
     assert "out of range" in refused(tmp_path / "u.npy", (1,), "int")
+
+
+@pytest.mark.parametrize("sep, name", [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_with_another_separator_says_so(tmp_path, sep, name):
+    p = tmp_path / "x.csv"
+    p.write_text("a{0}b{0}c\n1{0}2{0}3\n4{0}5{0}6\n".format(sep))
+    with pytest.raises(InputDataError, match=f"separated by {name}, not commas"):
+        load_input(str(p), (2, 3), "fix", party="alice", name="x")
