@@ -74,6 +74,10 @@ def cmd_compile(args) -> int:
         from veil.compiler.lowered_text import format_lowered
 
         print(format_lowered(c.prog), end="")
+    if args.disclosure:
+        from veil.compiler.disclosure import disclosure, format_disclosure
+
+        print(format_disclosure(disclosure(c.prog)), end="")
     if args.stats:
         print(format_cost(report))
     print(f"wrote {out}/ (manifest.json, {', '.join(sorted(c.manifest['files'].values()))})", file=sys.stderr)
@@ -268,6 +272,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--emit-ir", action="store_true", help="print the optimized IR (what compile X.ir reads)")
     p.add_argument("--emit-lowered", action="store_true",
                    help="print the scheduled protocol program, its rounds marked")
+    p.add_argument("--disclosure", action="store_true",
+                   help="print what each party learns and what leaves it as shares")
     p.add_argument("-O0", action="store_false", dest="optimize", help="turn the optimizer off")
     p.set_defaults(fn=cmd_compile)
 
