@@ -35,11 +35,7 @@ class Disclosure:
 
 def disclosure(prog: Program) -> Disclosure:
     """What each party of the program learns and sends as shares, from its lowered program."""
-    next_id = prog.next_id
-    try:
-        items, _ = scheduled(prog)
-    finally:
-        prog.next_id = next_id
+    items, _ = scheduled(prog)
     native = {kernel: opcode for opcode, kernel in get_protocol(prog.protocol).native.items()}
     report = Disclosure({p: [] for p in prog.parties}, {p: [] for p in prog.parties})
     names: dict[int, str] = {}

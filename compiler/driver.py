@@ -45,16 +45,11 @@ def front_end(text: str, file: str, params: dict[str, Any] | None = None, *, fra
 
 def back_end(prog: Program, started: float | None = None) -> Compiled:
     """The IR to each party's bytecode, the manifest and the cost report. Composite ops left in
-    hand-written IR text are expanded first (a no-op on the front end's output). `prog` is left
-    as it was (the lowering's new values are numbered past prog.next_id, which is restored), so
-    its IR text compiles again to the same bytes. `started` is when compiling began."""
+    hand-written IR text are expanded first (a no-op on the front end's output); the lowering
+    leaves `prog` as it was. `started` is when compiling began."""
     t0 = time.perf_counter() if started is None else started
     prog = expand(prog)
-    next_id = prog.next_id
-    try:
-        code, cost = lower(prog)
-    finally:
-        prog.next_id = next_id
+    code, cost = lower(prog)
     files = {p: bytecode.encode(p, code[p]) for p in prog.parties}
     return Compiled(prog, files, make_manifest(prog, files, cost), cost, time.perf_counter() - t0)
 

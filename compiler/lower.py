@@ -265,10 +265,8 @@ class Lowering:
                                     pos)]
             return [self.kernel(name, op.out, op.ins, self.caps.kernel_attrs(name, op, op.out), pos)]
         if not self.caps.computes(op):
-            where = f" (line {op.span.where()})" if op.span else ""
-            raise UnsupportedErr(self.caps.refusal(op) + where, op.span,
-                                 "`veil emulate` runs it in clear; for MPC, reveal the operands to a party "
-                                 "first (reveal(x, to=alice))")
+            raise self.refused(op, "`veil emulate` runs it in clear; for MPC, reveal the operands to a party "
+                               "first (reveal(x, to=alice))")
         # a local op, run where its result lives
         execs = self.holders(op.out)
         if op.out.type.vis == PUBLIC:
@@ -283,6 +281,11 @@ class Lowering:
                                   op.span, "output or reveal it to that party first")
         return [self.local(code, op.out, op.ins, dict(op.attrs), pos, execs)]
 
+    def refused(self, op: Op, hint: str) -> UnsupportedErr:
+        """The error for an op the protocol cannot compute, naming the protocol and the position."""
+        where = f" (line {op.span.where()})" if op.span else ""
+        return UnsupportedErr(self.caps.refusal(op) + where, op.span, hint)
+
     def lower_output(self, op: Op, pos: Span | None) -> list[Instr]:
         v = op.ins[0]
         res: list[Instr] = []
@@ -293,9 +296,7 @@ class Lowering:
                 reveal = Op("reveal_to", [src], [v], {"party": q}, op.span)
                 name = self.caps.kernel_of(reveal)
                 if name is None:
-                    where = f" (line {op.span.where()})" if op.span else ""
-                    raise UnsupportedErr(self.caps.refusal(reveal) + where, op.span,
-                                         "output a number computed from it (e.g. one bit of it)")
+                    raise self.refused(reveal, "output a number computed from it (e.g. one bit of it)")
                 res.append(self.kernel(name, src, [v], self.caps.kernel_attrs(name, reveal, src), pos))
             elif q not in self.holders(v):
                 sender = owner(v.type.vis) or sorted(self.holders(v), key=self.compute.index)[0]
@@ -376,10 +377,16 @@ def call_name(site: Span) -> str:
 
 
 def scheduled(prog: Program, low: Lowering | None = None) -> tuple[list, int]:
-    """The program lowered for its protocol and batched into rounds: (items, rounds)."""
+    """The program lowered for its protocol and batched into rounds: (items, rounds). `prog` is
+    left as it was: the lowering's new values are numbered past prog.next_id, which is restored,
+    so the program prints (and its IR text compiles) the same afterwards."""
     low = low or Lowering(prog)
-    low.count_uses(prog.body)
-    return schedule(low.lower_block(prog.body))
+    next_id = prog.next_id
+    try:
+        low.count_uses(prog.body)
+        return schedule(low.lower_block(prog.body))
+    finally:
+        prog.next_id = next_id
 
 
 def lower(prog: Program) -> tuple[dict[str, list], CostReport]:

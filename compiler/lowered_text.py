@@ -14,19 +14,9 @@ from .lower import Instr, scheduled
 from .schedule import Round
 
 
-def lowered(prog: Program) -> tuple[list, int]:
-    """The program lowered for its protocol and scheduled into rounds: (items, rounds). Leaves
-    prog as it was (the lowering's new values are numbered past next_id, which is restored)."""
-    next_id = prog.next_id
-    try:
-        return scheduled(prog)
-    finally:
-        prog.next_id = next_id
-
-
 def format_lowered(prog: Program) -> str:
     """The scheduled program of `prog`, one instruction per line, rounds marked."""
-    items, rounds = lowered(prog)
+    items, rounds = scheduled(prog)
     head = [f"# {prog.file}: {prog.protocol}({', '.join(prog.compute)}), {rounds} rounds on the critical path",
             "# a kernel's cost: its rounds and the bytes each party sends; `~` marks local work that "
             "overlaps the round above"]

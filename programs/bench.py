@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from veil.runtime import api
-from veil.runtime.local import failure_summary, run_all
+from veil.runtime.local import failure_summary, run_all, save_inputs
 
 HERE = Path(__file__).resolve().parent
 HEAD = "party alice, bob, carol\nprotocol rep3(alice, bob, carol)\n"
@@ -118,17 +118,6 @@ class Measured:
     party_seconds: dict[str, float]
 
 
-def _save_inputs(folder: str, arrays: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, str]]:
-    """Each input array as an .npy file; {party: {name: path}} for run_all."""
-    paths: dict[str, dict[str, str]] = {}
-    for party, named in arrays.items():
-        for name, arr in named.items():
-            path = os.path.join(folder, f"{party}.{name}.npy")
-            np.save(path, arr)
-            paths.setdefault(party, {})[name] = path
-    return paths
-
-
 def run_once(build: str, manifest: dict, inputs: dict, out: str, extra: list[str]) -> Measured:
     """One run of every party as its own process; checks the measurement against the prediction."""
     runs = run_all(build, manifest["parties"], inputs, out, **({"extra_args": extra} if extra else {}))
@@ -171,7 +160,7 @@ def per_unit(w: Workload, extra: list[str], repeats: int) -> Row:
     pairs: list[tuple[Measured, Measured]] = []
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
         builds = [_build(w, lo, tmp), _build(w, hi, tmp)]
-        inputs = _save_inputs(tmp, w.inputs(np.random.default_rng(0)))
+        inputs = save_inputs(tmp, w.inputs(np.random.default_rng(0)))
         for i in range(repeats):
             a, b = (run_once(build, manifest, inputs, os.path.join(tmp, f"out-{j}-{i}"), extra)
                     for j, (build, manifest) in enumerate(builds))

@@ -229,16 +229,11 @@ def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 def _run_processes(c: Compiled, clear: dict[str, dict[str, np.ndarray]], timeout: float) -> Outputs:
     """Every party as its own `veil run` process over localhost TCP (runtime.local)."""
-    from .local import failure_summary, run_all
+    from .local import failure_summary, run_all, save_inputs
 
     with tempfile.TemporaryDirectory(prefix="veil-run-") as tmp:
         build_dir = c.save(os.path.join(tmp, "build"))
-        paths: dict[str, dict[str, str]] = {}
-        for party, named in clear.items():
-            for name, arr in named.items():
-                path = os.path.join(tmp, f"{party}.{name}.npy")
-                np.save(path, arr)
-                paths.setdefault(party, {})[name] = path
+        paths = save_inputs(tmp, clear)
         out_dir = os.path.join(tmp, "out")
         runs = run_all(build_dir, c.prog.parties, paths, out_dir, timeout=timeout)
         if any(r.code != 0 for r in runs):

@@ -19,6 +19,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from veil.runtime.diagnostics import RuntimeFailure, UsageErr, VeilError
 
 from .net import free_ports
@@ -56,6 +58,17 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def save_inputs(folder: str, arrays: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, str]]:
+    """Each party's input arrays as .npy files in folder: {party: {name: path}}, for run_all."""
+    paths: dict[str, dict[str, str]] = {}
+    for party, named in arrays.items():
+        for name, arr in named.items():
+            path = os.path.join(folder, f"{party}.{name}.npy")
+            np.save(path, arr)
+            paths.setdefault(party, {})[name] = path
+    return paths
 
 
 def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]], out_dir: str, *,
