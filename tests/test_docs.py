@@ -158,3 +158,10 @@ if __name__ == "__main__":
 
     if "--write-errors" in sys.argv:
         write_catalogue()
+
+
+def test_tutorial_shows_the_shipped_fraud_program():
+    """docs/tutorial.md's program is programs/fraud_detection.mpc as shipped (minus its docstring)."""
+    (_, code), = blocks("tutorial.md", "python")[:1]
+    shipped = (ROOT / "programs" / "fraud_detection.mpc").read_text(encoding="utf-8")
+    assert code.strip() in shipped, "docs/tutorial.md's program differs from programs/fraud_detection.mpc"
