@@ -380,3 +380,17 @@ def test_expanded_ops_run_in_mpc_with_clear_conditions(protocol):
     for out in (api.emulate(c, ins), api.run(c, ins)):
         for k, v in want.items():
             np.testing.assert_allclose(out["alice"][k], v, atol=4e-5)
+
+
+def test_string_params_choose_at_compile_time(rng):
+    """A string param (e.g. OPT = "sgd") is a compile-time value: -D OPT=adam picks another branch."""
+    import pytest
+    from veil.runtime.diagnostics import UsageErr
+    src = 'param OPT = "sgd"\nx = input(alice, "x", shape=(3,))\n' \
+          'if OPT == "adam":\n    y = x * 2\nelif OPT == "sgd":\n    y = x * 3\nelse:\n    y = x\noutput(y, to=alice)\n'
+    X = rng.normal(size=(3,))
+    check(emulate(src, {"alice": {"x": X}})["alice"], {"y": 3 * X})
+    check(emulate(src, {"alice": {"x": X}}, {"OPT": "adam"})["alice"], {"y": 2 * X})
+    check(emulate(src, {"alice": {"x": X}}, {"OPT": "momentum"})["alice"], {"y": X})
+    with pytest.raises(UsageErr):
+        api.compile(HEAD + src, {"OPT": 3})

@@ -51,6 +51,10 @@ class Header:
 
 def coerce_param(name: str, raw: Any, kind: type) -> Any:
     """Read a -D NAME=VALUE override as the param's own type."""
+    if kind is str:
+        if not isinstance(raw, str):
+            raise UsageErr(f"param {name}={raw!r}: expected a string")
+        return raw
     if not isinstance(raw, str):  # from the Python API: the value must already be of that type
         if isinstance(raw, bool) != (kind is bool) or not isinstance(raw, (int, float)) or \
                 (kind is int and not isinstance(raw, int)):

@@ -134,8 +134,8 @@ class Statements:
                 self.set_protocol(s.name, args, kwargs, s.span)
         elif isinstance(s, ast.ParamDecl):
             value = self.expr(s.value, scope)
-            if not isinstance(value, (int, float, bool)):
-                raise TypeErr("a param must be a literal int, float or bool", s.value.span)
+            if not isinstance(value, (int, float, bool, str)):
+                raise TypeErr("a param must be a literal int, float, bool or string", s.value.span)
             if s.name in self.overrides:
                 value = coerce_param(s.name, self.overrides[s.name], type(value))
             self.prog.params[s.name] = value
