@@ -229,6 +229,10 @@ class _ToAst(Transformer):
     def param_stmt(self, meta, items):
         return ast.ParamDecl(self._s(meta), str(items[0]), items[1])
 
+    @v_args(meta=True)
+    def precision_stmt(self, meta, items):
+        return ast.PrecisionDecl(self._s(meta), items[0])
+
     def targets(self, items):
         return list(items)
 
