@@ -230,7 +230,8 @@ _op("mul", 2, (), _bcast, _join, lambda a, b: asring(a * b), describe="`*`", bil
     shadow=lambda a, b: _f(a) * _f(b))
 _op("matmul", 2, (), _matmul_shape, _join, lambda a, b: asring(matmul(a, b)), describe="`@`", bilinear=True,
     shadow=lambda a, b: np.matmul(_f(a), _f(b)))
-_op("trunc", 1, ("bits",), _same, _first, lambda a, bits: asring(trunc(a, bits)), describe="a truncation")
+_op("trunc", 1, ("bits",), _same, _first, lambda a, bits: asring(trunc(a, bits)), describe="a truncation",
+    shadow=lambda a, bits: _f(a) / 2.0 ** bits)
 # comparisons and selection (secret operands need a comparison primitive)
 for _name, _fn, _sym in (("lt", np.less, "<"), ("le", np.less_equal, "<="), ("gt", np.greater, ">"),
                          ("ge", np.greater_equal, ">="), ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")):

@@ -31,7 +31,8 @@ class Builder(Header, Precision, Statements, Calls, Expressions, Indexing, Value
                             params={}, frac_bits=frac_bits, body=Block())
         self.block = self.prog.body
         self.affine: dict[int, tuple[dict[int, int], int]] = {}
-        self.loop_ranges: dict[int, tuple[int, int]] = {}
+        self.loop_ranges: dict[int, tuple[int, int]] = {}  # affine variables' bounds (loop variables, ...)
+        self.int_ranges: dict[int, tuple[int, int]] = {}  # public int constants' (and their elements') bounds
         self.call_stack: list[str] = []
         self.call_sites: list[Span] = []  # where each function being inlined was called, chained
         self.modules: dict[str, Module] = {}
