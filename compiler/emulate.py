@@ -65,9 +65,9 @@ class Underflows:
                          f"a product are 0 at {F} fractional bits although their exact value is not "
                          f"({times} of {runs} executions)\n")
         if bad:
-            F = bad[0][1][3]
+            more = min(30, max(20, bad[0][1][3] + 4))
             stream.write(f"  hint: gradients or updates vanish; state more precision in the program, e.g. "
-                         f"`precision {min(30, F + 4)}`, or pass --frac-bits {min(30, F + 4)}\n")
+                         f"`precision {more}`, or pass --frac-bits {more}\n")
         return len(bad)
 
 
