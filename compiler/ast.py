@@ -121,6 +121,11 @@ class ParamDecl(Node):
 
 
 @dataclass
+class PrecisionDecl(Node):
+    value: Node  # the fractional bits: an int literal or a param's name
+
+
+@dataclass
 class Assign(Node):
     targets: list[Node]  # one Name, or several for tuple unpacking
     value: Node

@@ -13,10 +13,12 @@ __all__ = ["Builder", "Function", "Module", "POISON", "Party", "Scope", "_broadc
            "_through_call", "build", "coerce_param", "describe", "parse_protocol_spec", "scope_set"]
 
 
-def build(text: str, file: str, params: dict[str, Any] | None = None, frac_bits: int = 16,
+def build(text: str, file: str, params: dict[str, Any] | None = None, frac_bits: int | None = None,
           protocol: str | None = None) -> Program:
-    """Source text to typed IR."""
-    if not isinstance(frac_bits, int) or isinstance(frac_bits, bool) or not 1 <= frac_bits <= 30:
+    """Source text to typed IR; `frac_bits` (--frac-bits) overrides the program's `precision` line,
+    None keeps it (16 when the program has none)."""
+    if frac_bits is not None and (not isinstance(frac_bits, int) or isinstance(frac_bits, bool) or
+                                  not 1 <= frac_bits <= 30):
         raise UsageErr(f"--frac-bits {frac_bits}: choose between 1 and 30", None,
                        "16 (the default) suits values up to about 32768 in magnitude")
     if protocol is not None:

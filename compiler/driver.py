@@ -34,10 +34,11 @@ class Compiled:
         return format_program(self.prog)
 
 
-def front_end(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int = 16,
+def front_end(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int | None = None,
               protocol: str | None = None, optimize: bool = True) -> Program:
     """Source text to the optimized and expanded IR: what `veil emulate` runs (constructs the
-    protocol cannot run yet are accepted here) and `--emit-ir` prints. `optimize=False` is -O0."""
+    protocol cannot run yet are accepted here) and `--emit-ir` prints. `optimize=False` is -O0.
+    `frac_bits` (--frac-bits) overrides the program's `precision` line; None keeps it."""
     prog = build(text, file, params, frac_bits, protocol)
     prog = optimize_program(prog) if optimize else prog
     return expand(prog)
@@ -54,7 +55,7 @@ def back_end(prog: Program, started: float | None = None) -> Compiled:
     return Compiled(prog, files, make_manifest(prog, files, cost), cost, time.perf_counter() - t0)
 
 
-def compile_source(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int = 16,
+def compile_source(text: str, file: str, params: dict[str, Any] | None = None, *, frac_bits: int | None = None,
                    protocol: str | None = None, optimize: bool = True) -> Compiled:
     """Compile source text (front end, then back end); raises VeilError for every user mistake."""
     t0 = time.perf_counter()

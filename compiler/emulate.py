@@ -1,11 +1,14 @@
 """`veil emulate`: run the IR in clear with exactly the protocols' fixed-point semantics (the oracle)."""
 from __future__ import annotations
 
-from typing import Any
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 import numpy as np
 
 from veil.runtime.ops import OPS
+from veil.runtime.randomness import emulation_rng, private_draw
 from veil.runtime.ring import asring, signed
 
 from veil.runtime.diagnostics import RuntimeFailure
@@ -23,23 +26,79 @@ class EmulationError(RuntimeFailure):
     """The program fails on these inputs in clear (e.g. a division by zero)."""
 
 
-def emulate(prog: Program, inputs: dict[tuple[str, str], np.ndarray], *, check_overflow: bool = True
+@dataclass
+class _Run:
+    """One emulation's state: its inputs and outputs, the checks asked for, the generator secret
+    random draws come from, and the underflows seen (per source position)."""
+
+    inputs: dict[tuple[str, str], np.ndarray]
+    outputs: dict[str, dict[str, np.ndarray]]
+    check: bool
+    rng: np.random.Generator
+    underflow: "Underflows | None"
+
+
+@dataclass
+class Underflows:
+    """Truncations whose result is 0 in fixed point for most elements of a tensor although the exact
+    value is not: updates that vanish (a small learning rate times small gradients, say)."""
+
+    seen: dict[str, list] = field(default_factory=dict)  # position -> [times, executions, worst share, F, n]
+
+    def record(self, op: Op, exact: np.ndarray | None, out: np.ndarray) -> None:
+        """Count one execution of a truncation, and its underflow if most of the tensor vanished."""
+        key = _where(op)
+        entry = self.seen.setdefault(key, [0, 0, 0.0, op.out.type.scale, int(out.size)])
+        entry[1] += 1
+        if exact is None:
+            return
+        lost = float(np.count_nonzero((out == 0) & (exact != 0))) / max(1, out.size)
+        if lost > 0.5:
+            entry[0] += 1
+            entry[2] = max(entry[2], lost)
+
+    def report(self, stream: TextIO) -> int:
+        """One warning per position that underflowed, with how often; returns how many positions."""
+        bad = [(k, e) for k, e in self.seen.items() if e[0]]
+        for where, (times, runs, worst, F, n) in bad:
+            stream.write(f"warning: fixed-point underflow at {where}: up to {worst:.0%} of the {n} elements of "
+                         f"a product are 0 at {F} fractional bits although their exact value is not "
+                         f"({times} of {runs} executions)\n")
+        if bad:
+            more = min(30, max(20, bad[0][1][3] + 4))
+            stream.write(f"  hint: gradients or updates vanish; state more precision in the program, e.g. "
+                         f"`precision {more}`, or pass --frac-bits {more}\n")
+        return len(bad)
+
+
+def emulate(prog: Program, inputs: dict[tuple[str, str], np.ndarray], *, check_overflow: bool = True,
+            seed: int | None = None, underflow: TextIO | None | bool = True
             ) -> dict[str, dict[str, np.ndarray]]:
     """Run the program; inputs are ring-encoded arrays keyed by (party, name). Returns
-    {party: {output name: ring array}} with the receivers of each output."""
-    env: dict[int, np.ndarray] = {}
-    outputs: dict[str, dict[str, np.ndarray]] = {p: {} for p in prog.parties}
-    with np.errstate(over="ignore"):
-        _run(prog.body, env, inputs, outputs, check_overflow)
-    return outputs
+    {party: {output name: ring array}} with the receivers of each output. Secret random numbers
+    come from `seed` (else $VEIL_EMULATE_SEED, else fresh entropy). Underflowing truncations are
+    reported at the end to `underflow` (True: stderr; None or False: not checked)."""
+    stream = sys.stderr if underflow is True else underflow or None
+    run = _Run(inputs, {p: {} for p in prog.parties}, check_overflow, emulation_rng(seed),
+               Underflows() if stream is not None else None)
+    try:
+        with np.errstate(over="ignore"):
+            _run(prog.body, {}, run)
+    finally:
+        if run.underflow is not None:
+            run.underflow.report(stream)
+    return run.outputs
 
 
-def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> None:
+def _run(block: Block, env: dict[int, Any], run: _Run) -> None:
+    inputs, outputs, check = run.inputs, run.outputs, run.check
     for op in block.ops:
         code = op.opcode
         args = [env[v.id] for v in op.ins]
         if code == "const":
             env[op.out.id] = op.attrs["value"]
+        elif code == "draw":
+            env[op.out.id] = private_draw(op.attrs["shape"], op.attrs["bits"], run.rng)
         elif code == "input":
             env[op.out.id] = inputs[(op.attrs["party"], op.attrs["name"])]
         elif OPS[code].identity:
@@ -54,7 +113,7 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
                 env[body.params[0].id] = asring(np.int64(op.attrs["start"] + k * op.attrs["step"]))
                 for p, v in zip(body.params[1:], state):
                     env[p.id] = v
-                _run(body, env, inputs, outputs, check)
+                _run(body, env, run)
                 state = [env[r.id] for r in body.results]
             for o, v in zip(op.outs, state):
                 env[o.id] = v
@@ -68,6 +127,9 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
             out = spec.clear(*args, **op.attrs)
             if check and spec.shadow is not None and op.outs and op.out.type.dtype in ("fix", "int"):
                 _check_wrap(spec.shadow, args, op)
+            if code == "trunc" and run.underflow is not None and op.out.type.dtype == "fix":
+                mostly_zero = 2 * int(np.count_nonzero(out == 0)) > out.size
+                run.underflow.record(op, spec.shadow(*args, **op.attrs) if mostly_zero else None, out)
             env[op.out.id] = out
 
 

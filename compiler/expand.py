@@ -252,4 +252,4 @@ def _expand_op(prog: Program, op: Op, caps: Capabilities, uniform: dict[int, int
     return out
 
 
-from . import expand_division, expand_order  # noqa: E402,F401  (register their expansions)
+from . import expand_division, expand_order, expand_random  # noqa: E402,F401  (register their expansions)

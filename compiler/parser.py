@@ -108,6 +108,10 @@ _STATEMENT_WORDS = {"while", "class", "try", "except", "raise", "with", "del", "
                     "async", "await"}
 
 
+_DECLARATION_WORDS = {"party": "party alice, bob, carol", "protocol": "protocol rep3(alice, bob, carol)",
+                      "param": "param N = 100", "precision": "precision 20"}
+
+
 def _expected(tokens: set[str]) -> str:
     names = sorted({_TOKEN_NAMES.get(t, t.lower()) for t in tokens})
     if len(names) > 6:
@@ -175,6 +179,12 @@ def _syntax_error(err: Exception, file: str, text: str) -> SyntaxErr:
             w = words[0]
             return SyntaxErr(f"`{w.group()}` is not part of the veil language",
                              Span(file, tok.line, w.start() + 1, tok.line, w.end() + 1), _NOT_VEIL[w.group()])
+        if words and words[0].group() in _DECLARATION_WORDS and tok.type == "EQUAL":
+            w = words[0]
+            return SyntaxErr(f"`{w.group()}` is a declaration word and cannot be assigned to",
+                             Span(file, tok.line, w.start() + 1, tok.line, w.end() + 1),
+                             f"choose another name; `{w.group()}` starts a {w.group()} line, e.g. "
+                             f"{_DECLARATION_WORDS[w.group()]}")
         if str(tok.value) in _NOT_VEIL:
             return SyntaxErr(f"`{tok.value}` is not part of the veil language", tspan, _NOT_VEIL[str(tok.value)])
         if any(w.group() == "lambda" for w in words):
@@ -228,6 +238,10 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def param_stmt(self, meta, items):
         return ast.ParamDecl(self._s(meta), str(items[0]), items[1])
+
+    @v_args(meta=True)
+    def precision_stmt(self, meta, items):
+        return ast.PrecisionDecl(self._s(meta), items[0])
 
     def targets(self, items):
         return list(items)

@@ -85,7 +85,7 @@ class Compiled(driver.Compiled):
 
 # ---- compiling ---------------------------------------------------------------------------------
 def compile(program: str | os.PathLike, params: Mapping[str, ParamValue] | None = None, *,
-            file: str | None = None, frac_bits: int = 16, protocol: str | None = None,
+            file: str | None = None, frac_bits: int | None = None, protocol: str | None = None,
             optimize: bool = True) -> Compiled:
     """Compile a `.mpc` file (a path, or a str ending in .mpc), a `.ir` file, or program text.
 
@@ -99,14 +99,14 @@ def compile(program: str | os.PathLike, params: Mapping[str, ParamValue] | None 
 
 
 def front_end(program: str | os.PathLike, params: Mapping[str, ParamValue] | None = None, *,
-              file: str | None = None, frac_bits: int = 16, protocol: str | None = None,
+              file: str | None = None, frac_bits: int | None = None, protocol: str | None = None,
               optimize: bool = True) -> Program:
     """The optimized and expanded IR of a program (arguments as api.compile), not lowered for its protocol:
     what api.emulate runs, so constructs the protocol cannot run yet are accepted."""
     params = _check_params(params)
     path = _program_path(program)
     if path is not None and driver.is_ir(path):
-        if params or file or frac_bits != 16 or protocol or not optimize:
+        if params or file or frac_bits is not None or protocol or not optimize:
             raise UsageErr(f"{path} is IR text: params, file, frac_bits, protocol and optimize were fixed "
                            "when it was made", None, "pass them when compiling the .mpc program")
         return driver.load_program(path)
@@ -246,7 +246,7 @@ def _run_processes(c: Compiled, clear: dict[str, dict[str, np.ndarray]], timeout
 
 # ---- programs written as Python functions ------------------------------------------------------
 def program(*, parties: Sequence[str] | str, protocol: str | None = None,
-            params: Mapping[str, ParamValue] | None = None, frac_bits: int = 16,
+            params: Mapping[str, ParamValue] | None = None, frac_bits: int | None = None,
             optimize: bool = True) -> Callable[[Callable[..., Any]], "ProgramFunction"]:
     """Decorator: the function's body is a veil program (never executed by Python).
 
@@ -293,7 +293,7 @@ class ProgramFunction:
     set of params; use .run(inputs), .emulate(inputs), .compiled, .cost, .ir(), .save(dir)."""
 
     def __init__(self, fn: Callable[..., Any], parties: list[str], protocol: str | None,
-                 params: dict[str, ParamValue], frac_bits: int, optimize: bool):
+                 params: dict[str, ParamValue], frac_bits: int | None, optimize: bool):
         functools.update_wrapper(self, fn)
         self.name: str = fn.__name__
         self.parties = parties

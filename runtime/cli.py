@@ -39,7 +39,7 @@ def _front_end(args, path: str):
                            "fractional bits and optimization were fixed when it was made)", None,
                            "pass them when compiling the .mpc program with --emit-ir")
         return load_program(path)
-    return load_program(path, _defines(args.define), frac_bits=16 if args.frac_bits is None else args.frac_bits,
+    return load_program(path, _defines(args.define), frac_bits=args.frac_bits,
                         protocol=args.protocol, optimize=getattr(args, "optimize", True))
 
 
@@ -246,7 +246,7 @@ def _common_compile(p: argparse.ArgumentParser) -> None:
     p.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
                    help="override a param")
     p.add_argument("--protocol", help='override the protocol, e.g. "rep3(alice, bob, carol)"')
-    p.add_argument("--frac-bits", type=int, help="fractional bits of fix values (default 16)")
+    p.add_argument("--frac-bits", type=int, help="fractional bits of fix values (default: the program's `precision` line, else 16)")
 
 
 def _network_emulation(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .randomness import private_draw
 from .ring import U64, asring, div, dslice, index_key, matmul, signed, toint, trunc
 
 Shape = tuple[int, ...]
@@ -229,7 +230,8 @@ _op("mul", 2, (), _bcast, _join, lambda a, b: asring(a * b), describe="`*`", bil
     shadow=lambda a, b: _f(a) * _f(b))
 _op("matmul", 2, (), _matmul_shape, _join, lambda a, b: asring(matmul(a, b)), describe="`@`", bilinear=True,
     shadow=lambda a, b: np.matmul(_f(a), _f(b)))
-_op("trunc", 1, ("bits",), _same, _first, lambda a, bits: asring(trunc(a, bits)), describe="a truncation")
+_op("trunc", 1, ("bits",), _same, _first, lambda a, bits: asring(trunc(a, bits)), describe="a truncation",
+    shadow=lambda a, bits: _f(a) / 2.0 ** bits)
 # comparisons and selection (secret operands need a comparison primitive)
 for _name, _fn, _sym in (("lt", np.less, "<"), ("le", np.less_equal, "<="), ("gt", np.greater, ">"),
                          ("ge", np.greater_equal, ">="), ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")):
@@ -268,6 +270,13 @@ _op("mod", 2, (), _bcast, _join, lambda a, b: _divide(np.mod, a, b), describe="`
 _op("div", 2, ("bits",), _bcast, _fix, lambda a, b, bits: asring(div(a, b, bits)),
     describe="division by a run-time value", divides=True)
 _op("toint", 1, ("bits",), _same, _int, lambda a, bits: asring(toint(a, bits)), describe="int() of a fix value")
+
+# random numbers (runtime/randomness.py): a compute party's private contribution, and the secret
+# uniform tensor the expansion layer builds from the contributions (compiler/expand_random.py)
+_op("draw", 0, ("party", "shape", "bits"), _given, _int,
+    lambda party, shape, bits: private_draw(shape, bits), describe="a private random draw", pure=False)
+_op("random", 0, ("shape", "bits"), _given, _fix, lambda shape, bits: private_draw(shape, bits),
+    describe="a secret random tensor", pure=False)
 
 
 def opdef(name: str) -> OpDef:

@@ -50,7 +50,9 @@ SAMPLES: dict[str, tuple[list, dict]] = {
     "msb": ([FIX], {}), "a2b": ([INT], {}), "bitinject": ([INT], {"bit": 2}),  # bitinject's and b2a's operand: a2b's
     "b2a": ([INT], {}),
     **{c: ([FIX, FIX], {}) for c in ("lt", "le", "gt", "ge", "eq", "ne")},
+    "draw": ([], {"party": "alice", "shape": (3, 4), "bits": 16}), "random": ([], {"shape": (3, 4), "bits": 16}),
 }
+RANDOM = {"draw", "random"}  # fresh random values: MPC and emulation agree on their range, not their values
 
 
 def _operand(rng: np.random.Generator, shape: tuple, dtype: str) -> np.ndarray:
@@ -109,7 +111,7 @@ def _program(name: str, protocol: type, direct: bool = False) -> Program:
             v = b
         ins.append(v)
     d = OPS[name]
-    vis = {"const": PUBLIC, "reveal": PUBLIC, "reveal_to": private("bob")}.get(name, SECRET)
+    vis = {"const": PUBLIC, "reveal": PUBLIC, "reveal_to": private("bob"), "draw": private("alice")}.get(name, SECRET)
     shape = d.shape([v.type.shape for v in ins], **attrs)
     dtype = d.dtype([v.type.dtype for v in ins], **attrs) or "fix"
     scale = 16 if dtype == "fix" else 0
@@ -162,6 +164,11 @@ def test_every_op_is_lowered_expanded_or_refused_by_name_under_every_protocol(na
     ins = _inputs(name)
     receiver = "bob" if name == "reveal_to" else "alice"
     got, want = api.run(compiled, ins)[receiver]["z"], api.emulate(compiled, ins)[receiver]["z"]
+    if name in RANDOM:
+        top = 2 ** 16 if name == "draw" else 1.0
+        for z in (np.asarray(got, np.float64), np.asarray(want, np.float64)):
+            assert z.shape == (3, 4) and z.min() >= 0 and z.max() < top and len(np.unique(z)) > 6
+        return
     np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), atol=2 ** -15)
 
 

@@ -163,9 +163,25 @@ class Expressions:
         x, y = self.as_dtype_scale(x, dtype, scale, span), self.as_dtype_scale(y, dtype, scale, span)
         shape = _broadcast(x.type.shape, y.type.shape, span)
         if op == "%":
-            return self.emit("mod", [x, y], Type(vis, dtype, shape, scale), span)
-        q = self.emit("floordiv", [x, y], Type(vis, "int", shape, 0), span)
-        return self.as_dtype_scale(q, dtype, scale, span)
+            out = self.emit("mod", [x, y], Type(vis, dtype, shape, scale), span)
+        else:
+            out = self.emit("floordiv", [x, y], Type(vis, "int", shape, 0), span)
+        self.bound_quotient(op, x, y, out)
+        return out if op == "%" else self.as_dtype_scale(out, dtype, scale, span)
+
+    def bound_quotient(self, op: str, x: Value, y: Value, out: Value) -> None:
+        """i % k lies in [0, k - 1] and i // k in [lo // k, hi // k] for a bounded index i and a
+        positive constant k: both may index (and start slices) like a loop variable."""
+        k = self.affine.get(y.id)
+        if out.type.vis != PUBLIC or out.type.dtype != "int" or out.type.shape != () or \
+                k is None or k[0] or k[1] <= 0:
+            return
+        k = k[1]
+        if op == "%":
+            self.bounded_index(out, 0, k - 1)
+        elif x.id in self.affine:
+            lo, hi = self._affine_range(self.affine[x.id])
+            self.bounded_index(out, lo // k, hi // k)
 
     def fold_binop(self, op: str, a: Any, b: Any, span: Span) -> Any:
         """Evaluate an operator on compile-time values, as Python would."""

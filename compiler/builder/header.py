@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from veil.runtime.diagnostics import NameErr, Span, TypeErr, UsageErr, VeilError, closest
-from veil.runtime.protocols import PROTOCOLS
+from veil.runtime.protocols import ALIASES, PROTOCOLS, canonical
 
 
 def _usages() -> str:
@@ -24,19 +24,22 @@ class Header:
         def fail(cls, msg: str, hint: str | None) -> VeilError:
             return UsageErr(where + msg, None, hint) if cli else cls(msg, span, hint)
 
-        proto = PROTOCOLS.get(name)
+        proto = PROTOCOLS.get(canonical(name))
         if proto is None:
-            near = closest(name, list(PROTOCOLS))
+            near = closest(name, list(PROTOCOLS) + list(ALIASES))
             raise fail(UsageErr, f"unknown protocol {name!r}", f"did you mean {near}?" if near else
-                       f"known protocols: {', '.join(PROTOCOLS)}")
+                       f"known protocols: {', '.join(PROTOCOLS)} (also {', '.join(ALIASES)})")
+        shown = name if name == proto.name else f"{name} (= {proto.name})"
+        name = proto.name
+        args, kwargs = _roles_by_position(proto, list(args), dict(kwargs))
         for k in kwargs:
             if k not in proto.keywords:
-                raise fail(TypeErr, f"protocol {name} has no keyword {k!r}", _usages())
+                raise fail(TypeErr, f"protocol {shown} has no keyword {k!r}", _usages())
         if len(args) != proto.positional:
-            raise fail(TypeErr, f"protocol {name} takes {proto.positional} parties, got {len(args)}", _usages())
+            raise fail(TypeErr, f"protocol {shown} takes {proto.positional} parties, got {len(args)}", _usages())
         for k in proto.keywords:
             if k not in kwargs:
-                raise fail(TypeErr, f"protocol {name} needs a {k}", proto.usage())
+                raise fail(TypeErr, f"protocol {shown} needs a {k}", proto.usage())
         compute = proto.compute_parties(args, kwargs)
         for p in compute:
             if p not in self.prog.parties:
@@ -47,6 +50,43 @@ class Header:
         if len(set(compute)) != len(compute):
             raise fail(TypeErr, "a party appears twice in the protocol", "name each compute party once")
         self.prog.protocol, self.prog.compute, self.prog.protocol_args = name, compute, kwargs
+
+
+def _roles_by_position(proto, args: list[str], kwargs: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Parties past the positional ones fill the named roles in order: pond(a, b, c) is
+    dealer2(a, b, dealer=c). A role also named by keyword is left for the arity check to report."""
+    extra = args[proto.positional:]
+    free = [k for k in proto.keywords if k not in kwargs]
+    if not extra or len(extra) > len(free):
+        return args, kwargs
+    return args[:proto.positional], {**kwargs, **dict(zip(free, extra))}
+
+
+DEFAULT_FRAC_BITS = 16
+PRECISION_RANGE = (8, 30)  # fewer bits keep too little of a product; more leave no headroom in the ring
+
+
+class Precision:
+    """The Builder method that applies a `precision F` line (unless --frac-bits overrides it)."""
+
+    def set_precision(self, bits: Any, span: Span, value_span: Span, first_op: bool) -> None:
+        """Check the declared fractional bits and use them for every fix value that follows."""
+        lo, hi = PRECISION_RANGE
+        if not isinstance(bits, int) or isinstance(bits, bool):
+            raise TypeErr(f"precision takes a compile-time int (the fractional bits), got {bits!r}", value_span,
+                          "e.g. `precision 20`, or a param: `param FRAC = 20` then `precision FRAC`")
+        if not lo <= bits <= hi:
+            raise TypeErr(f"precision {bits}: choose between {lo} and {hi} fractional bits", value_span,
+                          f"a fix value needs room in the 64-bit ring for a product at twice the scale; "
+                          f"{DEFAULT_FRAC_BITS} (the default) suits values up to about 32768, 20 up to about 2048")
+        if self.precision_span is not None:
+            raise TypeErr("the precision is declared twice", span, "keep one `precision` line")
+        if not first_op:
+            raise TypeErr("`precision` must come before any computation", span,
+                          "put it with the party, protocol and param lines at the top of the program")
+        self.precision_span = span
+        if self.frac_bits_override is None:
+            self.frac_bits = self.prog.frac_bits = bits
 
 
 def coerce_param(name: str, raw: Any, kind: type) -> Any:

@@ -1,4 +1,7 @@
-"""Subscripts: tuple indexing, static slices, and dynamic slices by an affine loop variable."""
+"""Subscripts: tuple indexing, static slices, and dynamic slices by a run-time public int: an
+affine function of loop variables and of "bounded" ints (an element of a public int constant
+such as a permutations() table, or a loop variable's % and //), whose range is known at compile
+time so a slice's bounds are checked before the program runs."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,6 +18,8 @@ class Indexing:
 
     def subscript(self, e: ast.Subscript, scope: Scope) -> Any:
         base = self.expr(e.value, scope)
+        if isinstance(base, (tuple, list)) and not isinstance(base, Value) and self._runtime_index(e, scope):
+            base = self.tensor(base, e.span)  # a literal list (of numbers) indexed by a loop variable
         if isinstance(base, (tuple, list)) and not isinstance(base, Value):
             if len(e.index) != 1:
                 raise TypeErr("a tuple takes one index", e.span)
@@ -71,11 +76,15 @@ class Indexing:
                     raise ShapeErr(f"index {i} is out of range for axis {axis} of size {dim}", idx.span)
                 static.append(("i", i % dim))
         static.extend(("s", 0, d, 1) for d in shape[len(e.index):])
+        return self.keep_range(x, self.emit_subscript(x, static, dynamic, e.span))
+
+    def emit_subscript(self, x: Value, static: list, dynamic: list, span: Span) -> Value:
+        """The dslice ops (one per run-time index) and the one static slice of a subscript."""
         v = x
         for axis, (start, length, step, drop) in dynamic:
             dshape = list(v.type.shape)
             dshape[axis] = length
-            v = self.emit("dslice", [v, start], v.type.with_(shape=tuple(dshape)), e.span,
+            v = self.emit("dslice", [v, start], v.type.with_(shape=tuple(dshape)), span,
                           axis=axis, length=length, step=step)
             static[axis] = ("i", 0) if drop else ("s", 0, length, 1)
         if all(s[0] == "s" and s[1:] == (0, d, 1) for s, d in zip(static, v.type.shape)):
@@ -83,7 +92,30 @@ class Indexing:
         res_shape = tuple(len(range(s[1], s[2], s[3])) for s in static if s[0] == "s")
         # a negative step's stop of -1 means "past index 0", which numpy spells None
         key = [list(s[:2]) + [None if s[2] < 0 else s[2], s[3]] if s[0] == "s" else list(s) for s in static]
-        return self.emit("slice", [v], v.type.with_(shape=res_shape), e.span, key=key)
+        return self.emit("slice", [v], v.type.with_(shape=res_shape), span, key=key)
+
+    def _runtime_index(self, e: ast.Subscript, scope: Scope) -> bool:
+        """Whether a subscript's index is computed at run time (a loop variable, say)."""
+        for idx in e.index:
+            parts = [idx.lo, idx.hi, idx.step] if isinstance(idx, ast.Slice) else [idx]
+            if any(p is not None and isinstance(self.expr(p, scope), Value) for p in parts):
+                return True
+        return False
+
+    def keep_range(self, x: Value, v: Value) -> Value:
+        """Elements of a public int tensor with known bounds keep them; a scalar one becomes a
+        bounded index (it may start a slice: x[j * B:(j + 1) * B])."""
+        known = self.int_ranges.get(x.id)
+        if known is not None and v.type.vis == PUBLIC and v.type.dtype == "int":
+            self.int_ranges[v.id] = known
+            if v.type.shape == () and v.id not in self.affine:
+                self.bounded_index(v, *known)
+        return v
+
+    def bounded_index(self, v: Value, lo: int, hi: int) -> None:
+        """A run-time public int scalar known to lie in [lo, hi]: a variable of affine indices."""
+        self.affine[v.id] = ({v.id: 1}, 0)
+        self.loop_ranges[v.id] = (lo, hi)
 
     def check_index_value(self, i: Value, span: Span) -> None:
         """A run-time index must be a public int scalar (a loop variable's affine function)."""
@@ -123,9 +155,9 @@ class Indexing:
             return ({}, v)
         if isinstance(v, Value) and v.id in self.affine:
             return self.affine[v.id]
-        raise TypeErr("a slice bound computed at run time must be a loop variable times a constant plus a "
-                      "constant (like i * B + c)", span, "a slice's start and length must follow the loop "
-                      "variable linearly; its length must be known at compile time")
+        raise TypeErr("a slice bound computed at run time must be a loop variable (or an element of a public "
+                      "int constant, e.g. order[epoch, i]) times a constant plus a constant (like j * B + c)", span,
+                      "a slice's start must have bounds known at compile time and its length must be a constant")
 
     def _affine_range(self, aff):
         lo = hi = aff[1]

@@ -9,26 +9,30 @@ from veil.runtime.protocols import DEFAULT
 from ..ir import Block, Program, Value
 from .calls import Calls
 from .expressions import Expressions
-from .header import Header, parse_protocol_spec
+from .header import DEFAULT_FRAC_BITS, Header, Precision, parse_protocol_spec
 from .indexing import Indexing
 from .scope import Module, Scope
 from .statements import Statements
 from .values import Values
 
 
-class Builder(Header, Statements, Calls, Expressions, Indexing, Values):
+class Builder(Header, Precision, Statements, Calls, Expressions, Indexing, Values):
     """Walks a module's statements and appends typed IR ops to the current block."""
 
-    def __init__(self, file: str, params: dict[str, Any], frac_bits: int, protocol_override: str | None):
+    def __init__(self, file: str, params: dict[str, Any], frac_bits: int | None, protocol_override: str | None):
         self.file = file
         self.overrides = dict(params)
+        self.frac_bits_override = frac_bits  # --frac-bits: wins over the program's `precision` line
+        frac_bits = DEFAULT_FRAC_BITS if frac_bits is None else frac_bits
         self.frac_bits = frac_bits
+        self.precision_span: Span | None = None
         self.protocol_override = protocol_override
         self.prog = Program(file=file, parties=[], protocol=DEFAULT.name, compute=[], protocol_args={},
                             params={}, frac_bits=frac_bits, body=Block())
         self.block = self.prog.body
         self.affine: dict[int, tuple[dict[int, int], int]] = {}
-        self.loop_ranges: dict[int, tuple[int, int]] = {}
+        self.loop_ranges: dict[int, tuple[int, int]] = {}  # affine variables' bounds (loop variables, ...)
+        self.int_ranges: dict[int, tuple[int, int]] = {}  # public int constants' (and their elements') bounds
         self.call_stack: list[str] = []
         self.call_sites: list[Span] = []  # where each function being inlined was called, chained
         self.modules: dict[str, Module] = {}

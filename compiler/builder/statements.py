@@ -140,6 +140,11 @@ class Statements:
                 value = coerce_param(s.name, self.overrides[s.name], type(value))
             self.prog.params[s.name] = value
             scope.names[s.name] = value
+        elif isinstance(s, ast.PrecisionDecl):
+            if self.call_stack or self.loop_depth or s.span.file != self.file:
+                raise TypeErr("`precision` is a top-level line of the program itself", s.span,
+                              "put it with the party, protocol and param lines")
+            self.set_precision(self.expr(s.value, scope), s.span, s.value.span, not self.prog.body.ops)
         elif isinstance(s, ast.Assign):
             for t in _flat_targets(s.targets):
                 _check_target(t)

@@ -75,6 +75,8 @@ class Values:
         v = self.emit("const", [], t, span, value=np.array(ring, copy=True))
         if dtype == "int" and arr.ndim == 0:
             self.affine[v.id] = ({}, int(arr))
+        if dtype == "int" and arr.size and vis == PUBLIC:
+            self.int_ranges[v.id] = (int(arr.min()), int(arr.max()))
         return v
 
     def promote(self, v: Value, vis: str, span: Span | None) -> Value:
