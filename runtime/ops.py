@@ -279,6 +279,60 @@ _op("random", 0, ("shape", "bits"), _given, _fix, lambda shape, bits: private_dr
     describe="a secret random tensor", pure=False)
 
 
+# ---- convolution gathers (stdlib nn / ml.conv2d): linear, so local on shares -------------------
+
+def conv_out(h: int, k: int, stride: int, before: int, after: int) -> int:
+    """Output positions of a k-wide window sliding by `stride` over h padded by before + after."""
+    return (h + before + after - k) // stride + 1
+
+
+def _im2col_shape(shapes: list[Shape], kh: int, kw: int, stride: int, pads: Any, **_: Any) -> Shape:
+    n, c, h, w = (int(d) for d in shapes[0])
+    oh, ow = conv_out(h, kh, stride, pads[0], pads[1]), conv_out(w, kw, stride, pads[2], pads[3])
+    return (n * oh * ow, c * kh * kw)
+
+
+def _col2im_shape(shapes: list[Shape], image: Any, **_: Any) -> Shape:
+    return tuple(int(d) for d in image)
+
+
+def im2col_any(x: np.ndarray, kh: int, kw: int, stride: int, pads: Any) -> np.ndarray:
+    """(N, C, H, W) -> (N*OH*OW, C*KH*KW): row (n, oh, ow) holds the padded window at (oh, ow),
+    ordered (c, i, j) like a filter bank (F, C, KH, KW) flattened; any numpy dtype."""
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
+    oh, ow = conv_out(h, kh, stride, pads[0], pads[1]), conv_out(w, kw, stride, pads[2], pads[3])
+    out = np.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+            out[:, :, :, :, i, j] = win.transpose(0, 2, 3, 1)
+    return out.reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im_any(cols: np.ndarray, image: Any, kh: int, kw: int, stride: int, pads: Any) -> np.ndarray:
+    """The adjoint of im2col: each column entry added back onto the pixel it was gathered from
+    (overlapping windows sum; padding is dropped); uint64 sums wrap like the ring."""
+    n, c, h, w = (int(d) for d in image)
+    oh, ow = conv_out(h, kh, stride, pads[0], pads[1]), conv_out(w, kw, stride, pads[2], pads[3])
+    blocks = cols.reshape(n, oh, ow, c, kh, kw)
+    xp = np.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride] += \
+                blocks[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return xp[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w].copy()
+
+
+_op("im2col", 1, ("kh", "kw", "stride", "pads"), _im2col_shape, _first,
+    lambda a, kh, kw, stride, pads: asring(im2col_any(a, kh, kw, stride, pads)),
+    describe="im2col (the windows of a convolution)", linear=True)
+_op("col2im", 1, ("image", "kh", "kw", "stride", "pads"), _col2im_shape, _first,
+    lambda a, image, kh, kw, stride, pads: asring(col2im_any(a, image, kh, kw, stride, pads)),
+    describe="col2im (a convolution's windows summed back)", linear=True,
+    shadow=lambda a, image, kh, kw, stride, pads: col2im_any(_f(a), image, kh, kw, stride, pads))
+
+
 def opdef(name: str) -> OpDef:
     """The registry entry of an opcode (a KeyError names an opcode nobody registered)."""
     return OPS[name]

@@ -121,6 +121,25 @@ EMULATE_ONLY: dict[str, str] = {
 PROGRAM_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "programs").glob("*.mpc"))
 
 
+IMG, ROW, ONE = "v.reshape((1, 1, 2, 2))", "v.reshape((1, 4))", "v[0:1]"
+LAYER_ARGS = {  # the layers of ml and nn, optim's updates: shapes that fit a value of 4 elements
+    "maxpool2d_mask": f"{IMG}, 2", "conv2d": f"{IMG}, {IMG}, {ONE}",
+    "dense": f"{ROW}, v.reshape((4, 1)), {ONE}", "dense_backward": f"{ROW}, v.reshape((4, 1)), v[0:1].reshape((1, 1))",
+    "dense_backward_weights": f"{ROW}, v[0:1].reshape((1, 1))", "relu_backward": "v, v",
+    "conv2d_backward": f"{IMG}, {IMG}, v[0:1].reshape((1, 1, 1, 1))",
+    "conv2d_backward_weights": f"{IMG}, {IMG}, v[0:1].reshape((1, 1, 1, 1))",
+    "maxpool2d_backward": f"{IMG}, v[0:1].reshape((1, 1, 1, 1)), 2",
+    "avgpool2d_backward": f"{IMG}, v[0:1].reshape((1, 1, 1, 1)), 2", "flatten": "v.reshape((2, 2))",
+    "softmax_cross_entropy": "v.reshape((2, 2)), v.reshape((2, 2))",
+    "softmax_cross_entropy_backward": "v.reshape((2, 2)), v.reshape((2, 2))",
+    "accuracy": "v.reshape((2, 2)), v.reshape((2, 2))", "one_hot": "v, 4",
+    "sgd": "v, v, 0.1", "momentum": "v, v, v, 0.1", "adam": "v, v * 0.01, v, v * v, 3, 0.1",
+    "amsgrad": "v, v * 0.01, v, v * v, v * v, 3, 0.1",
+}
+TUPLES = {"dense_backward", "dense_backward_weights", "conv2d_backward", "conv2d_backward_weights", "momentum",
+          "adam", "amsgrad"}
+
+
 def stdlib_program(secret: bool) -> str:
     """A program calling every function of every stdlib module on one value."""
     lines = [HEAD, 'x = input(alice, "x", shape=(4,))\n', "v = secret(x)\n" if secret else "v = x\n"]
@@ -128,8 +147,9 @@ def stdlib_program(secret: bool) -> str:
         lines.append(f"import {mod.stem}\n")
         for name in re.findall(r"^def ([a-z]\w*)\(", mod.read_text(encoding="utf-8"), re.M):  # public ones
             args = {"maxpool2d": "v.reshape((1, 1, 2, 2)), 2", "avgpool2d": "v.reshape((1, 1, 2, 2)), 2",
-                    "divide": "v, v + 2.0"}.get(name, "v")  # pools: (N, C, H, W), k
-            lines.append(f'output({mod.stem}.{name}({args}), "{mod.stem}_{name}", to=alice)\n')
+                    "divide": "v, v + 2.0", **LAYER_ARGS}.get(name, "v")  # pools: (N, C, H, W), k
+            pick = "[0]" if name in TUPLES else ""
+            lines.append(f'output({mod.stem}.{name}({args}){pick}, "{mod.stem}_{name}", to=alice)\n')
     return "".join(lines)
 
 

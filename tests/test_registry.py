@@ -47,6 +47,8 @@ SAMPLES: dict[str, tuple[list, dict]] = {
     "toint": ([FIX], {"bits": 16}),
     "argmax": ([FIX], {"axis": 1}), "argmin": ([FIX], {}), "sort": ([FIX], {"axis": 1}),
     "take": ([FIX], {"index": np.array([2, 0, 1]), "axis": 0}),
+    "im2col": ([((1, 2, 3, 4), "fix", 16)], {"kh": 2, "kw": 2, "stride": 1, "pads": [0, 0, 0, 1]}),
+    "col2im": ([((8, 8), "fix", 16)], {"image": [1, 2, 3, 4], "kh": 2, "kw": 2, "stride": 1, "pads": [0, 0, 0, 1]}),
     "msb": ([FIX], {}), "a2b": ([INT], {}), "bitinject": ([INT], {"bit": 2}),  # bitinject's and b2a's operand: a2b's
     "b2a": ([INT], {}),
     **{c: ([FIX, FIX], {}) for c in ("lt", "le", "gt", "ge", "eq", "ne")},

@@ -7,6 +7,7 @@ BUILTIN_IMPLS below is the one table of built-in names. The implementations live
   numeric.py       sum, mean, matmul, dot, outer, int, float, abs, min, max, where
   order.py         argmax, argmin, sort
   random.py        random_uniform, random_normal, permutations
+  conv.py          im2col, col2im, conv_size (convolution gathers)
   args.py          reading a call's arguments (signature, shapes, dtypes, axes, parties)
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .. import ast
 from veil.runtime.diagnostics import UnsupportedErr
 from .args import _shape_arg
+from .conv import CONV
 from .constructors import _arange, _eye, _fill, _full
 from .io import _input, _output, _reveal, _secret
 from .numeric import _abs, _cast, _dot, _extremum, _matmul, _mean, _outer, _sum, _where
@@ -51,5 +53,5 @@ BUILTIN_IMPLS: dict[str, Callable[..., Any] | None] = {
     "broadcast_to": _broadcast_to, "sum": _sum, "mean": _mean, "matmul": _matmul, "dot": _dot,
     "outer": _outer, "len": _len, "int": _cast("int"), "float": _cast("float"), "range": None,
     "abs": _abs, "min": _extremum("min"), "max": _extremum("max"), "where": _where, "fix": None, "bool": None,
-    **ORDER, **RANDOM,
+    **ORDER, **RANDOM, **CONV,
 }
