@@ -31,6 +31,7 @@ class Item:
 class Disclosure:
     learns: dict[str, list[Item]] = field(default_factory=dict)
     shares: dict[str, list[Item]] = field(default_factory=dict)
+    revealed: dict[int, str] = field(default_factory=dict)  # public reveal result id -> its position
 
 
 def disclosure(prog: Program) -> Disclosure:
@@ -98,10 +99,14 @@ def _note(it: Instr, times: int, native: dict[str, str], prog: Program, report: 
         what = names.get(it.ins[0].id, "a value it computed")
         report.shares[who].append(Item(what, _describe(it.out), at, times, it.cost.bytes_sent.get(who, 0) * times))
     elif op == "reveal":
+        report.revealed[it.out.id] = at
         for p in prog.compute:
             report.learns[p].append(Item("reveal", _describe(it.out), at, times))
     elif op == "reveal_to" and it.out.id not in delivered:
         report.learns[it.attrs["party"]].append(Item("reveal", _describe(it.out), at, times))
+    elif it.spec is SEND and it.ins[0].id in report.revealed:  # a public reveal an input-only party uses
+        report.learns[it.attrs["dst"]].append(Item(f"reveal (sent by {it.attrs['src']})", _describe(it.out),
+                                                   report.revealed[it.ins[0].id], times))
     elif it.spec is SEND and it.out.id not in delivered:
         report.learns[it.attrs["dst"]].append(Item(f"a value from {it.attrs['src']}", _describe(it.out), at, times))
 

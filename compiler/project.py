@@ -57,6 +57,8 @@ def _holds(party: str, v: Value, it: Instr, compute: frozenset[str]) -> bool:
     """Whether `party` supplies input v to instruction it (kernels get None for inputs it lacks)."""
     if it.kind != "kernel":
         return True
+    if "src" in it.attrs and "dst" in it.attrs:  # a send: only its source holds the value
+        return party == it.attrs["src"]
     if v.type.vis == SECRET:
         return party in compute
     o = owner(v.type.vis)
