@@ -47,10 +47,14 @@ def _compile(args, path: str):
     """A .mpc program or a .ir file compiled to bytecode."""
     import time
 
+    from veil.compiler.disclosure import raw_input_notes
     from veil.compiler.driver import back_end
 
     t0 = time.perf_counter()
-    return back_end(_front_end(args, path), t0)
+    c = back_end(_front_end(args, path), t0)
+    for note in raw_input_notes(c.prog):  # e.g. a data owner's raw data shared whole
+        print(note.format(), file=sys.stderr)
+    return c
 
 
 def default_build_dir(path: str) -> str:
