@@ -31,10 +31,21 @@ def emulate(prog: Program, inputs: dict[tuple[str, str], np.ndarray], *, check_o
     outputs: dict[str, dict[str, np.ndarray]] = {p: {} for p in prog.parties}
     with np.errstate(over="ignore"):
         _run(prog.body, env, inputs, outputs, check_overflow)
+    for named in outputs.values():  # a history (an output inside loops): its rows, shaped by the trips
+        for name, got in named.items():
+            if isinstance(got, _History):
+                named[name] = np.stack(got.rows).reshape(got.trips + np.shape(got.rows[0]))
     return outputs
 
 
-def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> None:
+class _History:
+    """The rows of an output inside loops, in iteration order."""
+
+    def __init__(self, trips: tuple[int, ...]):
+        self.trips, self.rows = trips, []
+
+
+def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool, trips: tuple[int, ...] = ()) -> None:
     for op in block.ops:
         code = op.opcode
         args = [env[v.id] for v in op.ins]
@@ -44,6 +55,9 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
             env[op.out.id] = inputs[(op.attrs["party"], op.attrs["name"])]
         elif OPS[code].identity:
             env[op.out.id] = args[0]
+        elif code == "output" and trips:
+            for p in op.attrs["to"]:
+                outputs[p].setdefault(op.attrs["name"], _History(trips)).rows.append(args[0])
         elif code == "output":
             for p in op.attrs["to"]:
                 outputs[p][op.attrs["name"]] = args[0]
@@ -54,7 +68,7 @@ def _run(block: Block, env: dict[int, Any], inputs, outputs, check: bool) -> Non
                 env[body.params[0].id] = asring(np.int64(op.attrs["start"] + k * op.attrs["step"]))
                 for p, v in zip(body.params[1:], state):
                     env[p.id] = v
-                _run(body, env, inputs, outputs, check)
+                _run(body, env, inputs, outputs, check, trips + (op.attrs["trips"],))
                 state = [env[r.id] for r in body.results]
             for o, v in zip(op.outs, state):
                 env[o.id] = v

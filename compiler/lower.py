@@ -24,6 +24,7 @@ from veil.runtime.bytecode import position
 from veil.runtime.diagnostics import Span, source_line
 
 from .capabilities import Capabilities, secret_ins
+from .history import loop_name
 from .ir import Block, Op, Program, Value
 from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
@@ -63,6 +64,7 @@ class LoopInfo:
     outs: list[Value]
     body: list  # scheduled: Instr or Round
     rounds: int = 0  # per iteration
+    name: str = ""  # the loop variable's name in the source
 
 
 @dataclass
@@ -344,7 +346,8 @@ class Lowering:
             if o.type.vis == PUBLIC:
                 self.avail[o.id] = self.holders(r)
         info = LoopInfo(op.attrs["trips"], op.attrs["start"], op.attrs["step"], body.params[0],
-                        body.params[1:], list(op.ins), list(body.results), list(op.outs), [])
+                        body.params[1:], list(op.ins), list(body.results), list(op.outs), [],
+                        name=loop_name(op.span))
         info.body, info.rounds = schedule(instrs)
         execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
         return Instr("loop", "loop", None, list(op.ins), {}, pos, execs, loop=info)
