@@ -110,6 +110,8 @@ class VM:
             await self.block(ins.body)
             state = [self.regs[r] for r in ins.results]
         self.loops.pop()
+        if self.follow is not None:
+            self.follow.iteration(self.loops)
         for o, v in zip(ins.outs, state):
             self.regs[o] = v
 
