@@ -15,6 +15,7 @@ from .types import PUBLIC, owner
 
 HISTORY_ELEMENTS = 16  # a reveal this small is a figure to follow (a loss, an accuracy); larger ones are data
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*$")
+_REST = re.compile(r"^\s*(#.*)?$")
 _FOR = re.compile(r"\s*for\s+([A-Za-z_]\w*)\s+in\b")
 
 
@@ -74,7 +75,9 @@ def revealed_name(span: Span | None) -> str | None:
     if span is None or span.caller is not None:
         return None
     text = source_line(span)
-    m = _ASSIGNED.match(text[:span.col - 1]) if text else None
+    if not text or span.end_line != span.line or not _REST.match(text[span.end_col - 1:]):
+        return None  # the reveal is not the whole right-hand side (`x = reveal(a) * 2`)
+    m = _ASSIGNED.match(text[:span.col - 1])
     return m.group(1) if m else None
 
 
