@@ -93,7 +93,7 @@ def _note(it: Instr, times: int, native: dict[str, str], prog: Program, report: 
         if sources:
             names[it.out.id] = f"a value computed from {', '.join(sources)}"
     if it.kind == "output":
-        party = owner(it.ins[0].type.vis)
+        party = owner(it.ins[0].type.vis) or next(iter(it.execs))  # a public value: where it is output
         report.learns[party].append(Item(f"output {it.name}", _describe(it.ins[0]), at, times))
     if it.kind != "kernel":
         return
