@@ -5,15 +5,19 @@ random (docs/security.md), so this is the whole of what the program discloses.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from veil.runtime.bytecode import where
 from veil.runtime.protocols import get_protocol
 from veil.runtime.protocols.common import SEND
 
-from .ir import Program, Value
+from veil.runtime.diagnostics import Span
+
+from .capabilities import Capabilities
+from .ir import Block, Op, Program, Value, walk
 from .lower import Instr, scheduled
 from .schedule import Round
-from .types import owner
+from .types import SECRET, owner
 
 
 @dataclass
@@ -31,6 +35,7 @@ class Item:
 class Disclosure:
     learns: dict[str, list[Item]] = field(default_factory=dict)
     shares: dict[str, list[Item]] = field(default_factory=dict)
+    revealed: dict[int, str] = field(default_factory=dict)  # public reveal result id -> its position
 
 
 def disclosure(prog: Program) -> Disclosure:
@@ -88,7 +93,7 @@ def _note(it: Instr, times: int, native: dict[str, str], prog: Program, report: 
         if sources:
             names[it.out.id] = f"a value computed from {', '.join(sources)}"
     if it.kind == "output":
-        party = owner(it.ins[0].type.vis)
+        party = owner(it.ins[0].type.vis) or next(iter(it.execs))  # a public value: where it is output
         report.learns[party].append(Item(f"output {it.name}", _describe(it.ins[0]), at, times))
     if it.kind != "kernel":
         return
@@ -98,10 +103,14 @@ def _note(it: Instr, times: int, native: dict[str, str], prog: Program, report: 
         what = names.get(it.ins[0].id, "a value it computed")
         report.shares[who].append(Item(what, _describe(it.out), at, times, it.cost.bytes_sent.get(who, 0) * times))
     elif op == "reveal":
+        report.revealed[it.out.id] = at
         for p in prog.compute:
             report.learns[p].append(Item("reveal", _describe(it.out), at, times))
     elif op == "reveal_to" and it.out.id not in delivered:
         report.learns[it.attrs["party"]].append(Item("reveal", _describe(it.out), at, times))
+    elif it.spec is SEND and it.ins[0].id in report.revealed:  # a public reveal an input-only party uses
+        report.learns[it.attrs["dst"]].append(Item(f"reveal (sent by {it.attrs['src']})", _describe(it.out),
+                                                   report.revealed[it.ins[0].id], times))
     elif it.spec is SEND and it.out.id not in delivered:
         report.learns[it.attrs["dst"]].append(Item(f"a value from {it.attrs['src']}", _describe(it.out), at, times))
 
@@ -121,3 +130,62 @@ def format_disclosure(d: Disclosure) -> str:
             again = f" in all, {i.times:,} times" if i.times > 1 else ""
             lines.append(f"    {i.what} {i.type} at {i.at}: {i.bytes:,} bytes{again}")
     return "\n".join(lines) + "\n"
+
+
+# ---- a compile-time note: an input-only party's whole raw input secret-shared ------------------
+NOTE_BYTES = 1_000_000  # below this, sharing a raw input whole is the cheap, intended thing
+
+
+@dataclass
+class Note:
+    """A compile-time note with its source position (printed `file:line:col: note: ...`)."""
+
+    span: Span | None
+    message: str
+
+    def format(self) -> str:
+        return f"{self.span}: note: {self.message}" if self.span is not None else f"note: {self.message}"
+
+
+def raw_input_notes(prog: Program) -> list[Note]:
+    """A note for each input of a party outside the protocol that enters a share op whole (not
+    reduced in clear first) and costs its owner at least NOTE_BYTES: nobody ships 96 MB of raw
+    data by accident where they meant to share a gradient."""
+    caps = Capabilities.of(prog)
+    inputs = {op.out.id: op for op in walk(prog.body) if op.opcode == "input"
+              and op.attrs["party"] not in prog.compute}
+    notes = []
+    for op, times in _ops_with_trips(prog.body, 1):
+        src = inputs.get(op.ins[0].id) if op.ins else None
+        kernel = caps.kernel_of(op)
+        if src is None or op.out.type.vis != SECRET or kernel is None:
+            continue
+        party, t = src.attrs["party"], src.out.type
+        cost = caps.cost(kernel, t.size, [t.size], caps.kernel_attrs(kernel, op, op.out))
+        sent = cost.bytes_sent.get(party, 0) * times
+        if sent < NOTE_BYTES:
+            continue
+        dims = "x".join(str(d) for d in t.shape) or "scalar"
+        notes.append(Note(src.span, f"{party}'s whole input {src.attrs['name']!r} ({dims} {t.dtype}) is "
+                          f"secret-shared at {op.span}: {party} sends {human_bytes(sent)}; to learn from "
+                          f"it, compute in clear at {party} (e.g. a gradient, from a revealed model) and "
+                          "share only the result"))
+    return notes
+
+
+def _ops_with_trips(block: Block, times: int) -> Iterator[tuple[Op, int]]:
+    """Every op with how many times it runs (the trips of its enclosing loops)."""
+    for op in block.ops:
+        if op.body is not None:
+            yield from _ops_with_trips(op.body, times * op.attrs["trips"])
+        else:
+            yield op, times
+
+
+def human_bytes(n: int) -> str:
+    """`96 MB`, `37 KB`, `512 bytes` (decimal units)."""
+    for unit, size in (("GB", 10 ** 9), ("MB", 10 ** 6), ("KB", 10 ** 3)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{n} bytes"

@@ -13,6 +13,7 @@ from veil.runtime.diagnostics import UsageErr
 from .build import build
 from .emulate import emulate  # noqa: F401  (re-exported for the API)
 from .expand import expand
+from .history import follow
 from .ir import Program
 from .irtext import format_program, parse_program
 from .lower import CostReport, lower
@@ -39,7 +40,7 @@ def front_end(text: str, file: str, params: dict[str, Any] | None = None, *, fra
     """Source text to the optimized and expanded IR: what `veil emulate` runs (constructs the
     protocol cannot run yet are accepted here) and `--emit-ir` prints. `optimize=False` is -O0.
     `frac_bits` (--frac-bits) overrides the program's `precision` line; None keeps it."""
-    prog = build(text, file, params, frac_bits, protocol)
+    prog = follow(build(text, file, params, frac_bits, protocol))  # history outputs, before DCE
     prog = optimize_program(prog) if optimize else prog
     return expand(prog)
 

@@ -75,9 +75,10 @@ def emulate(prog: Program, inputs: dict[tuple[str, str], np.ndarray], *, check_o
             seed: int | None = None, underflow: TextIO | None | bool = True
             ) -> dict[str, dict[str, np.ndarray]]:
     """Run the program; inputs are ring-encoded arrays keyed by (party, name). Returns
-    {party: {output name: ring array}} with the receivers of each output. Secret random numbers
-    come from `seed` (else $VEIL_EMULATE_SEED, else fresh entropy). Underflowing truncations are
-    reported at the end to `underflow` (True: stderr; None or False: not checked)."""
+    {party: {output name: ring array}} with the receivers of each output (an output inside loops
+    is a history: its rows, shaped by the trips). Secret random numbers come from `seed` (else
+    $VEIL_EMULATE_SEED, else fresh entropy). Underflowing truncations are reported at the end to
+    `underflow` (True: stderr; None or False: not checked)."""
     stream = sys.stderr if underflow is True else underflow or None
     run = _Run(inputs, {p: {} for p in prog.parties}, check_overflow, emulation_rng(seed),
                Underflows() if stream is not None else None)
@@ -87,10 +88,21 @@ def emulate(prog: Program, inputs: dict[tuple[str, str], np.ndarray], *, check_o
     finally:
         if run.underflow is not None:
             run.underflow.report(stream)
+    for named in run.outputs.values():
+        for name, got in named.items():
+            if isinstance(got, _History):
+                named[name] = np.stack(got.rows).reshape(got.trips + np.shape(got.rows[0]))
     return run.outputs
 
 
-def _run(block: Block, env: dict[int, Any], run: _Run) -> None:
+class _History:
+    """The rows of an output inside loops, in iteration order."""
+
+    def __init__(self, trips: tuple[int, ...]):
+        self.trips, self.rows = trips, []
+
+
+def _run(block: Block, env: dict[int, Any], run: _Run, trips: tuple[int, ...] = ()) -> None:
     inputs, outputs, check = run.inputs, run.outputs, run.check
     for op in block.ops:
         code = op.opcode
@@ -103,6 +115,9 @@ def _run(block: Block, env: dict[int, Any], run: _Run) -> None:
             env[op.out.id] = inputs[(op.attrs["party"], op.attrs["name"])]
         elif OPS[code].identity:
             env[op.out.id] = args[0]
+        elif code == "output" and trips:
+            for p in op.attrs["to"]:
+                outputs[p].setdefault(op.attrs["name"], _History(trips)).rows.append(args[0])
         elif code == "output":
             for p in op.attrs["to"]:
                 outputs[p][op.attrs["name"]] = args[0]
@@ -113,7 +128,7 @@ def _run(block: Block, env: dict[int, Any], run: _Run) -> None:
                 env[body.params[0].id] = asring(np.int64(op.attrs["start"] + k * op.attrs["step"]))
                 for p, v in zip(body.params[1:], state):
                     env[p.id] = v
-                _run(body, env, run)
+                _run(body, env, run, trips + (op.attrs["trips"],))
                 state = [env[r.id] for r in body.results]
             for o, v in zip(op.outs, state):
                 env[o.id] = v

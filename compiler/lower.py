@@ -24,6 +24,7 @@ from veil.runtime.bytecode import position
 from veil.runtime.diagnostics import Span, source_line
 
 from .capabilities import Capabilities, secret_ins
+from .history import loop_name
 from .ir import Block, Op, Program, Value
 from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
@@ -63,6 +64,7 @@ class LoopInfo:
     outs: list[Value]
     body: list  # scheduled: Instr or Round
     rounds: int = 0  # per iteration
+    name: str = ""  # the loop variable's name in the source
 
 
 @dataclass
@@ -117,6 +119,8 @@ class Lowering:
         self.uses: dict[int, int] = {}
         self.additive: set[int] = set()  # values held as additive (3-out-of-3) shares
         self.call_names: dict[str, str] = {}  # call site -> the function name written there
+        self.defined_in: dict[int, list[Instr]] = {}  # value id -> the instruction list of its block
+        self.delivered: dict[tuple[int, str], Value] = {}  # (public value, party) -> its copy there
 
     def where(self, op: Op) -> Span | None:
         """The source position an instruction keeps: file, line, column and the call chain (and,
@@ -174,14 +178,33 @@ class Lowering:
                         self.caps.fused(src.opcode, op.opcode) is not None:
                     fused.add(src.out.id)
         region = self.additive_regions(block, fused)
+        for v in block.params:
+            self.defined_in[v.id] = out
         for op in block.ops:
             if op.outs and op.out.id in fused:
                 continue
             if op.outs and op.out.id in region:
                 out.extend(self.lower_additive(op, region))
-                continue
-            out.extend(self.lower_op(op, fusable, fused))
+            else:
+                out.extend(self.lower_op(op, fusable, fused))
+            for v in op.outs:
+                self.defined_in[v.id] = out
         return out
+
+    def deliver(self, v: Value, party: str, pos: Span | None) -> Value:
+        """A public value a party does not hold yet (e.g. a `reveal(x)` an input-only party
+        computes with), sent to it once, right after the value is defined (so, outside the loops
+        that only read it): only the parties that use a public value receive it."""
+        key = (v.id, party)
+        if key not in self.delivered:
+            holders = self.holders(v)
+            sender = min(holders, key=lambda p: (p not in self.compute, self.compute.index(p)
+                                                 if p in self.compute else 0, p))
+            copy = self.prog.new_value(v.type.with_(vis=f"private({party})"))
+            self.defined_in[v.id].append(self.kernel(SEND.name, copy, [v], {"src": sender, "dst": party,
+                                                                         "shape": list(v.type.shape)}, pos, spec=SEND))
+            self.delivered[key] = copy
+        return self.delivered[key]
 
     # ---- sums of products, truncated once: products stay in additive form --------------------
     def additive_regions(self, block: Block, fused: set[int]) -> dict[int, Op]:
@@ -275,10 +298,15 @@ class Lowering:
                 execs = execs & self.holders(v)
             self.avail[op.out.id] = execs
         else:
-            for v in op.ins:
-                if v.type.vis != SECRET and not execs <= self.holders(v):
+            ins = list(op.ins)
+            for k, v in enumerate(ins):
+                if v.type.vis == PUBLIC and len(execs) == 1 and not execs <= self.holders(v) and \
+                        v.id in self.defined_in:
+                    ins[k] = self.deliver(v, next(iter(execs)), pos)
+                elif v.type.vis != SECRET and not execs <= self.holders(v):
                     raise TypeErr(f"a {v.type.vis} value is used where {', '.join(sorted(execs))} cannot see it",
                                   op.span, "output or reveal it to that party first")
+            return [self.local(code, op.out, ins, dict(op.attrs), pos, execs)]
         return [self.local(code, op.out, op.ins, dict(op.attrs), pos, execs)]
 
     def refused(self, op: Op, hint: str) -> UnsupportedErr:
@@ -318,7 +346,8 @@ class Lowering:
             if o.type.vis == PUBLIC:
                 self.avail[o.id] = self.holders(r)
         info = LoopInfo(op.attrs["trips"], op.attrs["start"], op.attrs["step"], body.params[0],
-                        body.params[1:], list(op.ins), list(body.results), list(op.outs), [])
+                        body.params[1:], list(op.ins), list(body.results), list(op.outs), [],
+                        name=loop_name(op.span))
         info.body, info.rounds = schedule(instrs)
         execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
         return Instr("loop", "loop", None, list(op.ins), {}, pos, execs, loop=info)

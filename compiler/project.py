@@ -57,6 +57,8 @@ def _holds(party: str, v: Value, it: Instr, compute: frozenset[str]) -> bool:
     """Whether `party` supplies input v to instruction it (kernels get None for inputs it lacks)."""
     if it.kind != "kernel":
         return True
+    if "src" in it.attrs and "dst" in it.attrs:  # a send: only its source holds the value
+        return party == it.attrs["src"]
     if v.type.vis == SECRET:
         return party in compute
     o = owner(v.type.vis)
@@ -86,7 +88,8 @@ def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]
     defined_inside = {lp.ivar.id, *params}
     live |= {v for v in body_in if v not in defined_inside}
     enc = bc.Loop(lp.trips, lp.start, lp.step, lp.ivar.id, tuple(params), tuple(lp.inits[i].id for i in held),
-                  tuple(lp.results[i].id for i in held), tuple(lp.outs[i].id for i in held), tuple(body), it.pos)
+                  tuple(lp.results[i].id for i in held), tuple(lp.outs[i].id for i in held), tuple(body), it.pos,
+                  lp.name)
     return enc, live
 
 

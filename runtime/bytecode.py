@@ -8,7 +8,7 @@ A party's program is a list of instruction records:
                run counter keys the kernel's randomness, so every party draws the same streams
   Send, Recv   a round's one message to each peer, and one from each peer
   Loop         a counted loop with carried registers and a body
-  Output       deliver a register's value here
+  Output       deliver a register's value here (inside a loop: one row of a history output)
   Free         drop dead large values
 
 Every instruction but Send, Recv and Free keeps its source position: a Span (file base name,
@@ -17,7 +17,8 @@ line, column) whose `caller` chain leads up to the user's line that called the f
 A file is msgpack of {"veil": VERSION, "party": name, "files": [file names], "positions":
 [[file index, line, col, caller index or None], ...], "code": [instr, ...]}; each instruction is a
 list [tag, fields...] with its position as an index into "positions". A loop's trips, start and
-step travel as one 24-byte field, so the size never depends on them. numpy arrays in attrs are
+step travel as one 24-byte field, so the size never depends on them; a loop's variable name, when
+known, is one more field at its end. numpy arrays in attrs are
 {"nd": [dtype, shape, bytes]}, tuples lists; attr keys are sorted, so encoding is deterministic.
 """
 from __future__ import annotations
@@ -122,6 +123,7 @@ class Loop:
     outs: tuple[int, ...]
     body: tuple["Instr", ...]
     pos: Span | None = None
+    name: str = ""  # the loop variable's name in the source, for live values and the progress line
 
     def reads(self) -> tuple[int, ...]:
         return self.inits
@@ -213,7 +215,7 @@ def _enc(ins: Instr, table: _Positions) -> list:
     if isinstance(ins, Loop):
         return [tag, _LOOP_HEAD.pack(ins.trips, ins.start, ins.step), ins.ivar, list(ins.params),
                 list(ins.inits), list(ins.results), list(ins.outs), [_enc(b, table) for b in ins.body],
-                table.add(ins.pos)]
+                table.add(ins.pos)] + ([ins.name] if ins.name else [])
     if isinstance(ins, OpInstr):
         return [tag, ins.opcode, ins.out, list(ins.ins), ins.attrs, list(ins.sec), table.add(ins.pos)]
     if isinstance(ins, KernelInstr):
@@ -232,9 +234,9 @@ def _dec(raw: list, pos: list[Span]) -> Instr:
     def at(i: int | None) -> Span | None:
         return None if i is None else pos[i]
     if cls is Loop:
-        _, head, ivar, params, inits, results, outs, body, p = raw
+        _, head, ivar, params, inits, results, outs, body, p, *name = raw
         return Loop(*_LOOP_HEAD.unpack(head), ivar, tuple(params), tuple(inits), tuple(results), tuple(outs),
-                    tuple(_dec(b, pos) for b in body), at(p))
+                    tuple(_dec(b, pos) for b in body), at(p), name[0] if name else "")
     if cls is OpInstr:
         _, opcode, out, ins, attrs, sec, p = raw
         return OpInstr(opcode, out, tuple(ins), attrs, tuple(sec), at(p))
@@ -337,7 +339,8 @@ def disassemble(code: list[Instr], indent: str = "") -> list[str]:
             out.append(f"{indent}-- recv --")
         elif isinstance(ins, Loop):
             stop = ins.start + ins.trips * ins.step
-            out.append(f"{indent}loop r{ins.ivar} in range({ins.start}, {stop}, {ins.step}) "
+            named = f" ({ins.name})" if ins.name else ""
+            out.append(f"{indent}loop r{ins.ivar}{named} in range({ins.start}, {stop}, {ins.step}) "
                        f"carry {list(ins.params)} <- {list(ins.inits)}" + at)
             out.extend(disassemble(list(ins.body), indent + "    "))
             out.append(f"{indent}end loop: {list(ins.outs)} <- {list(ins.results)}")

@@ -47,10 +47,14 @@ def _compile(args, path: str):
     """A .mpc program or a .ir file compiled to bytecode."""
     import time
 
+    from veil.compiler.disclosure import raw_input_notes
     from veil.compiler.driver import back_end
 
     t0 = time.perf_counter()
-    return back_end(_front_end(args, path), t0)
+    c = back_end(_front_end(args, path), t0)
+    for note in raw_input_notes(c.prog):  # e.g. a data owner's raw data shared whole
+        print(note.format(), file=sys.stderr)
+    return c
 
 
 def default_build_dir(path: str) -> str:
@@ -114,6 +118,10 @@ def cmd_run(args) -> int:
         overrides[name] = path
     out = args.output_dir or os.path.join("out", args.party)
     shape = shape_from_args(args.rtt, args.bandwidth)
+    from veil.runtime.progress import follower_for_run
+    from veil.runtime.vm import FOLLOW
+
+    FOLLOW.set(follower_for_run(args.party, quiet=args.quiet, events=args.events))
     result = run_party(args.build, args.party, args.config, overrides, out, session=args.session,
                        connect_timeout=args.connect_timeout, io_timeout=args.timeout, shape=shape,
                        trace=args.trace)
@@ -151,10 +159,17 @@ def cmd_local(args) -> int:
     check_input_names(inputs, manifest)
     out_dir = args.output_dir or os.path.join("out", os.path.splitext(manifest["program"])[0])
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the parties are stopped with us
-    traces = {p: ["--trace", trace_path_for(args.trace, p)] for p in parties} if args.trace else None
-    runs = run_all(build_dir, parties, inputs, out_dir, connect_timeout=args.connect_timeout,
-                   io_timeout=args.timeout, extra_args=shape.cli_args() if shape else None,
-                   per_party_args=traces)
+    from veil.runtime.progress import LocalFollow
+
+    follow = LocalFollow(parties, manifest["compute"], args.quiet)  # live values, one progress line
+    per_party = {p: follow.args[p] + (["--trace", trace_path_for(args.trace, p)] if args.trace else [])
+                 for p in parties}
+    try:
+        runs = run_all(build_dir, parties, inputs, out_dir, connect_timeout=args.connect_timeout,
+                       io_timeout=args.timeout, extra_args=shape.cli_args() if shape else None,
+                       per_party_args=per_party, follow=follow)
+    finally:
+        follow.finish()
     if any(r.code != 0 for r in runs):
         raise failure_summary(runs)
     print_outputs(manifest, out_dir)
@@ -259,6 +274,11 @@ def _network_emulation(p: argparse.ArgumentParser) -> None:
                         "FILE with the party's name inserted (trace.alice.json)")
 
 
+def _following(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line and no live values (the history files are still written)")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="veil", description="veil: an MPC compiler and runtime")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -289,6 +309,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true",
                    help="print measured rounds, bytes and seconds as one JSON line on stderr")
     _network_emulation(p)
+    _following(p)
+    p.add_argument("--events", choices=("values", "all"), help=argparse.SUPPRESS)  # from veil local
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("local", help="run every party on this machine over localhost")
@@ -300,6 +322,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds for the parties to connect")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a party waits for a peer's message")
     _network_emulation(p)
+    _following(p)
     p.set_defaults(fn=cmd_local)
 
     p = sub.add_parser("emulate", help="run the program in clear with the same fixed-point semantics")

@@ -16,8 +16,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -74,11 +76,13 @@ def save_inputs(folder: str, arrays: dict[str, dict[str, np.ndarray]]) -> dict[s
 def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]], out_dir: str, *,
             timeout: float = 3600.0, connect_timeout: float = 30.0,
             io_timeout: float | None = None, extra_args: list[str] | None = None,
-            per_party_args: dict[str, list[str]] | None = None) -> list[PartyRun]:
+            per_party_args: dict[str, list[str]] | None = None,
+            follow: Callable[[str, dict], None] | None = None) -> list[PartyRun]:
     """Start one `veil run` per party and wait; outputs reach out_dir only if every party succeeded.
 
     `extra_args` go to every party's `veil run` (e.g. LinkShape.cli_args() for WAN emulation),
-    `per_party_args[party]` to that party's only (e.g. its --trace file)."""
+    `per_party_args[party]` to that party's only (e.g. its --trace file); `follow(party, event)`
+    gets each event line a party prints as it comes (runtime/progress.py: live values, progress)."""
     session = secrets.token_hex(8)
     created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -88,6 +92,7 @@ def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]
         with tempfile.TemporaryDirectory(prefix="veil-local-") as tmp:
             config = write_config(parties, tmp)
             procs: dict[str, subprocess.Popen] = {}
+            readers: dict[str, _Reader] = {}
             try:
                 for p in parties:
                     cmd = _party_command(build_dir, p, config, session, staging, inputs.get(p, {}),
@@ -95,7 +100,8 @@ def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]
                     cmd += list(extra_args or []) + list((per_party_args or {}).get(p, []))
                     procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-                runs = _wait(procs, timeout)
+                    readers[p] = _Reader(p, procs[p], follow)
+                runs = _wait(procs, readers, timeout)
             finally:
                 _stop(procs.values())   # only does anything if we got here by an exception
         read_stats(runs)
@@ -129,7 +135,31 @@ def _party_command(build_dir: str, party: str, config: str, session: str, stagin
     return cmd
 
 
-def _wait(procs: dict[str, subprocess.Popen], timeout: float) -> list[PartyRun]:
+class _Reader(threading.Thread):
+    """Reads one party's stderr as it comes: event lines go to `follow` at once, the rest is kept."""
+
+    def __init__(self, party: str, proc: subprocess.Popen, follow: Callable[[str, dict], None] | None):
+        super().__init__(daemon=True)
+        self.party, self.proc, self.follow = party, proc, follow
+        self.kept: list[str] = []
+        self.start()
+
+    def run(self) -> None:
+        from .progress import parse_event
+
+        for line in self.proc.stderr:
+            event = parse_event(line)
+            if event is None:
+                self.kept.append(line)
+            elif self.follow is not None:
+                self.follow(self.party, event)
+
+    def text(self) -> str:
+        self.join(timeout=10)
+        return "".join(self.kept)
+
+
+def _wait(procs: dict[str, subprocess.Popen], readers: dict[str, "_Reader"], timeout: float) -> list[PartyRun]:
     """Wait for every party; once one failed, give the others GRACE_SECONDS, then stop them."""
     deadline = time.monotonic() + timeout
     failed_at = None
@@ -146,11 +176,11 @@ def _wait(procs: dict[str, subprocess.Popen], timeout: float) -> list[PartyRun]:
     runs = []
     for party, p in procs.items():
         try:
-            _out, err = p.communicate(timeout=10)
+            p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
-            _out, err = p.communicate()
-        runs.append(PartyRun(party, p.returncode, err or "", None, stopped=party in stopped))
+            p.wait()
+        runs.append(PartyRun(party, p.returncode, readers[party].text(), None, stopped=party in stopped))
     return runs
 
 

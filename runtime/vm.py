@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,11 @@ from .ring import asring
 
 
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
+
+# Who follows the run (live values, the progress line: runtime/progress.py), set by `veil run`;
+# None (the API, tests) prints nothing. A follower has `iteration(loops)` and `value(name, loops, ring,
+# dtype, scale)`, where loops is [[Loop, k], ...] outermost first, k the iteration running.
+FOLLOW: ContextVar[Any] = ContextVar("veil_follow", default=None)
 
 
 @dataclass
@@ -51,6 +57,9 @@ class VM:
     pending: list[_Pending] = field(default_factory=list)
     runs: dict[int, int] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
+    follow: Any = field(default_factory=FOLLOW.get)
+    loops: list[list] = field(default_factory=list)  # [[Loop, iteration], ...] running, outermost first
+    histories: dict[str, tuple[list, tuple[int, ...], str, int]] = field(default_factory=dict)
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -59,6 +68,8 @@ class VM:
             await self.block(code)
         if self.pending:
             raise RuntimeFailure(f"internal: {len(self.pending)} kernels never completed at {self.party}")
+        for name, (rows, trips, dtype, scale) in self.histories.items():
+            self.outputs[name] = (np.stack(rows).reshape(trips + np.shape(rows[0])), dtype, scale)
         self.stats.seconds = time.perf_counter() - t0
         return self.outputs
 
@@ -78,6 +89,8 @@ class VM:
                 case Free():
                     for r in ins.regs:
                         self.regs.pop(r, None)
+                case Output() if self.loops:
+                    self.history(ins)
                 case Output():
                     self.outputs[ins.name] = (self.regs[ins.reg], ins.dtype, ins.scale)
                 case _:
@@ -85,14 +98,30 @@ class VM:
 
     async def loop(self, ins: Loop) -> None:
         state = [self.regs[r] for r in ins.inits]
+        here = [ins, 0]
+        self.loops.append(here)
         for k in range(ins.trips):
+            here[1] = k
+            if self.follow is not None:
+                self.follow.iteration(self.loops)
             self.regs[ins.ivar] = asring(np.int64(ins.start + k * ins.step))
             for p, v in zip(ins.params, state):
                 self.regs[p] = v
             await self.block(ins.body)
             state = [self.regs[r] for r in ins.results]
+        self.loops.pop()
+        if self.follow is not None:
+            self.follow.iteration(self.loops)
         for o, v in zip(ins.outs, state):
             self.regs[o] = v
+
+    def history(self, ins: Output) -> None:
+        """An output inside loops: one row of its history (shape: the loops' trips, then the value's)."""
+        value = self.regs[ins.reg]
+        trips = tuple(lp.trips for lp, _k in self.loops)
+        self.histories.setdefault(ins.name, ([], trips, ins.dtype, ins.scale))[0].append(value)
+        if self.follow is not None:
+            self.follow.value(ins.name, self.loops, value, ins.dtype, ins.scale)
 
     # ---- local operations ------------------------------------------------------------------
     def op(self, ins: OpInstr) -> None:

@@ -70,8 +70,8 @@ GOLDEN = [
     # input / output in a loop
     ("for i in range(3):\n    x = input(alice, \"x\", shape=(3,))\n", UnsupportedErr,
      "input() inside a loop is not supported", 4, 9, "top level"),
-    (X + "for i in range(3):\n    output(x, to=alice)\n", UnsupportedErr, "output() inside a loop", 5, 5,
-     "after the loop"),
+    (X + "for i in range(3):\n    output(x, to=alice)\n    output(x, to=alice)\n", NameErr,
+     "two outputs named 'x' go to the same party", 6, 5, None),  # one history per name
     # protocol arity, unknown party in the protocol
     ("protocol rep3(alice, bob)\n", TypeErr, "the protocol is declared twice", 3, 1, None),
     # more

@@ -31,12 +31,12 @@ def test_reveals_in_loops_and_input_only_parties():
            '    acc = acc * x\n    seen = reveal(acc, to=carol)\n    acc = acc + seen\n'
            'output(acc, to=alice)\n')
     d = disclosure(api.compile(src).prog)
-    assert _what(d.learns["carol"]) == [("reveal", "fix[4]", 3)]
+    assert _what(d.learns["carol"]) == [("output seen", "fix[4]", 3)]  # a named reveal in a loop: a history
     assert _what(d.learns["alice"]) == [("output acc", "fix[4]", 1)]
     assert _what(d.shares["dave"]) == [("input dave.x", "fix[4]", 1)] and d.shares["dave"][0].bytes == 6 * 4 * 8
     assert d.learns["dave"] == [] and d.learns["bob"] == []
     text = format_disclosure(d)
-    assert "carol:\n    reveal fix[4] at <string>:7:12, 3 times" in text and "  bob: nothing" in text
+    assert "carol:\n    output seen fix[4] at <string>:7:12, 3 times" in text and "  bob: nothing" in text
 
 
 def test_compile_disclosure_on_the_command_line(tmp_path):

@@ -63,13 +63,12 @@ def _output(b, e, scope):
     if not isinstance(name, str) or not name.isidentifier():
         raise TypeErr("an output's name is an identifier-like string", a.span("name"))
     to = _party_list(b, a.get("to"), scope) if a.get("to") is not None else list(b.prog.parties)
-    if b.loop_depth:
-        raise UnsupportedErr("output() inside a loop is not supported", e.span, "output after the loop")
-    for o in b.prog.outputs:
-        if o.name == name and set(o.to) & set(to):
-            raise NameErr(f"two outputs named {name!r} go to the same party", e.span)
     x = b.trunc(x, e.span)
-    b.prog.outputs.append(OutputDecl(name, to, x.type.shape, x.type.dtype))
+    if not b.loop_depth:  # a history (an output in a loop body, built once per try) is declared by history.py
+        for o in b.prog.outputs:
+            if o.name == name and set(o.to) & set(to):
+                raise NameErr(f"two outputs named {name!r} go to the same party", e.span)
+        b.prog.outputs.append(OutputDecl(name, to, x.type.shape, x.type.dtype))
     b.block.ops.append(Op("output", [], [x], {"name": name, "to": to, "dtype": x.type.dtype,
                                               "scale": x.type.scale}, e.span))
     return None
