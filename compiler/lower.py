@@ -341,7 +341,7 @@ class Lowering:
         for p, init in zip(body.params[1:], op.ins):
             if p.type.vis == PUBLIC:
                 self.avail[p.id] = self.holders(init)
-        instrs = self.lower_block(body)
+        instrs = self.lower_carried(body)
         for o, r in zip(op.outs, body.results):
             if o.type.vis == PUBLIC:
                 self.avail[o.id] = self.holders(r)
@@ -351,6 +351,25 @@ class Lowering:
         info.body, info.rounds = schedule(instrs)
         execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
         return Instr("loop", "loop", None, list(op.ins), {}, pos, execs, loop=info)
+
+
+    def lower_carried(self, body: Block) -> list[Instr]:
+        """A loop body, lowered again while a public loop-carried value is held by parties that do
+        not hold its next value (an input-only party that only receives a copy of a reveal): those
+        parties then get the value delivered in each trip instead of carrying it."""
+        while True:
+            known = {id(lst) for lst in self.defined_in.values()}
+            before = dict(self.delivered)
+            instrs = self.lower_block(body)
+            narrowed = False
+            for p, r in zip(body.params[1:], body.results):
+                if p.type.vis == PUBLIC and not self.holders(p) <= self.holders(r):
+                    self.avail[p.id] = self.holders(p) & self.holders(r)
+                    narrowed = True
+            if not narrowed:
+                return instrs
+            self.delivered = {k: c for k, c in self.delivered.items()
+                              if k in before or id(self.defined_in[k[0]]) in known}
 
 
 def fused_inputs(producer: Op, consumer: Op) -> list[Value]:

@@ -79,8 +79,13 @@ def _encode(it: Instr, party: str, compute: frozenset[str]) -> bc.Instr:
 def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]) -> tuple[bc.Loop | None, set[int]]:
     lp = it.loop
     held = [i for i, p in enumerate(lp.params) if party in _value_holders(p, it, compute)]
-    body_live = {lp.results[i].id for i in held}
-    body, body_in = _project(lp.body, party, body_live, compute)
+    while True:  # a public value the party only receives a copy of (a reveal sent to it) is not carried
+        body, body_in = _project(lp.body, party, {lp.results[i].id for i in held}, compute)
+        made = _defined(body) | {lp.params[i].id for i in held}
+        kept = [i for i in held if lp.results[i].id in made]
+        if kept == held:
+            break
+        held = kept
     if not body:
         return None, live
     params = [lp.params[i].id for i in held]
@@ -91,6 +96,17 @@ def _project_loop(it: Instr, party: str, live: set[int], compute: frozenset[str]
                   tuple(lp.results[i].id for i in held), tuple(lp.outs[i].id for i in held), tuple(body), it.pos,
                   lp.name)
     return enc, live
+
+
+def _defined(code: list) -> set[int]:
+    """The registers a projected body writes (loops: their final results)."""
+    out: set[int] = set()
+    for ins in code:
+        if isinstance(ins, bc.Loop):
+            out.update(ins.outs)
+        elif isinstance(ins, (bc.OpInstr, bc.KernelInstr)) and ins.out is not None:
+            out.add(ins.out)
+    return out
 
 
 def _value_holders(v: Value, it: Instr, compute: frozenset[str]) -> frozenset[str]:
