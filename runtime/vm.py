@@ -1,6 +1,7 @@
 """The virtual machine: runs one party's bytecode, local ops in numpy, kernels round by round."""
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,19 @@ from .ring import asring
 
 
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
+# Liveness hook: a local op on at least this many elements runs in a worker thread, and the loop
+# gets a turn between instructions at least this often, so heartbeats go out during long steps.
+OFFLOAD_ELEMENTS = 1 << 20
+YIELD_SECONDS = 0.05
+
+
+def _elements(x: Any) -> int:
+    """How many ring elements a register holds (an array, or a tuple of shares)."""
+    if isinstance(x, np.ndarray):
+        return x.size
+    if isinstance(x, (tuple, list)):
+        return sum(_elements(v) for v in x)
+    return 0
 
 
 @dataclass
@@ -51,6 +65,7 @@ class VM:
     pending: list[_Pending] = field(default_factory=list)
     runs: dict[int, int] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
+    _yielded: float = 0.0
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -64,9 +79,15 @@ class VM:
 
     async def block(self, code: list[Instr] | tuple[Instr, ...]) -> None:
         for ins in code:
+            if time.perf_counter() - self._yielded > YIELD_SECONDS:
+                await asyncio.sleep(0)
+                self._yielded = time.perf_counter()
             match ins:
                 case OpInstr():
-                    self.op(ins)
+                    if sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS:
+                        await asyncio.to_thread(self.op, ins)
+                    else:
+                        self.op(ins)
                 case KernelInstr():
                     self.start_kernel(ins)
                 case Send():
