@@ -38,6 +38,7 @@ Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 STRANGER_TIMEOUT = 10.0   # seconds an incoming connection has to complete TLS and say hello
 WAIT_LOG_EVERY = 5.0      # seconds between "waiting for ..." lines while peers are missing
+LINGER = 3.0              # after failing to connect: seconds to go on connecting, so late peers hear why
 _BROKEN = (asyncio.IncompleteReadError, OSError, TimeoutError, Malformed)
 
 
@@ -75,13 +76,17 @@ async def connect_mesh(
         await connector.run()
     except NetworkError as err:
         first = mesh._failure
+        await connector.linger(LINGER)
+        await connector.close()
         await mesh.abort(err.message)
         if isinstance(first, PeerAborted):
             raise NetworkError(first.message, hint=first.hint) from None
         raise
     except BaseException:
+        await connector.close()
         await mesh.abort(f"{me} stopped while connecting")
         raise
+    await connector.close()
     return mesh
 
 
@@ -107,6 +112,9 @@ class _Connector:
         self.arrived: dict[str, asyncio.Future] = {p: self.loop.create_future() for p in self.incoming}
         self.fatal: asyncio.Future = self.loop.create_future()
         self.strangers: list[str] = []   # what each dropped connection did, for the timeout's hint
+        self.server: Listener | None = None
+        self.tasks: list[asyncio.Future] = []
+        self.waiting: asyncio.Future | None = None
 
     def remaining(self) -> float:
         """Seconds left before the connect timeout."""
@@ -117,23 +125,35 @@ class _Connector:
         return self.ssl_client is not None
 
     async def run(self) -> None:
-        """Every connection attached to the mesh, or the first error."""
-        server = await self._listen()
-        tasks = [asyncio.ensure_future(self._dial(p)) for p in self.outgoing]
-        tasks += [asyncio.ensure_future(self._wait_incoming(p)) for p in self.incoming]
-        waiting = asyncio.ensure_future(self._log_waiting())
-        try:
-            await self._wait_all(tasks)
-        finally:
-            waiting.cancel()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(waiting, *tasks, return_exceptions=True)
-            await server.aclose()
-            if self.fatal.done():
+        """Every connection attached to the mesh, or the first error (then call linger and close)."""
+        self.server = await self._listen()
+        self.tasks = [asyncio.ensure_future(self._dial(p)) for p in self.outgoing]
+        self.tasks += [asyncio.ensure_future(self._wait_incoming(p)) for p in self.incoming]
+        self.waiting = asyncio.ensure_future(self._log_waiting())
+        await self._wait_all(self.tasks)
+
+    async def linger(self, seconds: float) -> None:
+        """After a failure: go on connecting for a moment, so that peers not yet connected are
+        attached and hear why this party stops (they would otherwise wait for their connect timeout)."""
+        pending = [t for t in self.tasks if not t.done()]
+        seconds = min(seconds, self.remaining())
+        if pending and seconds > 0:
+            await asyncio.wait(pending, timeout=seconds)
+
+    async def close(self) -> None:
+        """Stop dialling, accepting and logging."""
+        jobs = [t for t in (*self.tasks, self.waiting) if t is not None]
+        for t in jobs:
+            t.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        if self.server is not None:
+            await self.server.aclose()
+            self.server = None
+        if self.fatal.done():
+            if not self.fatal.cancelled():
                 self.fatal.exception()  # mark retrieved
-            else:
-                self.fatal.cancel()
+        else:
+            self.fatal.cancel()
 
     async def _wait_all(self, tasks: list[asyncio.Future]) -> None:
         """Wait for every dial and accept; raise the first failure, a refused peer's or the mesh's."""
