@@ -87,6 +87,7 @@ async def connect_mesh(
         await mesh.abort(f"{me} stopped while connecting")
         raise
     await connector.close()
+    logger(f"{me}: connected to {', '.join(peers)} " + ("over mutual TLS" if ssl_client else "in plaintext"))
     return mesh
 
 
@@ -214,6 +215,7 @@ class _Connector:
             close_writer(writer)
             raise
         self.mesh.attach(peer, reader, writer)
+        self.log(f"{self.me}: authenticated {peer} at {where}")
 
     async def _open(self, peer: str, host: str, port: int, where: str) -> Streams:
         """Streams to `peer` (TLS-wrapped if configured), retrying until the deadline while it is not up."""
@@ -299,6 +301,7 @@ class _Connector:
             peer = await self._accept_handshake(reader, writer, src)
             self.mesh.attach(peer, reader, writer)
             self.arrived[peer].set_result(None)
+            self.log(f"{self.me}: authenticated {peer} from {src}")
         except _Stranger as why:
             self.strangers.append(f"{src} {why}")
             self.log(f"{self.me}: dropped a connection from {src}: {why}")

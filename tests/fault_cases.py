@@ -32,6 +32,7 @@ CONNECT = 4.0          # --connect-timeout of every case
 HEARTBEAT = 2.0        # --heartbeat-timeout of the SIGSTOP case
 RELAY_BOUND = 5.0      # seconds from the fault to every party's exit, when the fault can be told
 LOAD_SLACK = 4.0       # extra seconds allowed under load (2 busy cores)
+ALONE = 2.0            # a party that stops by itself before connecting (includes its start-up)
 
 
 @dataclass
@@ -79,14 +80,30 @@ class Run:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     fault_at: float = 0.0
     ends: dict[str, End] = field(default_factory=dict)
+    lines: dict[str, list[str]] = field(default_factory=dict)
+    readers: list[threading.Thread] = field(default_factory=list)
     cleanup: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self, party: str, build: Path, config: Path, *extra: str, name: str | None = None) -> None:
         """Start `veil run` for a party (outputs in out/<party>)."""
         cmd = [*VEIL, "run", str(build), "--party", party, "--config", str(config), "--output-dir",
                f"out/{party}", "--connect-timeout", str(CONNECT), *extra]
-        self.procs[name or party] = subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.DEVNULL,
-                                                     stderr=subprocess.PIPE, text=True)
+        key = name or party
+        p = self.procs[key] = subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.PIPE, text=True)
+        self.lines[key] = []
+        self.readers.append(threading.Thread(target=lambda: self.lines[key].extend(iter(p.stderr.readline, "")),
+                                             daemon=True))
+        self.readers[-1].start()
+
+    def await_line(self, text: str, parties=PARTIES, timeout: float = 30.0) -> None:
+        """Wait until every party's stderr has a line containing `text` (e.g. 'connected to')."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if all(any(text in ln for ln in self.lines.get(p, [])) for p in parties):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"not every party of {parties} logged {text!r}: {self.lines}")
 
     def start_all(self, build: Path, config: Path, *extra: str, parties=PARTIES) -> None:
         for p in parties:
@@ -99,11 +116,6 @@ class Run:
     def wait(self, timeout: float = 40.0) -> None:
         """Wait for every process, recording when each ended; kill stragglers."""
         pending = dict(self.procs)
-        errs = {k: [] for k in pending}
-        readers = [threading.Thread(target=lambda k=k, p=p: errs[k].append(p.stderr.read()), daemon=True)
-                   for k, p in pending.items()]
-        for t in readers:
-            t.start()
         end = time.monotonic() + timeout
         while pending and time.monotonic() < end:
             for k, p in list(pending.items()):
@@ -115,10 +127,10 @@ class Run:
             p.kill()
             p.wait()
             self.ends[k] = End(p.returncode, "", float("inf"))
-        for t in readers:
+        for t in self.readers:
             t.join(5)
         for k in self.ends:
-            self.ends[k].err = "".join(errs[k])
+            self.ends[k].err = "".join(self.lines[k])
         for fn in self.cleanup:
             fn()
 
@@ -144,7 +156,8 @@ def _kill_at_random_round(seed: int) -> Callable[[Run], None]:
         rng = random.Random(seed)
         config = parties_toml(run.root / "parties.toml")
         run.start_all(run.builds.long, config)
-        time.sleep(rng.uniform(1.5, 3.0))   # connected and computing (the run takes much longer)
+        run.await_line("connected to")
+        time.sleep(rng.uniform(0.0, 1.5))   # computing: a random round of a run that takes much longer
         victim = PARTIES[seed % 3]
         run.procs[victim].send_signal(signal.SIGKILL)
         run.fault()
@@ -160,7 +173,7 @@ def _never_starts(run: Run) -> None:
 def _kill_while_connecting(run: Run) -> None:
     config = parties_toml(run.root / "parties.toml")
     run.start_all(run.builds.small, config, parties=["alice", "bob"])
-    time.sleep(1.5)    # alice and bob connected to each other, both waiting for carol
+    run.await_line("authenticated", ["alice", "bob"])   # connected to each other, both waiting for carol
     run.procs["alice"].send_signal(signal.SIGKILL)
     run.fault()
 
@@ -203,7 +216,7 @@ def _claims_another_name(run: Run) -> None:
 
 def _damaged_bytecode(how: str) -> Callable[[Run], None]:
     def inject(run: Run) -> None:
-        build = run.root / "build"
+        build = run.root / "build"      # alice's copy of the build is damaged, the others' are intact
         shutil.copytree(run.builds.small, build)
         bc = build / "alice.bc"
         data = bytearray(bc.read_bytes())
@@ -214,7 +227,8 @@ def _damaged_bytecode(how: str) -> Callable[[Run], None]:
         bc.write_bytes(bytes(data))
         config = parties_toml(run.root / "parties.toml")
         run.fault()
-        run.start_all(build, config)
+        run.start("alice", build, config)
+        run.start_all(run.builds.small, config, parties=["bob", "carol"])
     return inject
 
 
@@ -252,7 +266,8 @@ def _duplicate_addresses(run: Run) -> None:
 def _sigstop(run: Run) -> None:
     config = parties_toml(run.root / "parties.toml")
     run.start_all(run.builds.long, config, "--heartbeat-timeout", str(HEARTBEAT))
-    time.sleep(2.0)
+    run.await_line("connected to")
+    time.sleep(0.5)
     run.procs["bob"].send_signal(signal.SIGSTOP)
     run.fault()
 
@@ -320,11 +335,11 @@ def cases() -> list[Case]:
     """Every fault, with what each party must say and how soon it must end."""
     late = CONNECT + RELAY_BOUND
     out = [Case(f"kill at a random round (seed {s})", _kill_at_random_round(s),
-                {"*": PARTIES[s % 3]}, {"*": RELAY_BOUND, PARTIES[s % 3]: 0.5}, codes=(1, 2, -9))
+                {"*": f"connection to {PARTIES[s % 3]}"}, {"*": RELAY_BOUND, PARTIES[s % 3]: 0.5}, codes=(1, -9))
            for s in (1, 2, 3)]
     out += [
         Case("a party never starts", _never_starts, {"*": "carol"}, {"*": late}),
-        Case("a party killed while connecting", _kill_while_connecting, {"bob": "alice"},
+        Case("a party killed while connecting", _kill_while_connecting, {"bob": "lost the connection to alice"},
              {"bob": RELAY_BOUND, "alice": 0.5}, codes=(1, -9)),
         Case("a party with another program", _other_program, {"*": "program hash differs"}, {"*": RELAY_BOUND}),
         Case("a party with another session", _other_session, {"*": "session id differs"}, {"*": RELAY_BOUND}),
@@ -334,15 +349,15 @@ def cases() -> list[Case]:
         Case("a party claiming another's name", _claims_another_name, {"*": "issued to 'carol'"},
              {"*": RELAY_BOUND}),
         Case("a truncated bytecode file", _damaged_bytecode("truncated"), {"alice": "alice.bc", "*": "alice"},
-             {"alice": 1.0, "*": late}),
+             {"alice": ALONE, "*": late}),
         Case("a bit-flipped bytecode file", _damaged_bytecode("flipped"), {"alice": "alice.bc", "*": "alice"},
-             {"alice": 1.0, "*": late}),
+             {"alice": ALONE, "*": late}),
         Case("a malformed input", _malformed_input, {"*": "bad.csv"}, {"*": RELAY_BOUND}),
-        Case("a port in use", _port_in_use, {"carol": "already in use", "*": "carol"}, {"carol": 1.0, "*": late}),
-        Case("duplicate addresses", _duplicate_addresses, {"*": "same address"}, {"*": 1.0}, codes=(2,)),
-        Case("a SIGSTOPped peer", _sigstop, {"*": "bob"}, {"*": HEARTBEAT + RELAY_BOUND, "bob": 30}, codes=(1, -9)),
+        Case("a port in use", _port_in_use, {"carol": "already in use", "*": "carol"}, {"carol": ALONE, "*": late}),
+        Case("duplicate addresses", _duplicate_addresses, {"*": "same address"}, {"*": ALONE}, codes=(2,)),
+        Case("a SIGSTOPped peer", _sigstop, {"*": "heard nothing from bob"}, {"*": HEARTBEAT + RELAY_BOUND, "bob": 30}, codes=(1, -9)),
         Case("an unwritable output dir", _unwritable_output, {"alice": "--output-dir", "*": "alice"},
-             {"alice": 1.0, "*": late}),
+             {"alice": ALONE, "*": late}),
         Case("strangers (plaintext)", _strangers(False), {"*": ""}, {"*": 20}, success=True, codes=(0,)),
         Case("strangers (TLS)", _strangers(True), {"*": ""}, {"*": 20}, success=True, codes=(0,)),
     ]
