@@ -202,3 +202,25 @@ def test_tls_and_plain_parties_do_not_mix(keys):
     assert isinstance(res["alice"], NetworkError) and "closed the connection during the handshake" in res["alice"].message
     assert isinstance(res["bob"], NetworkError) and res["bob"].message.startswith("alice did not connect to bob")
     assert "TLS handshake failed" in res["bob"].hint
+
+
+def test_plaintext_off_loopback_needs_insecure(tmp_path, capsys):
+    from veil.runtime.config import load_parties, transport_security
+
+    path = tmp_path / "p.toml"
+    path.write_text('[parties]\nalice = "127.0.0.1:5000"\nbob = "10.0.0.2:5000"\n')
+    config = load_parties(str(path))
+    with pytest.raises(UsageErr) as info:
+        transport_security(config, "alice")
+    assert "bob at 10.0.0.2:5000 is not on this machine" in info.value.message and "keygen" in info.value.hint
+    assert transport_security(config, "alice", insecure=True) is False
+    assert "warning: alice runs with --insecure" in capsys.readouterr().err
+    path.write_text('[parties]\nalice = "127.0.0.1:5000"\nbob = "localhost:5001"\n')
+    assert transport_security(load_parties(str(path)), "alice") is False
+
+
+def test_keygen_certificates_are_valid_for_a_year(keys):
+    main, _ = keys
+    cert = load(main / "bob.pem")
+    days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days
+    assert 365 <= days <= 366
