@@ -115,6 +115,8 @@ class _Connector:
         self.strangers: list[str] = []   # what each dropped connection did, for the timeout's hint
         self.server: Listener | None = None
         self.tasks: list[asyncio.Future] = []
+        self.task_peer: dict[asyncio.Future, str] = {}
+        self.contacted: set[str] = set()   # peers whose handshake got as far as their hello
         self.waiting: asyncio.Future | None = None
 
     def remaining(self) -> float:
@@ -128,15 +130,16 @@ class _Connector:
     async def run(self) -> None:
         """Every connection attached to the mesh, or the first error (then call linger and close)."""
         self.server = await self._listen()
-        self.tasks = [asyncio.ensure_future(self._dial(p)) for p in self.outgoing]
-        self.tasks += [asyncio.ensure_future(self._wait_incoming(p)) for p in self.incoming]
+        self.task_peer = {asyncio.ensure_future(self._dial(p)): p for p in self.outgoing}
+        self.task_peer.update({asyncio.ensure_future(self._wait_incoming(p)): p for p in self.incoming})
+        self.tasks = list(self.task_peer)
         self.waiting = asyncio.ensure_future(self._log_waiting())
         await self._wait_all(self.tasks)
 
     async def linger(self, seconds: float) -> None:
         """After a failure: go on connecting for a moment, so that peers not yet connected are
         attached and hear why this party stops (they would otherwise wait for their connect timeout)."""
-        pending = [t for t in self.tasks if not t.done()]
+        pending = [t for t, p in self.task_peer.items() if not t.done() and p not in self.contacted]
         seconds = min(seconds, self.remaining())
         if pending and seconds > 0:
             await asyncio.wait(pending, timeout=seconds)
@@ -267,6 +270,7 @@ class _Connector:
         if reply.get("t") != "hello" or not isinstance(theirs, dict):
             raise NetworkError(f"{self.me} got no veil handshake from {peer} at {where} (is it a veil party?)")
         party = theirs.get("party")
+        self.contacted.add(peer)
         problem = None
         if party != peer:
             problem = f"{self.me} refused the party at {where}: expected {peer} there, but {party} answered (check the parties file)"
@@ -347,6 +351,7 @@ class _Connector:
     async def _accept_handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, src: str) -> str:
         """Authenticate the dialler, then send our hello and verdict and read its verdict."""
         party, theirs = await self._authenticate(reader, writer, src)
+        self.contacted.add(party)
         problem = hello_mismatch(self.me, self.hello, theirs, party)
         writer.write(control_frame({"t": "hello", "hello": self.hello, "verdict": problem}))
         if problem:

@@ -263,7 +263,7 @@ def _describe(r: PartyRun) -> str:
     """What one failed party said, or why it has nothing to say."""
     if r.stopped:
         return f"still running {GRACE_SECONDS:g} s after another party failed; stopped by veil local"
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip() and not _is_log(ln)]
     if lines:
         return "\n    ".join(lines[-12:])
     if r.code < 0:
@@ -273,6 +273,11 @@ def _describe(r: PartyRun) -> str:
             name = f"signal {-r.code}"
         return f"killed by {name}"
     return f"exit status {r.code}"
+
+
+def _is_log(line: str) -> bool:
+    """A party's progress log line (authenticated, connected, waiting ...): not part of its error."""
+    return line.startswith("veil: ") and not line.startswith("veil: warning")
 
 
 def failure_summary(runs: list[PartyRun]) -> VeilError:

@@ -31,8 +31,8 @@ from veil.runtime.tls import keygen  # noqa: E402
 CONNECT = 4.0          # --connect-timeout of every case
 HEARTBEAT = 2.0        # --heartbeat-timeout of the SIGSTOP case
 RELAY_BOUND = 5.0      # seconds from the fault to every party's exit, when the fault can be told
-LOAD_SLACK = 4.0       # extra seconds allowed under load (2 busy cores)
-ALONE = 2.0            # a party that stops by itself before connecting (includes its start-up)
+LOAD_SLACK = 6.0       # extra seconds allowed under load (2 busy cores, python start-up included)
+ALONE = 3.0            # a party that stops by itself before connecting (includes its start-up)
 
 
 @dataclass

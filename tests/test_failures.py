@@ -87,7 +87,7 @@ def test_dead_peer(builds: dict, tmp_path: Path) -> None:
         run_parties(procs, builds["small"], config, "--connect-timeout", "2", parties=["alice", "bob"])
         res = procs.finish_all(30)
     assert_clean_failure(tmp_path, res)
-    assert "alice could not reach carol at 127.0.0.1:" in res["alice"].err
+    assert "could not reach carol at 127.0.0.1:" in res["alice"].err   # itself, or relayed by bob
     assert "could not reach carol" in res["bob"].err   # itself, or relayed by alice
     assert all(r.seconds < 10 for r in res.values())
 
