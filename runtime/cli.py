@@ -124,7 +124,7 @@ def cmd_run(args) -> int:
     FOLLOW.set(follower_for_run(args.party, quiet=args.quiet, events=args.events))
     result = run_party(args.build, args.party, args.config, overrides, out, session=args.session,
                        connect_timeout=args.connect_timeout, io_timeout=args.timeout, shape=shape,
-                       trace=args.trace)
+                       trace=args.trace, insecure=args.insecure, heartbeat_timeout=args.heartbeat_timeout)
     stats = {"party": args.party, "rounds": result.stats.rounds, "bytes_sent": result.stats.bytes_sent,
              "messages": result.stats.messages, "seconds": round(result.stats.seconds, 4)}
     if args.stats:  # one JSON line on stderr (veil local reads it: runtime.local.read_stats)
@@ -246,17 +246,29 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_keygen(args) -> int:
-    from veil.runtime.tls import keygen
+    from veil.runtime.tls import VALID_DAYS, keygen
 
     parties = [p.strip() for p in args.parties.split(",") if p.strip()]
     if len(parties) < 2:
         raise UsageErr("--parties takes at least two names, e.g. --parties alice,bob,carol")
     keygen(parties, args.output)
-    print(f"wrote CA and certificates for {', '.join(parties)} to {args.output}/")
+    print(f"wrote CA and certificates for {', '.join(parties)} to {args.output}/ (valid {VALID_DAYS} days); "
+          f"give each party ca.pem, its own .pem and .key; keep ca.key offline")
     return 0
 
 
 # ---- argument parsing ------------------------------------------------------------------------
+def _positive(text: str) -> float:
+    """A number of seconds > 0 (argparse reports anything else as a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 def _common_compile(p: argparse.ArgumentParser) -> None:
     p.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
                    help="override a param")
@@ -306,6 +318,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--session", default="default", help="session id; every party must use the same")
     p.add_argument("--connect-timeout", type=float, default=60.0)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a peer's message")
+    p.add_argument("--heartbeat-timeout", type=_positive, default=30.0, metavar="SECONDS",
+                   help="a peer silent this long (frozen, stopped, cut off) stops the run (default 30)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plaintext, unauthenticated connections off loopback (prints a warning)")
     p.add_argument("--stats", action="store_true",
                    help="print measured rounds, bytes and seconds as one JSON line on stderr")
     _network_emulation(p)
@@ -338,8 +354,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_inspect)
 
     p = sub.add_parser("keygen", help="make TLS keys and certificates for a deployment")
-    p.add_argument("--parties", required=True)
-    p.add_argument("-o", "--output", default="keys")
+    p.add_argument("--parties", required=True, help="the party names, e.g. alice,bob,carol")
+    p.add_argument("-o", "--output", default="keys", help="folder for ca.pem and each party's .pem/.key")
     p.set_defaults(fn=cmd_keygen)
     return ap
 

@@ -17,8 +17,10 @@ of the parties file.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -76,6 +78,37 @@ class PartiesConfig:
         """Check that every party of the program has an address in this file."""
         for name in parties:
             self.address(name)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (names other than localhost are not)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_security(config: PartiesConfig, party: str, insecure: bool = False) -> bool:
+    """Whether `party` must use mutual TLS: with a [tls] table always; without one, plaintext is
+    allowed only when every party is on loopback, or with --insecure (which warns)."""
+    if config.tls is not None:
+        return True
+    remote = [(p, h, port) for p, (h, port) in config.addresses.items() if not is_loopback(h)]
+    if not remote:
+        return False
+    p, h, port = remote[0]
+    if not insecure:
+        raise UsageErr(
+            f"{config.path}: {p} at {h}:{port} is not on this machine, and the file has no [tls] table: "
+            "veil will not run unauthenticated and unencrypted across machines",
+            hint="make certificates with `veil keygen --parties ...` and add a [tls] table "
+                 "(see docs/deployment.md), or pass --insecure on a network you trust completely")
+    print(f"veil: warning: {party} runs with --insecure: its connections to {', '.join(q for q, _, _ in remote)} "
+          "are neither encrypted nor authenticated; anyone on the network can read the shares and take a "
+          "party's place", file=sys.stderr, flush=True)
+    return False
 
 
 def _missing(path: str, name: str, known: list[str]) -> UsageErr:

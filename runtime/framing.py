@@ -15,6 +15,7 @@ import asyncio
 import math
 import ssl
 import struct
+import sys
 from typing import Any, Iterable
 
 import msgpack
@@ -146,3 +147,8 @@ def close_writer(writer: asyncio.StreamWriter) -> None:
 def secs(t: float) -> str:
     """A timeout for messages: 60.0 -> '60', 1.5 -> '1.5'."""
     return f"{t:g}"
+
+
+def log(line: str) -> None:
+    """One line of a party's log (stderr): strangers dropped, peers awaited, heartbeats missed."""
+    print(f"veil: {line}", file=sys.stderr, flush=True)

@@ -29,6 +29,7 @@ from .net import free_ports
 
 GRACE_SECONDS = 5.0   # after a failure, how long the others get to stop on their own
 POLL_SECONDS = 0.02
+STAGING_PREFIX = ".veil-staging-"   # + the pid of the `veil local` that owns it
 
 
 @dataclass
@@ -87,7 +88,8 @@ def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]
     created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     runs: list[PartyRun] = []
-    staging = tempfile.mkdtemp(prefix=".veil-staging-", dir=out_dir)
+    clean_stale_staging(out_dir)
+    staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir)
     try:
         with tempfile.TemporaryDirectory(prefix="veil-local-") as tmp:
             config = write_config(parties, tmp)
@@ -112,6 +114,34 @@ def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]
         shutil.rmtree(staging, ignore_errors=True)
         if created and not (runs and all(r.code == 0 for r in runs)):
             _remove_if_empty(out_dir)
+
+
+def clean_stale_staging(out_dir: str) -> list[str]:
+    """Remove staging folders left by a `veil local` that no longer runs (SIGKILLed, power cut):
+    each is named after its owner's pid. Returns what was removed."""
+    removed = []
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return removed
+    for name in names:
+        pid = name[len(STAGING_PREFIX):].split("-", 1)[0] if name.startswith(STAGING_PREFIX) else ""
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid runs (one we may not signal counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_if_empty(folder: str) -> None:
@@ -263,7 +293,7 @@ def _describe(r: PartyRun) -> str:
     """What one failed party said, or why it has nothing to say."""
     if r.stopped:
         return f"still running {GRACE_SECONDS:g} s after another party failed; stopped by veil local"
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip() and not _is_log(ln)]
     if lines:
         return "\n    ".join(lines[-12:])
     if r.code < 0:
@@ -273,6 +303,11 @@ def _describe(r: PartyRun) -> str:
             name = f"signal {-r.code}"
         return f"killed by {name}"
     return f"exit status {r.code}"
+
+
+def _is_log(line: str) -> bool:
+    """A party's progress log line (authenticated, connected, waiting ...): not part of its error."""
+    return line.startswith("veil: ") and not line.startswith("veil: warning")
 
 
 def failure_summary(runs: list[PartyRun]) -> VeilError:

@@ -1,6 +1,7 @@
 """The party mesh once connected: per-peer mailboxes, send/recv/exchange, failure and shutdown.
 
-`Mesh` runs over the TCP (optionally TLS) streams that veil.runtime.connect set up; `LocalMesh`
+`Mesh` (veil.runtime.tcp_mesh) runs over the TCP (optionally TLS) streams that veil.runtime.connect
+sets up; `LocalMesh`
 gives the same interface to parties running as tasks in one event loop (tests and the Python
 API). Both share `MeshBase`: one inbox per peer, the first failure wakes every pending ``recv``,
 and the traffic counters the VM and the tests read.
@@ -19,10 +20,9 @@ import numpy as np
 
 from veil.runtime.diagnostics import NetworkError
 
-from .framing import DEFAULT_MAX_PAYLOAD, Arrays, Malformed, close_writer, control_frame, failure_reason, pack_message, read_frame, secs
+from .framing import DEFAULT_MAX_PAYLOAD, Arrays, pack_message, secs
 from .shaping import LinkShape, ShapedLink
 
-CLOSE_GRACE = 0.5               # seconds close() waits for peers to say goodbye too
 
 
 class MeshBase:
@@ -161,6 +161,17 @@ class MeshBase:
         }
 
 
+class PeerAborted(NetworkError):
+    """A peer stopped the session: `origin` is the party that failed first, `reason` its words
+    (relayed unchanged by the parties in between, so every party names the root cause)."""
+
+    def __init__(self, origin: str, reason: str, via: str | None = None):
+        relayed = f" (relayed by {via})" if via and via != origin else ""
+        super().__init__(f"{origin} aborted: {reason}{relayed}")
+        self.origin = origin
+        self.reason = reason
+
+
 def _fresh(exc: NetworkError) -> NetworkError:
     """A new exception with the same message, so repeated raises do not pile up tracebacks."""
     return NetworkError(exc.message, hint=exc.hint)
@@ -187,142 +198,6 @@ async def _gather_or_cancel(jobs: list[Awaitable[Any]]) -> list[Any]:
             if t.done() and not t.cancelled() and t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
     return [t.result() for t in tasks]
-
-
-# ---------------------------------------------------------------------------------------------
-# the TCP mesh
-
-
-class Mesh(MeshBase):
-    """Connections to every peer after a successful handshake."""
-
-    def __init__(
-        self,
-        me: str,
-        conns: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter]],
-        io_timeout: float | None,
-    ):
-        super().__init__(me, sorted(conns), io_timeout)
-        self._writers = {p: w for p, (_, w) in conns.items()}
-        # TLS streams encrypt a copy (see send); asyncio's SSL transport never resumes a writer
-        # paused at a zero high-water mark, so only plain TCP gets one
-        self._tls = {p: w.get_extra_info("ssl_object") is not None for p, w in self._writers.items()}
-        for p, w in self._writers.items():
-            if not self._tls[p]:
-                # drain() then waits until everything was handed to the OS: the caller may reuse arrays
-                w.transport.set_write_buffer_limits(high=0)
-        self._readers = {p: asyncio.ensure_future(self._read_loop(p, r)) for p, (r, _) in conns.items()}
-
-    async def _read_loop(self, peer: str, reader: asyncio.StreamReader) -> None:
-        """Read frames from `peer` until it says bye or the connection ends."""
-        try:
-            while True:
-                header, arrays, payload, wire = await read_frame(reader, self.max_payload)
-                if arrays is not None:
-                    if self._failure is None:
-                        self._deliver(peer, arrays, payload, wire)
-                    continue
-                kind = header.get("t")
-                if kind == "abort":
-                    self._fail(NetworkError(f"{peer} aborted: {header.get('reason', '')}"))
-                elif kind == "error":
-                    self._fail(NetworkError(str(header.get("msg", f"{peer} reported an error"))))
-                elif kind == "bye":
-                    self._peer_gone(peer, NetworkError(f"{self.me} lost the connection to {peer} (peer closed)"))
-                    return
-                else:
-                    raise Malformed(f"unknown control frame {kind!r}")
-        except Malformed as exc:
-            self._fail(NetworkError(f"{self.me} received a malformed message from {peer}: {exc}"))
-        except (asyncio.IncompleteReadError, OSError) as exc:  # ssl.SSLError is an OSError
-            if not self._closed:
-                self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(exc)})"))
-
-    async def send(self, peer: str, arrays: Arrays) -> None:
-        """Send one message; returns when the bytes are with the OS (arrays may then be reused)."""
-        self._check_sendable(peer)
-        head, bufs, payload = pack_message(arrays)
-        if self._links:
-            data = b"".join([head, *bufs])  # the link keeps a copy: the caller may reuse its arrays
-            self._links[peer].submit(len(data), lambda: self._write_shaped(peer, data))
-            self._count_sent(peer, payload, len(head) + payload)
-            return
-        await self._write(peer, head, bufs)
-        self._count_sent(peer, payload, len(head) + payload)
-
-    async def _write_shaped(self, peer: str, data: bytes) -> None:
-        """A shaped message's delivery: write it now; a failure fails the mesh (nobody awaits it)."""
-        if self._failure is not None or self._closed:
-            return
-        try:
-            await self._write(peer, data, [])
-        except NetworkError:
-            pass  # already recorded by _write: the next send or recv raises it
-
-    async def _write(self, peer: str, head: bytes, bufs: list[memoryview]) -> None:
-        """Hand one message to the OS, failing the mesh on an error or a timeout."""
-        writer = self._writers[peer]
-        try:
-            if self._tls[peer]:
-                writer.write(b"".join([head, *bufs]))  # a copy: the SSL layer keeps what it is given
-            else:
-                writer.writelines([head, *bufs])
-            await asyncio.wait_for(writer.drain(), self.io_timeout)
-        except TimeoutError:
-            exc = NetworkError(f"{self.me} could not send to {peer} within {secs(self.io_timeout or 0)} s (io timeout)")
-            self._fail(exc)
-            raise _fresh(exc) from None
-        except (OSError, RuntimeError) as err:
-            self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(err)})"))
-            raise _fresh(self._failure) from None  # type: ignore[arg-type]
-
-    async def _broadcast(self, frame: bytes) -> None:
-        """Write a control frame to every peer still connected, ignoring dead ones."""
-        for peer, w in self._writers.items():
-            if peer in self._gone or w.transport.is_closing():
-                continue
-            try:
-                w.write(frame)
-            except (OSError, RuntimeError):
-                pass
-        drains = [w.drain() for w in self._writers.values() if not w.transport.is_closing()]
-        if drains:
-            await asyncio.wait([asyncio.ensure_future(d) for d in drains], timeout=CLOSE_GRACE)
-
-    async def _shutdown(self, frame: bytes) -> None:
-        """Send a last frame, give peers a moment to finish, then close everything."""
-        await self._broadcast(frame)
-        self._closed = True
-        await self._stop_links()
-        readers = [t for t in self._readers.values() if not t.done()]
-        if readers:
-            await asyncio.wait(readers, timeout=CLOSE_GRACE)
-        for w in self._writers.values():
-            close_writer(w)
-        for t in self._readers.values():
-            t.cancel()
-        await asyncio.gather(*self._readers.values(), return_exceptions=True)
-        closers = [asyncio.ensure_future(w.wait_closed()) for w in self._writers.values()]
-        if closers:
-            done, pending = await asyncio.wait(closers, timeout=CLOSE_GRACE)
-            for t in pending:
-                t.cancel()
-            for t in done:
-                t.exception()  # consumed: a reset while closing is no news
-
-    async def close(self) -> None:
-        """Say goodbye to every peer and close the connections."""
-        if self._closed:
-            return
-        await self._flush_links()  # a shaped message still in flight must arrive before the bye
-        await self._shutdown(control_frame({"t": "bye", "party": self.me}))
-
-    async def abort(self, reason: str) -> None:
-        """Tell every peer we are stopping, so they raise NetworkError('<me> aborted: ...'), then close."""
-        if self._closed:
-            return
-        self._fail(NetworkError(f"{self.me} aborted: {reason}"))
-        await self._shutdown(control_frame({"t": "abort", "party": self.me, "reason": reason}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The network layer is split by concern: veil.runtime.framing (what travels on a stream),
 veil.runtime.connect (listening, dialling, TLS and the handshake: `connect_mesh`) and
-veil.runtime.mesh (send/recv over the connected mesh, and the in-process `LocalMesh`). This module
+veil.runtime.mesh (send/recv, failures, and the in-process `LocalMesh`), veil.runtime.tcp_mesh
+(the connected TCP mesh: heartbeats, relayed aborts, the all-done exchange). This module
 keeps the names the rest of veil imports in one place, and the event-loop helpers they run on.
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ from types import ModuleType
 from typing import Any, Coroutine, TypeVar
 
 from .connect import connect_mesh
-from .mesh import LocalMesh, Mesh, MeshBase, make_local_meshes
+from .mesh import LocalMesh, MeshBase, make_local_meshes
+from .tcp_mesh import Mesh
 
 __all__ = [
     "LocalMesh", "Mesh", "MeshBase", "connect_mesh", "free_ports", "install_event_loop_policy",

@@ -18,6 +18,7 @@ from . import bytecode, fixedpoint
 from .framing import DEFAULT_MAX_PAYLOAD
 from .inputs import commit_outputs, load_input
 from .prg import agree_keys
+from .tcp_mesh import HEARTBEAT_TIMEOUT
 from .protocols import get_protocol
 from .protocols.base import Context
 from .vm import VM, Stats
@@ -113,9 +114,11 @@ def hello(manifest: dict, party: str, session: str) -> dict:
 async def run_over_network(manifest: dict, code: list, party: str, addresses: dict, overrides: dict[str, str],
                            *, session: str = "default", connect_timeout: float = 60.0,
                            io_timeout: float = 600.0, ssl_pair: tuple | None = None,
-                           shape: Any = None, trace: str | None = None) -> PartyResult:
-    """Connect to every peer and run; on any failure (or SIGINT/SIGTERM) tell the peers, so nobody hangs."""
-    from .net import connect_mesh
+                           shape: Any = None, trace: str | None = None,
+                           heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> PartyResult:
+    """Connect to every peer and run; on any failure (or SIGINT/SIGTERM) tell the peers, so nobody
+    hangs. Returns only once every party has finished the program (the all-done exchange)."""
+    from .net import Mesh, connect_mesh
 
     problem: VeilError | None = None
     try:
@@ -125,23 +128,25 @@ async def run_over_network(manifest: dict, code: list, party: str, addresses: di
     peers = [p for p in manifest["parties"] if p != party]
     ssl_server, ssl_client = ssl_pair or (None, None)
     with _StopOnSignal(party) as stop:
+        stop.mesh = mesh = Mesh(party, peers, io_timeout, heartbeat_timeout)
         try:
-            mesh = await connect_mesh(party, peers, addresses, hello(manifest, party, session),
-                                      connect_timeout=connect_timeout if problem is None else min(connect_timeout, 10.0),
-                                      io_timeout=io_timeout, ssl_server=ssl_server, ssl_client=ssl_client)
+            await connect_mesh(party, peers, addresses, hello(manifest, party, session),
+                               connect_timeout=connect_timeout if problem is None else min(connect_timeout, 10.0),
+                               io_timeout=io_timeout, ssl_server=ssl_server, ssl_client=ssl_client,
+                               max_payload=message_limit(manifest), mesh=mesh)
         except asyncio.CancelledError:
             raise stop.failure() from None
         except VeilError:
             if stop.received is not None:
                 raise stop.failure() from None
             raise
-        stop.mesh = mesh
-        mesh.max_payload = message_limit(manifest)
         mesh.shape(shape)  # WAN emulation (a veil.runtime.shaping.LinkShape), or None
         try:
             if problem is not None:
                 raise problem
-            return await execute(manifest, code, party, mesh, inputs, trace=trace)
+            result = await execute(manifest, code, party, mesh, inputs, trace=trace)
+            await mesh.finish()  # outputs are written only once every party has finished
+            return result
         except VeilError as err:
             if stop.received is not None:
                 err = stop.failure()
@@ -251,10 +256,11 @@ def write_outputs(outputs: dict[str, np.ndarray], out_dir: str) -> list[str]:
 
 def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str, str], out_dir: str, *,
               session: str = "default", connect_timeout: float = 60.0, io_timeout: float = 600.0,
-              shape: Any = None, trace: str | None = None) -> PartyResult:
+              shape: Any = None, trace: str | None = None, insecure: bool = False,
+              heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> PartyResult:
     """`veil run`: one party of a compiled program over the network (`shape`: WAN emulation,
-    `trace`: a Chrome-trace file of the run)."""
-    from .config import load_parties
+    `trace`: a Chrome-trace file of the run, `insecure`: plaintext off loopback)."""
+    from .config import load_parties, transport_security
     from .net import install_event_loop_policy
 
     manifest, files = load_build_dir(build_dir)
@@ -264,7 +270,7 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
         check_output_dir(out_dir)
     config = load_parties(config_path, manifest["parties"])
     ssl_pair = None
-    if config.tls is not None:
+    if transport_security(config, party, insecure):
         from .tls import contexts
 
         ssl_pair = contexts(*config.for_party(party))
@@ -272,7 +278,8 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     install_event_loop_policy()
     result = asyncio.run(run_over_network(manifest, code, party, config.addresses, overrides, session=session,
                                           connect_timeout=connect_timeout, io_timeout=io_timeout,
-                                          ssl_pair=ssl_pair, shape=shape, trace=trace))
+                                          ssl_pair=ssl_pair, shape=shape, trace=trace,
+                                          heartbeat_timeout=heartbeat_timeout))
     write_outputs(result.outputs, out_dir)
     return result
 

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from veil.runtime.diagnostics import UsageErr
 
-_VALID_DAYS = 3650
+VALID_DAYS = 365           # a year: long enough to deploy, short enough to rotate
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -57,9 +57,9 @@ def _check_party_names(parties: list[str]) -> None:
 
 
 def _validity() -> tuple[_dt.datetime, _dt.datetime]:
-    """From an hour ago (clock skew between machines) to ten years from now."""
+    """From an hour ago (clock skew between machines) to a year from now."""
     now = _dt.datetime.now(_dt.timezone.utc)
-    return now - _dt.timedelta(hours=1), now + _dt.timedelta(days=_VALID_DAYS)
+    return now - _dt.timedelta(hours=1), now + _dt.timedelta(days=VALID_DAYS)
 
 
 def _ca_certificate(ca_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:

@@ -1,6 +1,7 @@
 """The virtual machine: runs one party's bytecode, local ops in numpy, kernels round by round."""
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from contextvars import ContextVar
@@ -18,6 +19,19 @@ from .ring import asring
 
 
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
+# Liveness hook: a local op on at least this many elements runs in a worker thread, and the loop
+# gets a turn between instructions at least this often, so heartbeats go out during long steps.
+OFFLOAD_ELEMENTS = 1 << 20
+YIELD_SECONDS = 0.05
+
+
+def _elements(x: Any) -> int:
+    """How many ring elements a register holds (an array, or a tuple of shares)."""
+    if isinstance(x, np.ndarray):
+        return x.size
+    if isinstance(x, (tuple, list)):
+        return sum(_elements(v) for v in x)
+    return 0
 
 # Who follows the run (live values, the progress line: runtime/progress.py), set by `veil run`;
 # None (the API, tests) prints nothing. A follower has `iteration(loops)` and `value(name, loops, ring,
@@ -60,6 +74,7 @@ class VM:
     follow: Any = field(default_factory=FOLLOW.get)
     loops: list[list] = field(default_factory=list)  # [[Loop, iteration], ...] running, outermost first
     histories: dict[str, tuple[list, tuple[int, ...], str, int]] = field(default_factory=dict)
+    _yielded: float = 0.0
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -75,9 +90,15 @@ class VM:
 
     async def block(self, code: list[Instr] | tuple[Instr, ...]) -> None:
         for ins in code:
+            if time.perf_counter() - self._yielded > YIELD_SECONDS:
+                await asyncio.sleep(0)
+                self._yielded = time.perf_counter()
             match ins:
                 case OpInstr():
-                    self.op(ins)
+                    if sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS:
+                        await asyncio.to_thread(self.op, ins)
+                    else:
+                        self.op(ins)
                 case KernelInstr():
                     self.start_kernel(ins)
                 case Send():

@@ -524,3 +524,87 @@ def test_install_event_loop_policy():
             assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
     finally:
         asyncio.set_event_loop_policy(old)
+
+
+def test_strangers_during_set_up_are_dropped_and_told_nothing(monkeypatch):
+    """Garbage, a 4 GiB header, an unknown hello, a bare connect and a silent connection reach bob
+    before alice: each is dropped (logged), the unknown hello hears no program hash, the mesh forms."""
+    from veil.runtime import connect
+
+    monkeypatch.setattr(connect, "STRANGER_TIMEOUT", 0.3)
+    logged: list[str] = []
+
+    async def main():
+        addrs = addresses(["alice", "bob"])
+        bob = asyncio.ensure_future(start("bob", ["alice", "bob"], addrs, logger=logged.append))
+        await asyncio.sleep(0.2)
+        replies = []
+        for payload in (b"", b"\x00" * 3 + b"garbage", (4 << 30).to_bytes(8, "little"),
+                        framing.control_frame({"t": "hello", "hello": {"party": "mallory"}}), None):
+            r, w = await asyncio.open_connection(*addrs["bob"])
+            if payload is None:           # silent: says nothing until bob times it out
+                replies.append(await asyncio.wait_for(r.read(), 3))
+                continue
+            w.write(payload)
+            await w.drain()
+            replies.append(await asyncio.wait_for(r.read(), 3))
+            w.close()
+        alice = await start("alice", ["alice", "bob"], addrs)
+        bob = await bob
+        await alice.send("bob", [np.arange(3)])
+        assert_same(await bob.recv("alice"), [np.arange(3)])
+        await close_all({"a": alice, "b": bob})
+        return replies
+
+    replies = net.run(main())
+    assert all(HELLO["program"].encode() not in r and b"s-1" not in r for r in replies)
+    assert b"not a party of this program" in replies[3]
+    drops = [ln for ln in logged if "dropped a connection" in ln]
+    assert len(drops) == 5, logged
+    assert any("no veil hello within 0.3 s" in ln for ln in drops)
+    assert any("not a veil frame" in ln for ln in drops)
+
+
+def test_heartbeat_names_a_silent_peer():
+    """A peer that stops sending anything (here: its heartbeat task stopped) is named within the timeout."""
+
+    async def main():
+        meshes = await mesh_all(["alice", "bob"], heartbeat_timeout=0.4)
+        meshes["bob"]._beat.cancel()
+        t0 = time.monotonic()
+        with pytest.raises(NetworkError) as info:
+            await meshes["alice"].recv("bob")
+        elapsed = time.monotonic() - t0
+        await close_all(meshes)
+        return info.value, elapsed
+
+    err, elapsed = net.run(main())
+    assert "alice heard nothing from bob for 0.4 s (heartbeat timeout)" in err.message
+    assert elapsed < 2.0
+
+
+def test_heartbeats_flow_while_a_party_computes():
+    """A party busy in a long local step (in a worker thread, as the VM runs large ops) still beats."""
+
+    async def main():
+        meshes = await mesh_all(["alice", "bob"], heartbeat_timeout=0.4)
+        await asyncio.to_thread(time.sleep, 1.5)   # bob 'computes' for longer than the timeout
+        await meshes["bob"].send("alice", [np.arange(2)])
+        got = await meshes["alice"].recv("bob")
+        await close_all(meshes)
+        return got
+
+    assert_same(net.run(main()), [np.arange(2)])
+
+
+def test_set_up_failure_is_relayed_to_connected_peers():
+    """carol runs another program: alice and bob, already connected, both name the mismatch."""
+
+    async def main():
+        hellos = {"carol": dict(HELLO, program="0000another")}
+        return await mesh_all(hellos=hellos, delays={"carol": 0.5})
+
+    res = net.run(main())
+    for p in PARTIES:
+        assert isinstance(res[p], NetworkError), res[p]
+        assert "program hash differs" in res[p].message, res[p].message

@@ -1,0 +1,273 @@
+"""The party mesh over TCP (optionally TLS): per-peer read loops, heartbeats, relayed aborts, and
+the final all-done exchange.
+
+Connections join the mesh one by one as veil.runtime.connect authenticates them (`attach`), so an
+abort or a lost link during set-up is seen at once and relayed like one during the run. Every link
+carries a heartbeat frame every `heartbeat_timeout / 4` seconds (at most 5 s); a peer from which
+nothing at all arrived for `heartbeat_timeout` seconds (frozen, SIGSTOPped, cut off) fails the mesh
+naming it. A party that was itself busy (its event loop late) forgives its peers for that tick:
+their frames are waiting unread in the socket, not missing.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from veil.runtime.diagnostics import NetworkError
+
+from .framing import (Arrays, Malformed, close_writer, control_frame, failure_reason, log, pack_message,
+                      read_frame, secs)
+from .mesh import MeshBase, PeerAborted, _fresh
+
+CLOSE_GRACE = 0.5               # seconds close() waits for peers to say goodbye too
+HEARTBEAT_TIMEOUT = 30.0        # default seconds of silence after which a peer counts as lost
+MAX_REASON = 4000               # characters of an abort reason that travel (control frames are small)
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class PeerSilent(NetworkError):
+    """Nothing, not even a heartbeat, arrived from a peer for the heartbeat timeout."""
+
+
+def heartbeat_interval(timeout: float) -> float:
+    """How often heartbeats go out: four per timeout, at most every 5 s."""
+    return max(min(timeout / 4.0, 5.0), 0.02)
+
+
+class Mesh(MeshBase):
+    """Authenticated connections to the peers, attached one by one during set-up."""
+
+    def __init__(self, me: str, peers: list[str], io_timeout: float | None,
+                 heartbeat_timeout: float | None = HEARTBEAT_TIMEOUT, logger: Callable[[str], None] = log):
+        super().__init__(me, sorted(peers), io_timeout)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.log = logger
+        self._writers: dict[str, asyncio.StreamWriter] = {}
+        self._tls: dict[str, bool] = {}
+        self._readers: dict[str, asyncio.Task] = {}
+        self._seen: dict[str, float] = {}
+        self._done_from: set[str] = set()
+        self._settled = asyncio.Event()    # every peer said done, or the mesh failed
+        self.failed = asyncio.Event()      # the mesh failed (the connector waits on this too)
+        self._beat = asyncio.ensure_future(self._heartbeat()) if heartbeat_timeout else None
+
+    @property
+    def attached(self) -> list[str]:
+        """The peers connected so far."""
+        return sorted(self._writers)
+
+    def attach(self, peer: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Add an authenticated connection: its frames are read (and its failures seen) from now on."""
+        self._check_peer(peer)
+        self._writers[peer] = writer
+        # TLS streams encrypt a copy (see send); asyncio's SSL transport never resumes a writer
+        # paused at a zero high-water mark, so only plain TCP gets one
+        self._tls[peer] = writer.get_extra_info("ssl_object") is not None
+        if not self._tls[peer]:
+            # drain() then waits until everything was handed to the OS: the caller may reuse arrays
+            writer.transport.set_write_buffer_limits(high=0)
+        self._seen[peer] = asyncio.get_running_loop().time()
+        self._readers[peer] = asyncio.ensure_future(self._read_loop(peer, reader))
+
+    def _fail(self, exc: NetworkError) -> None:
+        """Record the first failure, wake every waiter (recv, finish, the connector)."""
+        super()._fail(exc)
+        self.failed.set()
+        self._settled.set()
+
+    # -- reading
+
+    async def _read_loop(self, peer: str, reader: asyncio.StreamReader) -> None:
+        """Read frames from `peer` until it says bye or the connection ends."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                header, arrays, payload, wire = await read_frame(reader, self.max_payload)
+                self._seen[peer] = loop.time()
+                if arrays is not None:
+                    if self._failure is None:
+                        self._deliver(peer, arrays, payload, wire)
+                    continue
+                if self._control(peer, header):
+                    return
+        except Malformed as exc:
+            self._fail(NetworkError(f"{self.me} received a malformed message from {peer}: {exc}"))
+        except (asyncio.IncompleteReadError, OSError) as exc:  # ssl.SSLError is an OSError
+            if not self._closed:
+                self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(exc)})"))
+
+    def _control(self, peer: str, header: dict) -> bool:
+        """Act on one control frame; True when the peer said goodbye."""
+        kind = header.get("t")
+        if kind == "hb":
+            return False
+        if kind == "done":
+            self._done_from.add(peer)
+            if self._done_from >= set(self.peers):
+                self._settled.set()
+            return False
+        if kind == "abort":
+            origin = header.get("origin")
+            self._fail(PeerAborted(origin if isinstance(origin, str) else peer, str(header.get("reason", "")), via=peer))
+            return False
+        if kind == "error":
+            self._fail(NetworkError(str(header.get("msg", f"{peer} reported an error"))))
+            return False
+        if kind == "bye":
+            self._peer_gone(peer, NetworkError(f"{self.me} lost the connection to {peer} (peer closed)"))
+            return True
+        raise Malformed(f"unknown control frame {kind!r}")
+
+    # -- liveness
+
+    async def _heartbeat(self) -> None:
+        """Send a heartbeat on every link each interval; fail the mesh on a peer silent too long."""
+        assert self.heartbeat_timeout
+        loop = asyncio.get_running_loop()
+        interval = heartbeat_interval(self.heartbeat_timeout)
+        frame = control_frame({"t": "hb"})
+        last = loop.time()
+        while self._failure is None and not self._closed:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            stalled, last = now - last > 2 * interval, now
+            for peer, w in list(self._writers.items()):
+                if peer not in self._gone and not w.transport.is_closing():
+                    try:
+                        w.write(frame)
+                    except (OSError, RuntimeError):
+                        pass
+            if stalled:  # we were busy: what the peers sent is waiting unread, give the readers a turn
+                for peer in self._seen:
+                    self._seen[peer] = now
+                continue
+            self._check_silence(now)
+
+    def _check_silence(self, now: float) -> None:
+        """Fail the mesh, naming the peer, if one has been silent for the heartbeat timeout."""
+        assert self.heartbeat_timeout
+        for peer, seen in sorted(self._seen.items()):
+            if peer in self._gone or now - seen <= self.heartbeat_timeout:
+                continue
+            t = secs(self.heartbeat_timeout)
+            self.log(f"{self.me}: nothing from {peer} for {t} s (heartbeat timeout)")
+            self._fail(PeerSilent(
+                f"{self.me} heard nothing from {peer} for {t} s (heartbeat timeout): "
+                f"{peer} is frozen, stopped or cut off",
+                hint="a slower machine or network needs a larger --heartbeat-timeout"))
+            return
+
+    # -- sending
+
+    async def send(self, peer: str, arrays: Arrays) -> None:
+        """Send one message; returns when the bytes are with the OS (arrays may then be reused)."""
+        self._check_sendable(peer)
+        head, bufs, payload = pack_message(arrays)
+        if self._links:
+            data = b"".join([head, *bufs])  # the link keeps a copy: the caller may reuse its arrays
+            self._links[peer].submit(len(data), lambda: self._write_shaped(peer, data))
+            self._count_sent(peer, payload, len(head) + payload)
+            return
+        await self._write(peer, head, bufs)
+        self._count_sent(peer, payload, len(head) + payload)
+
+    async def _write_shaped(self, peer: str, data: bytes) -> None:
+        """A shaped message's delivery: write it now; a failure fails the mesh (nobody awaits it)."""
+        if self._failure is not None or self._closed:
+            return
+        try:
+            await self._write(peer, data, [])
+        except NetworkError:
+            pass  # already recorded by _write: the next send or recv raises it
+
+    async def _write(self, peer: str, head: bytes, bufs: list[memoryview]) -> None:
+        """Hand one message to the OS, failing the mesh on an error or a timeout."""
+        writer = self._writers[peer]
+        try:
+            if self._tls[peer]:
+                writer.write(b"".join([head, *bufs]))  # a copy: the SSL layer keeps what it is given
+            else:
+                writer.writelines([head, *bufs])
+            await asyncio.wait_for(writer.drain(), self.io_timeout)
+        except TimeoutError:
+            exc = NetworkError(f"{self.me} could not send to {peer} within {secs(self.io_timeout or 0)} s (io timeout)")
+            self._fail(exc)
+            raise _fresh(exc) from None
+        except (OSError, RuntimeError) as err:
+            self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(err)})"))
+            raise _fresh(self._failure) from None  # type: ignore[arg-type]
+
+    async def finish(self) -> None:
+        """The all-done exchange: tell every peer this party finished the program and wait until
+        each said the same (so outputs are written by all parties or by none)."""
+        for peer in self.peers:
+            self._check_sendable(peer)
+        await self._broadcast(control_frame({"t": "done"}))
+        try:
+            await asyncio.wait_for(self._settled.wait(), self.io_timeout)
+        except TimeoutError:
+            missing = ", ".join(sorted(set(self.peers) - self._done_from))
+            self._fail(NetworkError(f"{self.me} finished, but {missing} did not within {secs(self.io_timeout or 0)} s"))
+        if self._failure is not None:
+            raise _fresh(self._failure)
+
+    # -- closing
+
+    async def _broadcast(self, frame: bytes) -> None:
+        """Write a control frame to every peer still connected, ignoring dead ones."""
+        for peer, w in self._writers.items():
+            if peer in self._gone or w.transport.is_closing():
+                continue
+            try:
+                w.write(frame)
+            except (OSError, RuntimeError):
+                pass
+        drains = [w.drain() for w in self._writers.values() if not w.transport.is_closing()]
+        if drains:
+            await asyncio.wait([asyncio.ensure_future(d) for d in drains], timeout=CLOSE_GRACE)
+
+    async def _shutdown(self, frame: bytes) -> None:
+        """Send a last frame, give peers a moment to finish, then close everything."""
+        await self._broadcast(frame)
+        self._closed = True
+        if self._beat is not None:
+            self._beat.cancel()
+            await asyncio.gather(self._beat, return_exceptions=True)
+        await self._stop_links()
+        readers = [t for t in self._readers.values() if not t.done()]
+        if readers:
+            await asyncio.wait(readers, timeout=CLOSE_GRACE)
+        for w in self._writers.values():
+            close_writer(w)
+        for t in self._readers.values():
+            t.cancel()
+        await asyncio.gather(*self._readers.values(), return_exceptions=True)
+        closers = [asyncio.ensure_future(w.wait_closed()) for w in self._writers.values()]
+        if closers:
+            done, pending = await asyncio.wait(closers, timeout=CLOSE_GRACE)
+            for t in pending:
+                t.cancel()
+            for t in done:
+                t.exception()  # consumed: a reset while closing is no news
+
+    async def close(self) -> None:
+        """Say goodbye to every peer and close the connections."""
+        if self._closed:
+            return
+        if self._failure is None:
+            await self._flush_links()  # a shaped message still in flight must arrive before the bye
+        await self._shutdown(control_frame({"t": "bye", "party": self.me}))
+
+    async def abort(self, reason: str) -> None:
+        """Tell every peer we are stopping, then close. A failure that came from another party is
+        relayed with that party as its origin, so everyone names the party that failed first."""
+        if self._closed:
+            return
+        first = self._failure
+        origin = self.me
+        if isinstance(first, PeerAborted):
+            origin, reason = first.origin, first.reason
+        self._fail(NetworkError(f"{self.me} aborted: {reason}"))
+        frame = {"t": "abort", "party": self.me, "origin": origin, "reason": reason[:MAX_REASON]}
+        await self._shutdown(control_frame(frame))
