@@ -38,10 +38,16 @@ class _Run:
     underflow: "Underflows | None"
 
 
+COARSE_UNITS = 16  # a tensor whose typical element is below 16 units holds fewer than 4 significant bits
+
+
 @dataclass
 class Underflows:
-    """Truncations whose result is 0 in fixed point for most elements of a tensor although the exact
-    value is not: updates that vanish (a small learning rate times small gradients, say)."""
+    """Truncations whose result underflows for most elements of a tensor: most of those whose exact
+    value is not 0 become 0, or their median magnitude is below COARSE_UNITS units (fewer than 4
+    significant bits left): gradients or updates that vanish or keep almost no precision (a small
+    learning rate times small gradients, say; exact zeros, e.g. a weight gradient where an input
+    pixel is always 0, do not count)."""
 
     seen: dict[str, list] = field(default_factory=dict)  # position -> [times, executions, worst share, F, n]
 
@@ -52,8 +58,9 @@ class Underflows:
         entry[1] += 1
         if exact is None:
             return
-        lost = float(np.count_nonzero((out == 0) & (exact != 0))) / max(1, out.size)
-        if lost > 0.5:
+        nonzero = np.abs(exact[exact != 0])
+        lost = float(np.count_nonzero((out == 0) & (exact != 0))) / max(1, nonzero.size)
+        if lost > 0.5 or (nonzero.size and float(np.median(nonzero)) < COARSE_UNITS):
             entry[0] += 1
             entry[2] = max(entry[2], lost)
 
@@ -61,9 +68,9 @@ class Underflows:
         """One warning per position that underflowed, with how often; returns how many positions."""
         bad = [(k, e) for k, e in self.seen.items() if e[0]]
         for where, (times, runs, worst, F, n) in bad:
-            stream.write(f"warning: fixed-point underflow at {where}: up to {worst:.0%} of the {n} elements of "
-                         f"a product are 0 at {F} fractional bits although their exact value is not "
-                         f"({times} of {runs} executions)\n")
+            stream.write(f"warning: fixed-point underflow at {where}: at {F} fractional bits most of the {n} "
+                         f"elements of a product round to 0 or keep fewer than 4 significant bits (up to "
+                         f"{worst:.0%} of the nonzero ones became 0; {times} of {runs} executions)\n")
         if bad:
             more = min(30, max(20, bad[0][1][3] + 4))
             stream.write(f"  hint: gradients or updates vanish; state more precision in the program, e.g. "
@@ -142,10 +149,17 @@ def _run(block: Block, env: dict[int, Any], run: _Run, trips: tuple[int, ...] = 
             out = spec.clear(*args, **op.attrs)
             if check and spec.shadow is not None and op.outs and op.out.type.dtype in ("fix", "int"):
                 _check_wrap(spec.shadow, args, op)
-            if code == "trunc" and run.underflow is not None and op.out.type.dtype == "fix":
-                mostly_zero = 2 * int(np.count_nonzero(out == 0)) > out.size
-                run.underflow.record(op, spec.shadow(*args, **op.attrs) if mostly_zero else None, out)
+            if code == "trunc" and run.underflow is not None and op.out.type.dtype == "fix" and _user_level(op):
+                coarse = out.size and float(np.median(np.abs(signed(out)))) < COARSE_UNITS
+                run.underflow.record(op, spec.shadow(*args, **op.attrs) if coarse else None, out)
             env[op.out.id] = out
+
+
+def _user_level(op: Op) -> bool:
+    """Whether an underflow here can be a vanishing gradient or update: not inside the stdlib's
+    math functions (ml.mpc), whose tiny terms vanish by design (a polynomial's t^4 beside 1,
+    exp of a large negative number) within their documented error."""
+    return op.span is None or op.span.file != "<stdlib>/ml.mpc"
 
 
 def _where(op: Op) -> str:

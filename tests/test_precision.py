@@ -11,6 +11,7 @@ import pytest
 from veil.compiler import driver
 from veil.compiler.emulate import emulate
 from veil.runtime import api
+from veil.runtime.fixedpoint import encode
 from veil.runtime.diagnostics import SyntaxErr, TypeErr, UsageErr
 
 from veil_cli import veil
@@ -142,3 +143,15 @@ def test_aliases_in_programs_and_on_the_command_line(line, name, compute):
 def test_alias_errors_name_what_the_user_wrote(spec, text):
     with pytest.raises(UsageErr, match=text.replace("(", r"\(").replace(")", r"\)")):
         api.compile(HEAD + "x = 1\n", protocol=spec)
+
+
+@pytest.mark.parametrize("frac_bits, warns", [(16, True), (24, False)])
+def test_updates_left_with_a_few_significant_bits_warn(frac_bits, warns):
+    """Not zero but coarse: 3e-5 * g with g ~ 1 is 2 units at 16 fractional bits (one significant
+    bit), 500 units at 24: the first warns, the second does not; an exact zero never counts."""
+    src = HEAD + "g = input(alice, 'g', shape=(100,))\nw = zeros((100,)) - 0.00003 * g\noutput(w, to=alice)\n"
+    prog = driver.front_end(src, "k.mpc", frac_bits=frac_bits)
+    g = np.r_[np.linspace(0.5, 1.5, 60), np.zeros(40)]
+    err = io.StringIO()
+    emulate(prog, {("alice", "g"): encode(g, "fix", frac_bits)}, underflow=err)
+    assert ("fixed-point underflow at k.mpc" in err.getvalue()) == warns, err.getvalue()
