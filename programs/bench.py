@@ -91,7 +91,7 @@ def _lr_inputs(g: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
 
 
 WORKLOADS = [
-    Workload("LR step 128x784", "step", HERE / "logreg_mnist.mpc", "EPOCHS", (1, 5), _lr_inputs,
+    Workload("LR step 128x784", "step", HERE / "bench" / "logreg_mnist.mpc", "EPOCHS", (1, 5), _lr_inputs,
              {"N": 128, "BATCH": 128}),
     Workload("fraud step", "step", HERE / "fraud_detection.mpc", "EPOCHS", (1, 5), lambda g: {},
              {"N": 128, "BATCH": 128}),

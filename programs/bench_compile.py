@@ -19,8 +19,8 @@ from veil.runtime import api
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = [
     ("fraud detection (N=128, 32 features)", "fraud_detection.mpc", {"N": 128, "BATCH": 128}),
-    ("logreg MNIST 784->10, batch 128", "logreg_mnist.mpc", {"N": 128, "BATCH": 128}),
-    ("MLP MNIST 784-128-128-10, batch 128", "mlp_mnist.mpc", {"N": 128, "BATCH": 128}),
+    ("logreg MNIST 784->10, batch 128", "bench/logreg_mnist.mpc", {"N": 128, "BATCH": 128}),
+    ("MLP MNIST 784-128-128-10, batch 128", "bench/mlp_mnist.mpc", {"N": 128, "BATCH": 128}),
 ]
 FIELDS = ("rounds", "bytes/party", "mults", "truncs")
 

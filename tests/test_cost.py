@@ -84,8 +84,8 @@ def test_duplicate_work_is_computed_once():
 # ---- the example programs ------------------------------------------------------------------
 SMALL = {
     "programs/fraud_detection.mpc": {"N": 64, "EPOCHS": 1, "BATCH": 32},
-    "programs/logreg_mnist.mpc": {"N": 8, "EPOCHS": 1, "BATCH": 4},
-    "programs/mlp_mnist.mpc": {"N": 4, "EPOCHS": 1, "BATCH": 4},
+    "programs/bench/logreg_mnist.mpc": {"N": 8, "EPOCHS": 1, "BATCH": 4},
+    "programs/bench/mlp_mnist.mpc": {"N": 4, "EPOCHS": 1, "BATCH": 4},
 }
 
 
@@ -163,7 +163,7 @@ def numpy_training(path: str, inputs: dict) -> dict:
     return {"w1": w1, "w2": w2, "w3": w3, "b1": b1, "b2": b2, "b3": b3}
 
 
-@pytest.mark.parametrize("path", ["programs/logreg_mnist.mpc", "programs/mlp_mnist.mpc"])
+@pytest.mark.parametrize("path", ["programs/bench/logreg_mnist.mpc", "programs/bench/mlp_mnist.mpc"])
 def test_mnist_programs_train_like_numpy(path, rng):
     inputs = inputs_for(path, rng)
     got = api.emulate(api.compile(path, SMALL[path]), inputs)["alice"]
@@ -178,7 +178,7 @@ def test_mnist_programs_train_like_numpy(path, rng):
     np.testing.assert_allclose(got[key] - init, step, atol=0.1 * np.abs(step).max())
 
 
-@pytest.mark.parametrize("path", ["programs/logreg_mnist.mpc", "programs/fraud_detection.mpc"])
+@pytest.mark.parametrize("path", ["programs/bench/logreg_mnist.mpc", "programs/fraud_detection.mpc"])
 def test_optimized_example_runs_like_its_emulation(path, rng):
     c = api.compile(path, SMALL[path])
     inputs = inputs_for(path, rng)
