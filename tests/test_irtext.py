@@ -135,9 +135,11 @@ LAYER_ARGS = {  # the layers of ml and nn, optim's updates: shapes that fit a va
     "accuracy": "v.reshape((2, 2)), v.reshape((2, 2))", "one_hot": "v, 4",
     "sgd": "v, v, 0.1", "momentum": "v, v, v, 0.1", "adam": "v, v * 0.01, v, v * v, 3, 0.1",
     "amsgrad": "v, v * 0.01, v, v * v, v * v, 3, 0.1",
+    "glorot_uniform": "(2, 2), 2, 2, 7", "he_normal": "(2, 2), 2, 7", "state": "v",
+    "update": '"adam", v, v * 0.01, v, v * v, v * v, 3, 0.1',
 }
 TUPLES = {"dense_backward", "dense_backward_weights", "conv2d_backward", "conv2d_backward_weights", "momentum",
-          "adam", "amsgrad"}
+          "adam", "amsgrad", "state", "update"}
 
 
 def stdlib_program(secret: bool) -> str:

@@ -144,3 +144,59 @@ def test_a_least_squares_loss_falls_with_each_optimizer(opt):
         final = float(np.mean((x @ w - y) ** 2))
         start = float(np.mean(y ** 2))
         assert final < 0.05 * start, (opt, start, final)
+
+
+def test_update_runs_the_optimizer_its_string_names():
+    """optim.update(OPT, ...) equals the optimizer it names, step for step; an unknown name is a
+    compile error."""
+    from veil.runtime.diagnostics import VeilError
+    src = '''import optim
+party alice, bob, carol
+protocol rep3(alice, bob, carol)
+param OPT = "sgd"
+w0 = input(alice, "w", shape=(8,))
+gs = input(bob, "g", shape=(4, 8))
+w = secret(w0)
+m, v, h = optim.state(w)
+u = secret(w0)
+um = zeros((8,))
+uv = zeros((8,))
+uh = zeros((8,))
+for i in range(4):
+    w, m, v, h = optim.update(OPT, w, gs[i], m, v, h, i + 1, 0.05)
+    if OPT == "sgd":
+        u = optim.sgd(u, gs[i], 0.05)
+    elif OPT == "momentum":
+        u, um = optim.momentum(u, gs[i], um, 0.05)
+    elif OPT == "adam":
+        u, um, uv = optim.adam(u, gs[i], um, uv, i + 1, 0.05)
+    else:
+        u, um, uv, uh = optim.amsgrad(u, gs[i], um, uv, uh, i + 1, 0.05)
+output(w, to=alice)
+output(u, to=alice)
+'''
+    rng = np.random.default_rng(3)
+    inputs = {"alice": {"w": rng.normal(size=8)}, "bob": {"g": rng.normal(size=(4, 8)) * 0.05}}
+    for opt in ("sgd", "momentum", "adam", "amsgrad"):
+        out = api.emulate(api.front_end(src, {"OPT": opt}), inputs)["alice"]
+        np.testing.assert_array_equal(out["w"], out["u"], err_msg=opt)
+        assert np.abs(out["w"] - inputs["alice"]["w"]).max() > 0.01, opt   # it moved
+    with pytest.raises(VeilError, match="sgd, momentum, adam, amsgrad"):
+        api.front_end(src, {"OPT": "rmsprop"})
+
+
+def test_glorot_uniform_seeded_is_numpys_and_secret_is_in_range():
+    from veil.runtime.randomness import public_uniform
+    src = '''import nn
+party alice, bob, carol
+protocol rep3(alice, bob, carol)
+p = nn.glorot_uniform((30, 20), 30, 20, 7)
+s = nn.glorot_uniform((30, 20), 30, 20)
+output(p, to=alice)
+output(s, to=alice)
+'''
+    a = (6.0 / 50) ** 0.5
+    out = api.emulate(api.front_end(src), {})["alice"]
+    np.testing.assert_allclose(out["p"], public_uniform(7, (30, 20), -a, a), atol=2 * UNIT)
+    assert np.abs(out["s"]).max() <= a and out["s"].std() > 0.8 * a / 3 ** 0.5
+    assert np.abs(out["s"] - out["p"]).max() > 0.01    # not the seeded values
