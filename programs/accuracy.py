@@ -3,7 +3,7 @@ numpy with identical hyper-parameters, initial weights and batch order; print bo
 the training time, seconds per batch, and the rounds and bytes of one batch.
 
     python programs/accuracy.py --data DIR [--only mnist_network_a:sgd] [--epochs 5] [--n 60000]
-        [--n-test 10000] [--protocol "dealer2(alice, bob, dealer=carol)"] [--markdown] [--plain-only]
+        [--n-test 10000] [--protocol "dealer2(alice, bob, dealer=carol)"] [--markdown] [--plain-only] [--emulate]
 
 DIR holds the four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
 t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz), e.g. from http://yann.lecun.com/exdb/mnist/.
@@ -76,12 +76,17 @@ def per_batch_cost(program: Path, params: dict, protocol: list[str]) -> tuple[fl
     return (costs[1][0] - costs[0][0]) / nb, (costs[1][1] - costs[0][1]) / nb
 
 
-def run_mpc(program: Path, params: dict, data: Path, protocol: list[str]) -> tuple[float, float]:
-    """(test accuracy, wall seconds) of one `veil local` run."""
+def run_mpc(program: Path, params: dict, data: Path, protocol: list[str], emulate: bool = False
+            ) -> tuple[float, float]:
+    """(test accuracy, wall seconds) of one `veil local` run (or `veil emulate`: the same
+    fixed-point arithmetic in clear, for networks whose MPC run does not fit the time at hand)."""
     inputs = [a for k, f in FILES.items() for a in ("--input", f"{k}={data / f}")]
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        _veil("local", str(program), *_defines(params), *inputs, *protocol, "--output-dir", out, "--quiet")
+        if emulate:
+            _veil("emulate", str(program), *_defines(params), *inputs, "--output-dir", out)
+        else:
+            _veil("local", str(program), *_defines(params), *inputs, *protocol, "--output-dir", out, "--quiet")
         seconds = time.perf_counter() - start
         return float(np.load(Path(out) / "alice" / "accuracy.npy")), seconds
 
@@ -96,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--protocol", default=None)
     ap.add_argument("--plain-only", action="store_true", help="skip MPC (numpy and cost model only)")
+    ap.add_argument("--emulate", action="store_true",
+                    help="veil emulate instead of veil local: the MPC accuracy without its time")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args(argv)
     missing = [f for f in FILES.values() if not (a.data / f).exists()]
@@ -114,15 +121,16 @@ def main(argv: list[str] | None = None) -> None:
         path = HERE / f"{prog}.mpc"
         row.rounds_batch, row.bytes_batch = per_batch_cost(path, params, protocol)
         if not a.plain_only:
-            row.mpc_acc, row.mpc_seconds = run_mpc(path, params, a.data, protocol)
-            row.mpc_s_batch = row.mpc_seconds / plain.batches
+            row.mpc_acc, seconds = run_mpc(path, params, a.data, protocol, a.emulate)
+            if not a.emulate:
+                row.mpc_seconds, row.mpc_s_batch = seconds, seconds / plain.batches
         rows.append(row)
-        print(_format([row], a.markdown, header=len(rows) == 1), flush=True)
+        print(_format([row], a.markdown, header=len(rows) == 1, emulated=a.emulate), flush=True)
 
 
-def _format(rows: list[Row], markdown: bool, header: bool) -> str:
+def _format(rows: list[Row], markdown: bool, header: bool, emulated: bool = False) -> str:
     """The table rows (and the header for the first)."""
-    cols = ["program", "opt", "lr", "epochs", "plain acc", "MPC acc", "MPC s", "MPC s/batch",
+    cols = ["program", "opt", "lr", "epochs", "plain acc", "emulated acc" if emulated else "MPC acc", "MPC s", "MPC s/batch",
             "plain s/batch", "rounds/batch", "MB/batch"]
     fmt = lambda v, p="{:.4f}": "-" if v is None else p.format(v)  # noqa: E731
     lines = []
