@@ -16,6 +16,8 @@ _HELLO_LABELS = {
     "veil": ("protocol version", "both must run the same veil version"),
     "program": ("program hash", "both must run the same compiled program"),
     "session": ("session id", "both must be started for the same session"),
+    "frame_bound": ("largest message allowed (from manifest.json's cost.max_message_bytes)",
+                    "one party's manifest.json was edited: copy the same build folder to everyone"),
 }
 SAME_CA = "every party's certificate must come from the same `veil keygen` (same ca.pem)"
 
