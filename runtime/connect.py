@@ -85,6 +85,8 @@ async def connect_mesh(
         raise
     except NetworkError as err:
         first = mesh._failure
+        if isinstance(first, PeerAborted) and first.early:
+            connector.contacted.add(first.origin)   # it is not coming: no lingering for it
         await connector.linger(LINGER)
         await connector.close()
         await mesh.abort(err.message)
