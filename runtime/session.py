@@ -258,30 +258,24 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
               heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> PartyResult:
     """`veil run`: one party of a compiled program over the network (`shape`: WAN emulation,
     `trace`: a Chrome-trace file of the run, `insecure`: plaintext off loopback)."""
-    from .config import load_parties, transport_security
+    from .config import load_parties
     from .net import install_event_loop_policy
 
-    config = load_parties(config_path)
-    ssl_pair = None
-    if party in config.addresses and transport_security(config, party, insecure):
-        from .tls import contexts
-
-        ssl_pair = contexts(*config.for_party(party))
     install_event_loop_policy()
-    known = list(config.addresses)   # whom to tell if this party cannot start
+    config, ssl_pair, parties, secured = None, None, None, False
     try:   # everything this party can find wrong on its own, before any communication
         manifest, files = load_build_dir(build_dir)
-        known = [p for p in manifest["parties"] if p in config.addresses]
-        if party not in manifest["parties"]:
-            raise UsageErr(f"--party {party}: the program's parties are {', '.join(manifest['parties'])}")
+        parties = manifest["parties"]
+        if party not in parties:
+            raise UsageErr(f"--party {party}: the program's parties are {', '.join(parties)}")
         if manifest["outputs"].get(party):
             check_output_dir(out_dir)
-        config.require(manifest["parties"])
+        config = load_parties(config_path, parties)
+        ssl_pair, secured = _ssl_pair(config, party, insecure), True
         code = bytecode.decode(files[party])["code"]
         inputs = load_party_inputs(manifest, party, overrides)
     except VeilError as err:
-        if party in config.addresses:   # the peers would otherwise wait for their connect timeout
-            announce_before_start(party, known, config.addresses, err, ssl_pair)
+        announce_before_start(party, parties, (config, ssl_pair) if secured else None, err, config_path, insecure)
         raise
     result = asyncio.run(run_over_network(manifest, code, party, config.addresses, inputs, session=session,
                                           connect_timeout=connect_timeout, io_timeout=io_timeout,
@@ -291,12 +285,41 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     return result
 
 
-def announce_before_start(party: str, peers: list[str], addresses: dict[str, tuple[str, int]], err: VeilError,
-                          ssl_pair: tuple | None) -> None:
-    """Tell every peer (those that answer within a few seconds) that this party cannot start, and why."""
-    from .announce import announce_failure
+def _ssl_pair(config: Any, party: str, insecure: bool) -> tuple | None:
+    """(server, client) TLS contexts of `party`, or None for plaintext (loopback or --insecure)."""
+    from .config import transport_security
 
-    asyncio.run(announce_failure(party, peers, addresses, _one_line(err), ssl_pair[1] if ssl_pair else None))
+    if not transport_security(config, party, insecure):
+        return None
+    from .tls import contexts
+
+    return contexts(*config.for_party(party))
+
+
+def announce_before_start(party: str, parties: list[str] | None, transport: tuple | None, err: VeilError,
+                          config_path: str, insecure: bool) -> None:
+    """Tell every peer that answers within a few seconds that this party cannot start, and why
+    (else they wait for their connect timeout). Needs the parties file and, with TLS, this party's
+    certificate: without them (or when they are what failed) nobody can be told. `transport`:
+    (parties file, TLS contexts) if already loaded."""
+    from .announce import announce_failure
+    from .config import load_parties
+
+    if parties is not None and party not in parties:
+        return   # not a party of this program: nobody would believe it
+    if transport is None:
+        try:
+            config = load_parties(config_path)
+            if party not in config.addresses:
+                return
+            transport = (config, _ssl_pair(config, party, insecure))
+        except VeilError:
+            return
+    config, ssl_pair = transport
+    if party not in config.addresses:
+        return
+    peers = [p for p in (parties or config.addresses) if p != party and p in config.addresses]
+    asyncio.run(announce_failure(party, peers, config.addresses, _one_line(err), ssl_pair[1] if ssl_pair else None))
 
 
 def load_build(build_dir: str) -> tuple[dict, dict[str, bytes]]:
