@@ -1,5 +1,7 @@
 """The fault matrix: every fault-injection case of tests/fault_cases.py over real processes, and
 for each party its exit status and seconds from the fault to its exit (the closing note's table).
+A party that fails before starting marks the fault itself (its "cannot start" log line); the
+`local` column is a `veil local` run (its parties are its children).
 
     python programs/fault_matrix.py [--workers N] [--show]      (--show: each party's last line)
 """
@@ -28,12 +30,13 @@ def main() -> int:
         chosen = cases()
         runs = run_cases(root, builds, chosen, workers=args.workers)
         total = time.monotonic() - t0
-        print(f"{'case':<38}" + "".join(f"{p:>14}" for p in PARTIES) + "  verdict")
+        columns = PARTIES + sorted({k for r in runs.values() for k in r.ends} - set(PARTIES))  # + veil local
+        print(f"{'case':<38}" + "".join(f"{p:>14}" for p in columns) + "  verdict")
         bad = 0
         for case in chosen:
             run = runs[case.name]
             cells = []
-            for p in PARTIES:
+            for p in columns:
                 end = run.ends.get(p)
                 cells.append("-" if end is None else f"{end.code:>3} {end.after:6.2f} s")
             found = problems(case, run)

@@ -166,7 +166,8 @@ def cmd_local(args) -> int:
                  for p in parties}
     try:
         runs = run_all(build_dir, parties, inputs, out_dir, connect_timeout=args.connect_timeout,
-                       io_timeout=args.timeout, extra_args=shape.cli_args() if shape else None,
+                       io_timeout=args.timeout, heartbeat_timeout=args.heartbeat_timeout,
+                       extra_args=shape.cli_args() if shape else None,
                        per_party_args=per_party, follow=follow)
     finally:
         follow.finish()
@@ -337,6 +338,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true", help="print measured rounds, bytes and time per party")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds for the parties to connect")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a party waits for a peer's message")
+    p.add_argument("--heartbeat-timeout", type=_positive, default=30.0, metavar="SECONDS",
+                   help="each party: a peer silent this long (frozen, stopped, cut off) stops the run (default 30)")
     _network_emulation(p)
     _following(p)
     p.set_defaults(fn=cmd_local)

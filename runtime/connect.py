@@ -15,6 +15,9 @@ A refusal between authenticated parties (another program, session or version) st
 saying who refused whom and why. Each authenticated connection joins the mesh at once
 (veil.runtime.tcp_mesh), so a failure during set-up — ours or a peer's — is relayed to every peer
 already connected: nobody waits for the connect timeout to learn that another party stopped.
+A party that fails before it could connect (here: its port is taken) sends each peer an
+authenticated "abort before start" (veil.runtime.announce), which the peer's listener accepts
+from a party of this program — with TLS, only over that party's certificate.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from typing import Any, Callable
 from veil.runtime.diagnostics import NetworkError, UsageErr
 from veil.runtime.tls import cert_common_name
 
+from .announce import EARLY_ABORT, announce_failure
 from .framing import (DEFAULT_MAX_PAYLOAD, STREAM_LIMIT, Malformed, close_writer, control_frame, failure_reason,
                       log, read_control, secs)
 from .handshake import SAME_CA, early_failure, hello_mismatch, tls_error
@@ -74,8 +78,15 @@ async def connect_mesh(
                            mesh, logger)
     try:
         await connector.run()
+    except ListenError as err:   # we never listened: the peers hear it from an abort before start
+        await connector.close()
+        await announce_failure(me, peers, addresses, err.message, ssl_client, logger=logger)
+        await mesh.abort(err.message)
+        raise
     except NetworkError as err:
         first = mesh._failure
+        if isinstance(first, PeerAborted) and first.early:
+            connector.contacted.add(first.origin)   # it is not coming: no lingering for it
         await connector.linger(LINGER)
         await connector.close()
         await mesh.abort(err.message)
@@ -93,6 +104,18 @@ async def connect_mesh(
 
 class _Stranger(Exception):
     """An incoming connection that did not authenticate as a party of this session."""
+
+
+class ListenError(NetworkError):
+    """This party cannot listen on its own address (so it never connects)."""
+
+
+class _EarlyAbort(Exception):
+    """An authenticated party's word that it failed before starting."""
+
+    def __init__(self, party: str, reason: str):
+        super().__init__(party, reason)
+        self.party, self.reason = party, reason
 
 
 class _Connector:
@@ -192,11 +215,11 @@ class _Connector:
             return await Listener.open(host, port, self._on_accept)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise NetworkError(
+                raise ListenError(
                     f"{self.me} cannot listen on {host}:{port}: that address is already in use",
                     hint="is another veil run (or another program) using the port? choose another in the parties file",
                 ) from None
-            raise NetworkError(f"{self.me} cannot listen on {host}:{port}: {failure_reason(exc)}") from None
+            raise ListenError(f"{self.me} cannot listen on {host}:{port}: {failure_reason(exc)}") from None
 
     def _stranger_hint(self, hint: str) -> str:
         """The timeout's hint, with the last dropped connection (often the missing party, misconfigured)."""
@@ -306,6 +329,13 @@ class _Connector:
             self.mesh.attach(peer, reader, writer)
             self.arrived[peer].set_result(None)
             self.log(f"{self.me}: authenticated {peer} from {src}")
+        except _EarlyAbort as ab:
+            self.contacted.add(ab.party)   # nothing to wait for: it is not coming
+            self.log(f"{self.me}: {ab.party} failed before starting: {ab.reason}")
+            self.mesh._fail(PeerAborted(ab.party, ab.reason, early=True))
+            if writer is not None:
+                await _drain_briefly(writer)
+                close_writer(writer)
         except _Stranger as why:
             self.strangers.append(f"{src} {why}")
             self.log(f"{self.me}: dropped a connection from {src}: {why}")
@@ -383,6 +413,8 @@ class _Connector:
             raise _Stranger(f"it sent bytes that are not a veil frame ({exc})") from None
         except OSError as exc:
             raise _Stranger(f"the connection failed ({failure_reason(exc)})") from None
+        if first.get("t") == EARLY_ABORT:
+            raise self._early_abort(first, writer)
         if first.get("t") == "refused" and self.tls:
             cn = cert_common_name(writer.get_extra_info("peercert"))
             if cn in self.arrived:  # a party of the deployment, by its certificate, refused our certificate
@@ -406,6 +438,23 @@ class _Connector:
             self._refuse(writer, f"{self.me} is already connected to {party}")
             raise _Stranger(f"a second connection claiming to be {party}")
         return party, theirs
+
+    def _early_abort(self, frame: dict[str, Any], writer: asyncio.StreamWriter) -> Exception:
+        """An abort before start, believed only from a party of this program (with TLS: over its
+        own certificate); from anyone else it is a stranger's."""
+        party, reason = frame.get("party"), frame.get("reason")
+        if not isinstance(party, str) or party not in self.peers or not isinstance(reason, str):
+            return _Stranger(f"it sent an abort before start for {party!r}, not a party of this program")
+        if self.tls:
+            cn = cert_common_name(writer.get_extra_info("peercert"))
+            if cn != party:
+                return _Stranger(f"it sent an abort before start in the name of {party} "
+                                 f"with the certificate of {cn!r}")
+        try:
+            writer.write(control_frame({"t": "ok"}))
+        except (OSError, RuntimeError):
+            pass
+        return _EarlyAbort(party, reason)
 
     @staticmethod
     def _refuse(writer: asyncio.StreamWriter, msg: str) -> None:

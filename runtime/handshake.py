@@ -16,13 +16,17 @@ _HELLO_LABELS = {
     "veil": ("protocol version", "both must run the same veil version"),
     "program": ("program hash", "both must run the same compiled program"),
     "session": ("session id", "both must be started for the same session"),
+    "frame_bound": ("largest message allowed (from manifest.json's cost.max_message_bytes)",
+                    "one party's manifest.json was edited: copy the same build folder to everyone"),
 }
 SAME_CA = "every party's certificate must come from the same `veil keygen` (same ca.pem)"
 
 
 def hello_mismatch(me: str, mine: dict[str, Any], theirs: dict[str, Any], party: str) -> str | None:
-    """The first setting (version, program, session, ...) on which the two hellos differ."""
-    for key in sorted((set(mine) | set(theirs)) - {"party"}):
+    """The first setting (version, program, session, then the rest) on which the two hellos differ
+    (another program has another frame bound too: the program is what to report)."""
+    keys = (set(mine) | set(theirs)) - {"party"}
+    for key in [k for k in _HELLO_LABELS if k in keys] + sorted(keys - set(_HELLO_LABELS)):
         a, b = mine.get(key), theirs.get(key)
         if a != b:
             label, advice = _HELLO_LABELS.get(key, (repr(key), "both must be started with the same settings"))

@@ -76,11 +76,12 @@ def save_inputs(folder: str, arrays: dict[str, dict[str, np.ndarray]]) -> dict[s
 
 def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]], out_dir: str, *,
             timeout: float = 3600.0, connect_timeout: float = 30.0,
-            io_timeout: float | None = None, extra_args: list[str] | None = None,
-            per_party_args: dict[str, list[str]] | None = None,
+            io_timeout: float | None = None, heartbeat_timeout: float | None = None,
+            extra_args: list[str] | None = None, per_party_args: dict[str, list[str]] | None = None,
             follow: Callable[[str, dict], None] | None = None) -> list[PartyRun]:
     """Start one `veil run` per party and wait; outputs reach out_dir only if every party succeeded.
 
+    `heartbeat_timeout`: each party's --heartbeat-timeout (None: veil run's default);
     `extra_args` go to every party's `veil run` (e.g. LinkShape.cli_args() for WAN emulation),
     `per_party_args[party]` to that party's only (e.g. its --trace file); `follow(party, event)`
     gets each event line a party prints as it comes (runtime/progress.py: live values, progress)."""
@@ -98,7 +99,7 @@ def run_all(build_dir: str, parties: list[str], inputs: dict[str, dict[str, str]
             try:
                 for p in parties:
                     cmd = _party_command(build_dir, p, config, session, staging, inputs.get(p, {}),
-                                         connect_timeout, io_timeout)
+                                         connect_timeout, io_timeout, heartbeat_timeout)
                     cmd += list(extra_args or []) + list((per_party_args or {}).get(p, []))
                     procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
@@ -153,13 +154,16 @@ def _remove_if_empty(folder: str) -> None:
 
 
 def _party_command(build_dir: str, party: str, config: str, session: str, staging: str,
-                   inputs: dict[str, str], connect_timeout: float, io_timeout: float | None) -> list[str]:
+                   inputs: dict[str, str], connect_timeout: float, io_timeout: float | None,
+                   heartbeat_timeout: float | None = None) -> list[str]:
     """The `veil run` command line of one party (with --stats: its stats line goes to read_stats)."""
     cmd = [sys.executable, "-m", "veil.runtime.cli", "run", build_dir, "--party", party, "--config", config,
            "--output-dir", os.path.join(staging, party), "--session", session,
            "--connect-timeout", str(connect_timeout), "--stats"]
     if io_timeout is not None:
         cmd += ["--timeout", str(io_timeout)]
+    if heartbeat_timeout is not None:
+        cmd += ["--heartbeat-timeout", str(heartbeat_timeout)]
     for name, path in inputs.items():
         cmd += ["--input", f"{name}={os.path.abspath(path)}"]
     return cmd

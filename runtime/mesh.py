@@ -165,11 +165,13 @@ class PeerAborted(NetworkError):
     """A peer stopped the session: `origin` is the party that failed first, `reason` its words
     (relayed unchanged by the parties in between, so every party names the root cause)."""
 
-    def __init__(self, origin: str, reason: str, via: str | None = None):
+    def __init__(self, origin: str, reason: str, via: str | None = None, early: bool = False):
         relayed = f" (relayed by {via})" if via and via != origin else ""
-        super().__init__(f"{origin} aborted: {reason}{relayed}")
+        what = "failed before starting" if early else "aborted"
+        super().__init__(f"{origin} {what}: {reason}{relayed}")
         self.origin = origin
         self.reason = reason
+        self.early = early  # it failed before it connected (its abort before start)
 
 
 def _fresh(exc: NetworkError) -> NetworkError:

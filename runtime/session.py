@@ -108,30 +108,30 @@ def _write_trace(vm: Any, path: str, manifest: dict) -> None:
 
 
 def hello(manifest: dict, party: str, session: str) -> dict:
-    return {"veil": bytecode.VERSION, "program": manifest["hash"], "session": session, "party": party}
+    """What a party says of itself at the handshake; every field but the name must match the peer's.
+    The program hash was recomputed at load; the frame bound comes from the manifest's cost, which
+    the hash does not cover, so it is compared too (an edit raising it on one party is refused)."""
+    return {"veil": bytecode.VERSION, "program": manifest["hash"], "session": session, "party": party,
+            "frame_bound": message_limit(manifest)}
 
 
-async def run_over_network(manifest: dict, code: list, party: str, addresses: dict, overrides: dict[str, str],
+async def run_over_network(manifest: dict, code: list, party: str, addresses: dict, inputs: dict[str, np.ndarray],
                            *, session: str = "default", connect_timeout: float = 60.0,
                            io_timeout: float = 600.0, ssl_pair: tuple | None = None,
                            shape: Any = None, trace: str | None = None,
                            heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> PartyResult:
-    """Connect to every peer and run; on any failure (or SIGINT/SIGTERM) tell the peers, so nobody
-    hangs. Returns only once every party has finished the program (the all-done exchange)."""
+    """Connect to every peer and run (`inputs`: checked and encoded beforehand); on any failure (or
+    SIGINT/SIGTERM) tell the peers, so nobody hangs. Returns only once every party has finished the
+    program (the all-done exchange)."""
     from .net import Mesh, connect_mesh
 
-    problem: VeilError | None = None
-    try:
-        inputs = load_party_inputs(manifest, party, overrides)
-    except VeilError as err:
-        problem, inputs = err, {}
     peers = [p for p in manifest["parties"] if p != party]
     ssl_server, ssl_client = ssl_pair or (None, None)
     with _StopOnSignal(party) as stop:
         stop.mesh = mesh = Mesh(party, peers, io_timeout, heartbeat_timeout)
         try:
             await connect_mesh(party, peers, addresses, hello(manifest, party, session),
-                               connect_timeout=connect_timeout if problem is None else min(connect_timeout, 10.0),
+                               connect_timeout=connect_timeout,
                                io_timeout=io_timeout, ssl_server=ssl_server, ssl_client=ssl_client,
                                max_payload=message_limit(manifest), mesh=mesh)
         except asyncio.CancelledError:
@@ -142,8 +142,6 @@ async def run_over_network(manifest: dict, code: list, party: str, addresses: di
             raise
         mesh.shape(shape)  # WAN emulation (a veil.runtime.shaping.LinkShape), or None
         try:
-            if problem is not None:
-                raise problem
             result = await execute(manifest, code, party, mesh, inputs, trace=trace)
             await mesh.finish()  # outputs are written only once every party has finished
             return result
@@ -260,28 +258,68 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
               heartbeat_timeout: float = HEARTBEAT_TIMEOUT) -> PartyResult:
     """`veil run`: one party of a compiled program over the network (`shape`: WAN emulation,
     `trace`: a Chrome-trace file of the run, `insecure`: plaintext off loopback)."""
-    from .config import load_parties, transport_security
+    from .config import load_parties
     from .net import install_event_loop_policy
 
-    manifest, files = load_build_dir(build_dir)
-    if party not in manifest["parties"]:
-        raise UsageErr(f"--party {party}: the program's parties are {', '.join(manifest['parties'])}")
-    if manifest["outputs"].get(party):
-        check_output_dir(out_dir)
-    config = load_parties(config_path, manifest["parties"])
-    ssl_pair = None
-    if transport_security(config, party, insecure):
-        from .tls import contexts
-
-        ssl_pair = contexts(*config.for_party(party))
-    code = bytecode.decode(files[party])["code"]
     install_event_loop_policy()
-    result = asyncio.run(run_over_network(manifest, code, party, config.addresses, overrides, session=session,
+    config, ssl_pair, parties, secured = None, None, None, False
+    try:   # everything this party can find wrong on its own, before any communication
+        manifest, files = load_build_dir(build_dir)
+        parties = manifest["parties"]
+        if party not in parties:
+            raise UsageErr(f"--party {party}: the program's parties are {', '.join(parties)}")
+        if manifest["outputs"].get(party):
+            check_output_dir(out_dir)
+        config = load_parties(config_path, parties)
+        ssl_pair, secured = _ssl_pair(config, party, insecure), True
+        code = bytecode.decode(files[party])["code"]
+        inputs = load_party_inputs(manifest, party, overrides)
+    except VeilError as err:
+        announce_before_start(party, parties, (config, ssl_pair) if secured else None, err, config_path, insecure)
+        raise
+    result = asyncio.run(run_over_network(manifest, code, party, config.addresses, inputs, session=session,
                                           connect_timeout=connect_timeout, io_timeout=io_timeout,
                                           ssl_pair=ssl_pair, shape=shape, trace=trace,
                                           heartbeat_timeout=heartbeat_timeout))
     write_outputs(result.outputs, out_dir)
     return result
+
+
+def _ssl_pair(config: Any, party: str, insecure: bool) -> tuple | None:
+    """(server, client) TLS contexts of `party`, or None for plaintext (loopback or --insecure)."""
+    from .config import transport_security
+
+    if not transport_security(config, party, insecure):
+        return None
+    from .tls import contexts
+
+    return contexts(*config.for_party(party))
+
+
+def announce_before_start(party: str, parties: list[str] | None, transport: tuple | None, err: VeilError,
+                          config_path: str, insecure: bool) -> None:
+    """Tell every peer that answers within a few seconds that this party cannot start, and why
+    (else they wait for their connect timeout). Needs the parties file and, with TLS, this party's
+    certificate: without them (or when they are what failed) nobody can be told. `transport`:
+    (parties file, TLS contexts) if already loaded."""
+    from .announce import announce_failure
+    from .config import load_parties
+
+    if parties is not None and party not in parties:
+        return   # not a party of this program: nobody would believe it
+    if transport is None:
+        try:
+            config = load_parties(config_path)
+            if party not in config.addresses:
+                return
+            transport = (config, _ssl_pair(config, party, insecure))
+        except VeilError:
+            return
+    config, ssl_pair = transport
+    if party not in config.addresses:
+        return
+    peers = [p for p in (parties or config.addresses) if p != party and p in config.addresses]
+    asyncio.run(announce_failure(party, peers, config.addresses, _one_line(err), ssl_pair[1] if ssl_pair else None))
 
 
 def load_build(build_dir: str) -> tuple[dict, dict[str, bytes]]:
@@ -302,6 +340,9 @@ def load_build(build_dir: str) -> tuple[dict, dict[str, bytes]]:
         if bytecode.file_digest(files[party]) != manifest["sha256"].get(party):
             raise IntegrityError(f"{os.path.join(build_dir, name)} is corrupted or was modified: its SHA-256 "
                                  "is not the one the compiler recorded in manifest.json")
+    bound = manifest.get("cost", {}).get("max_message_bytes") if isinstance(manifest.get("cost"), dict) else None
+    if not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
+        raise ValueError("manifest.json has no valid cost.max_message_bytes (the bound on a message)")
     core = {k: manifest[k] for k in bytecode.CORE_KEYS}
     if bytecode.program_hash(files, core) != manifest["hash"]:
         raise IntegrityError(f"{path} was modified: its program hash does not match its contents")

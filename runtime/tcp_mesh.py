@@ -109,7 +109,8 @@ class Mesh(MeshBase):
             return False
         if kind == "abort":
             origin = header.get("origin")
-            self._fail(PeerAborted(origin if isinstance(origin, str) else peer, str(header.get("reason", "")), via=peer))
+            self._fail(PeerAborted(origin if isinstance(origin, str) else peer, str(header.get("reason", "")), via=peer,
+                                   early=header.get("early") is True))
             return False
         if kind == "error":
             self._fail(NetworkError(str(header.get("msg", f"{peer} reported an error"))))
@@ -265,9 +266,9 @@ class Mesh(MeshBase):
         if self._closed:
             return
         first = self._failure
-        origin = self.me
+        origin, early = self.me, False
         if isinstance(first, PeerAborted):
-            origin, reason = first.origin, first.reason
+            origin, reason, early = first.origin, first.reason, first.early
         self._fail(NetworkError(f"{self.me} aborted: {reason}"))
-        frame = {"t": "abort", "party": self.me, "origin": origin, "reason": reason[:MAX_REASON]}
+        frame = {"t": "abort", "party": self.me, "origin": origin, "reason": reason[:MAX_REASON], "early": early}
         await self._shutdown(control_frame(frame))

@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from veil_cli import FRAUD, PARTIES, VEIL, npy_files, parties_toml, ports_of  # noqa: E402
 
+from veil.runtime.announce import ANNOUNCE_WITHIN, early_abort_frame  # noqa: E402
 from veil.runtime.framing import control_frame  # noqa: E402
+from veil.runtime.local import GRACE_SECONDS  # noqa: E402
 from veil.runtime.tls import keygen  # noqa: E402
 
 CONNECT = 4.0          # --connect-timeout of every case
@@ -33,11 +35,13 @@ HEARTBEAT = 2.0        # --heartbeat-timeout of the SIGSTOP case
 RELAY_BOUND = 5.0      # seconds from the fault to every party's exit, when the fault can be told
 LOAD_SLACK = 6.0       # extra seconds allowed under load (2 busy cores, python start-up included)
 ALONE = 3.0            # a party that stops by itself before connecting (includes its start-up)
+ANNOUNCING = ANNOUNCE_WITHIN + 1.0     # a party that failed before starting, from its log line to its exit
+CANNOT_START = "that it cannot start"   # the log line of a party that failed before starting
 
 
 @dataclass
 class End:
-    """How one party ended: exit status, stderr, seconds after the fault."""
+    """How one party ended: exit status, stderr, seconds after the fault (while running: when)."""
 
     code: int
     err: str
@@ -50,13 +54,15 @@ class Case:
 
     name: str
     inject: Callable[["Run"], None]
-    want: dict[str, str]            # party -> text its stderr must contain ('*': every party)
+    want: dict[str, str | tuple[str, ...]]   # party -> text(s) its stderr must contain ('*': every party)
     bound: dict[str, float]         # party -> seconds after the fault ('*': every party)
     success: bool = False           # strangers: the session must complete
     codes: tuple[int, ...] = (1, 2)
+    parties: tuple[str, ...] = ("alice", "bob")   # processes that must have ended (been started)
 
-    def wanted(self, party: str) -> str:
-        return self.want.get(party, self.want.get("*", ""))
+    def wanted(self, party: str) -> tuple[str, ...]:
+        w = self.want.get(party, self.want.get("*", ""))
+        return (w,) if isinstance(w, str) else w
 
     def limit(self, party: str) -> float:
         return self.bound.get(party, self.bound.get("*", RELAY_BOUND)) + LOAD_SLACK
@@ -81,6 +87,8 @@ class Run:
     fault_at: float = 0.0
     ends: dict[str, End] = field(default_factory=dict)
     lines: dict[str, list[str]] = field(default_factory=dict)
+    stamps: dict[str, list[tuple[float, str]]] = field(default_factory=dict)   # (when read, line)
+    fault_line: tuple[str, str] | None = None   # (party, text): the fault is when it logged that
     readers: list[threading.Thread] = field(default_factory=list)
     cleanup: list[Callable[[], None]] = field(default_factory=list)
 
@@ -88,12 +96,19 @@ class Run:
         """Start `veil run` for a party (outputs in out/<party>)."""
         cmd = [*VEIL, "run", str(build), "--party", party, "--config", str(config), "--output-dir",
                f"out/{party}", "--connect-timeout", str(CONNECT), *extra]
-        key = name or party
+        self.spawn(name or party, cmd)
+
+    def spawn(self, key: str, cmd: list[str]) -> None:
+        """Start any veil command, its stderr collected under `key`."""
         p = self.procs[key] = subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.DEVNULL,
                                                stderr=subprocess.PIPE, text=True)
-        self.lines[key] = []
-        self.readers.append(threading.Thread(target=lambda: self.lines[key].extend(iter(p.stderr.readline, "")),
-                                             daemon=True))
+        self.lines[key], self.stamps[key] = [], []
+
+        def read() -> None:
+            for line in iter(p.stderr.readline, ""):
+                self.stamps[key].append((time.monotonic(), line))
+                self.lines[key].append(line)
+        self.readers.append(threading.Thread(target=read, daemon=True))
         self.readers[-1].start()
 
     def await_line(self, text: str, parties=PARTIES, timeout: float = 30.0) -> None:
@@ -113,6 +128,12 @@ class Run:
         """Mark now as the moment of the fault (bounds count from here)."""
         self.fault_at = time.monotonic()
 
+    def fault_when(self, party: str, text: str) -> None:
+        """The fault is the moment `party` logs `text` (a party that finds its own fault at
+        start-up: its python start-up is then not counted); until then, now."""
+        self.fault()
+        self.fault_line = (party, text)
+
     def wait(self, timeout: float = 40.0) -> None:
         """Wait for every process, recording when each ended; kill stragglers."""
         pending = dict(self.procs)
@@ -120,7 +141,7 @@ class Run:
         while pending and time.monotonic() < end:
             for k, p in list(pending.items()):
                 if p.poll() is not None:
-                    self.ends[k] = End(p.returncode, "", time.monotonic() - self.fault_at)
+                    self.ends[k] = End(p.returncode, "", time.monotonic())
                     del pending[k]
             time.sleep(0.02)
         for k, p in pending.items():
@@ -129,6 +150,11 @@ class Run:
             self.ends[k] = End(p.returncode, "", float("inf"))
         for t in self.readers:
             t.join(5)
+        if self.fault_line is not None:
+            party, text = self.fault_line
+            self.fault_at = next((t for t, ln in self.stamps.get(party, []) if text in ln), self.fault_at)
+        for end in self.ends.values():
+            end.after -= self.fault_at
         for k in self.ends:
             self.ends[k].err = "".join(self.lines[k])
         for fn in self.cleanup:
@@ -214,24 +240,6 @@ def _claims_another_name(run: Run) -> None:
     run.start("bob", run.builds.small, impostor)
 
 
-def _damaged_bytecode(how: str) -> Callable[[Run], None]:
-    def inject(run: Run) -> None:
-        build = run.root / "build"      # alice's copy of the build is damaged, the others' are intact
-        shutil.copytree(run.builds.small, build)
-        bc = build / "alice.bc"
-        data = bytearray(bc.read_bytes())
-        if how == "truncated":
-            data = data[: len(data) // 2]
-        else:
-            data[len(data) // 3] ^= 0x10
-        bc.write_bytes(bytes(data))
-        config = parties_toml(run.root / "parties.toml")
-        run.fault()
-        run.start("alice", build, config)
-        run.start_all(run.builds.small, config, parties=["bob", "carol"])
-    return inject
-
-
 def _malformed_input(run: Run) -> None:
     rows = (FRAUD.parent / "data" / "bob.csv").read_text().splitlines()[:300]
     cells = rows[7].split(",")
@@ -239,7 +247,7 @@ def _malformed_input(run: Run) -> None:
     rows[7] = ",".join(cells)
     (run.root / "bad.csv").write_text("\n".join(rows) + "\n")
     config = parties_toml(run.root / "parties.toml")
-    run.fault()
+    run.fault_when("bob", CANNOT_START)
     run.start_all(run.builds.small, config, parties=["alice", "carol"])
     run.start("bob", run.builds.small, config, "--input", f"data={run.root / 'bad.csv'}")
 
@@ -250,7 +258,7 @@ def _port_in_use(run: Run) -> None:
     blocker.bind(("127.0.0.1", ports_of(config)["carol"]))
     blocker.listen()
     run.cleanup.append(blocker.close)
-    run.fault()
+    run.fault_when("carol", CANNOT_START)
     run.start_all(run.builds.small, config)
 
 
@@ -283,7 +291,7 @@ def _unwritable_output(run: Run) -> None:
     (run.root / "out").mkdir()
     (run.root / "out" / "alice").write_text("a file where alice's output folder should be\n")
     config = parties_toml(run.root / "parties.toml")
-    run.fault()
+    run.fault_when("alice", CANNOT_START)
     run.start_all(run.builds.small, config)
 
 
@@ -320,7 +328,8 @@ def _strangers(tls: bool) -> Callable[[Run], None]:
         run.start_all(run.builds.small, config, parties=["alice", "bob"])
         hello = control_frame({"t": "hello", "hello": {"party": "mallory", "veil": 1, "program": "x"}})
         pokes = [(None, 0.0, False), (b"GET / HTTP/1.0\r\n\r\n" * 4, 0.0, False),
-                 (struct.pack("<Q", 4 << 30), 0.3, False), (hello, 0.0, True), (os.urandom(300), 0.0, False)]
+                 (struct.pack("<Q", 4 << 30), 0.3, False), (hello, 0.0, True), (os.urandom(300), 0.0, False),
+                 (early_abort_frame("mallory", "a stranger's abort"), 0.0, True)]
         silent = threading.Thread(target=_poke, args=(ports["bob"], None, 6.0), daemon=True)
         silent.start()  # a connection that never speaks, open while the parties connect
         with ThreadPoolExecutor(8) as pool:
@@ -348,19 +357,22 @@ def cases() -> list[Case]:
              {"alice": RELAY_BOUND, "bob": RELAY_BOUND, "carol": late}),
         Case("a party claiming another's name", _claims_another_name, {"*": "issued to 'carol'"},
              {"*": RELAY_BOUND}),
-        Case("a truncated bytecode file", _damaged_bytecode("truncated"), {"alice": "alice.bc", "*": "alice"},
-             {"alice": ALONE, "*": late}),
-        Case("a bit-flipped bytecode file", _damaged_bytecode("flipped"), {"alice": "alice.bc", "*": "alice"},
-             {"alice": ALONE, "*": late}),
-        Case("a malformed input", _malformed_input, {"*": "bad.csv"}, {"*": RELAY_BOUND}),
-        Case("a port in use", _port_in_use, {"carol": "already in use", "*": "carol"}, {"carol": ALONE, "*": late}),
+        Case("a malformed input", _malformed_input, {"bob": "bad.csv", "*": ("bob failed before starting", "bad.csv")},
+             {"bob": ANNOUNCING, "*": RELAY_BOUND}),
+        Case("a port in use", _port_in_use,
+             {"carol": "already in use", "*": ("carol failed before starting", "already in use")},
+             {"carol": ANNOUNCING, "*": RELAY_BOUND}),
         Case("duplicate addresses", _duplicate_addresses, {"*": "same address"}, {"*": ALONE}, codes=(2,)),
         Case("a SIGSTOPped peer", _sigstop, {"*": "heard nothing from bob"}, {"*": HEARTBEAT + RELAY_BOUND, "bob": 30}, codes=(1, -9)),
-        Case("an unwritable output dir", _unwritable_output, {"alice": "--output-dir", "*": "alice"},
-             {"alice": ALONE, "*": late}),
+        Case("an unwritable output dir", _unwritable_output,
+             {"alice": "--output-dir", "*": ("alice failed before starting", "--output-dir")},
+             {"alice": ANNOUNCING, "*": RELAY_BOUND}),
         Case("strangers (plaintext)", _strangers(False), {"*": ""}, {"*": 20}, success=True, codes=(0,)),
         Case("strangers (TLS)", _strangers(True), {"*": ""}, {"*": 20}, success=True, codes=(0,)),
     ]
+    from fault_cases_setup import setup_cases
+
+    out += setup_cases(Case, RELAY_BOUND, ANNOUNCING, HEARTBEAT, GRACE_SECONDS)
     return out
 
 
@@ -393,8 +405,9 @@ def problems(case: Case, run: Run) -> list[str]:
             found.append(f"{party} ended {end.after:.1f} s after the fault (bound {case.limit(party):.1f} s)")
         if "Traceback" in end.err:
             found.append(f"{party} printed a traceback: {end.err[-400:]}")
-        if end.code not in (0, -9) and case.wanted(party) not in end.err:
-            found.append(f"{party}'s message lacks {case.wanted(party)!r}: {end.err.strip()[-400:]}")
+        for text in case.wanted(party):
+            if end.code not in (0, -9) and text not in end.err:
+                found.append(f"{party}'s message lacks {text!r}: {end.err.strip()[-400:]}")
     outputs = npy_files(run.root)
     if case.success and len(outputs) < 2:
         found.append(f"the session did not complete: outputs {outputs}")

@@ -69,9 +69,9 @@ def test_bad_input_files_stop_every_party(builds: dict, tmp_path: Path) -> None:
         assert not (tmp_path / f"out-{key}").exists()
     bad = str(tmp_path / "bad.csv")
     assert f"bob: error: party bob, input 'data', file {bad}: row 5, column 3: 'abc' is not a number" in res["malformed"].err
-    # alice hears of bob's failure from bob, or relayed by carol first ("carol aborted: bob aborted: ..."):
-    # either way the root cause, bob and his file, is what she reports
-    relayed = re.search(rf"alice: error: (carol aborted: )?bob aborted: party bob, input 'data', file {re.escape(str(bad))}",
+    # bob finds his input bad before connecting and tells the others (an abort before start); alice
+    # hears it from bob, or relayed by carol: either way the root cause, bob and his file
+    relayed = re.search(rf"alice: error: bob failed before starting: party bob, input 'data', file {re.escape(str(bad))}",
                         res["malformed"].err)
     assert relayed, res["malformed"].err
     assert "party alice, input 'x', file" in res["shape"].err and "narrow.csv: wrong shape: expected (256, 16)" in res["shape"].err

@@ -13,11 +13,17 @@ import pytest
 from veil.compiler import driver
 from veil.runtime.config import load_parties
 from veil.runtime.diagnostics import UsageErr
-from veil.runtime.session import load_build_dir
+from veil.runtime.handshake import hello_mismatch
+from veil.runtime.session import hello, load_build_dir
 from veil_cli import FRAUD, veil
 
 SEEDS = range(60)
 UNHASHED = {"defaults", "source_dir", "cost"}   # manifest keys the program hash does not cover
+
+
+def _refused_by_peers(was: dict, now: dict) -> bool:
+    """Whether an intact party's handshake refuses a party that loaded the edited manifest."""
+    return hello_mismatch("bob", hello(was, "bob", "s"), hello(now, "alice", "s"), "alice") is not None
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +62,41 @@ def test_damaged_build_files_are_refused_with_a_message(build, tmp_path, target)
             assert err.message, seed
             continue
         # loaded: only a manifest edit outside what the program hash covers may pass (input defaults,
-        # source folder, the cost report), never one of the bytecode or of the program's core
+        # source folder, the cost report), never one of the bytecode or of the program's core; and
+        # one that changes the frame bound is refused by the intact peers at the handshake
         assert target == "manifest.json", seed
         was, now = json.loads(original), json.loads(damaged)
         assert {k for k in was if now.get(k) != was[k]} <= UNHASHED, seed
+        bound_changed = was["cost"]["max_message_bytes"] != now["cost"]["max_message_bytes"]
+        assert _refused_by_peers(was, now) == bound_changed, seed
+
+
+def test_an_edited_frame_bound_never_passes_silently(build, tmp_path):
+    """Every bit flip in the digits of cost.max_message_bytes (or the key's removal): refused at
+    load, or the intact peers refuse the handshake naming the frame bound."""
+    copy = tmp_path / "b"
+    shutil.copytree(build, copy)
+    original = (build / "manifest.json").read_bytes()
+    was = json.loads(original)
+    key = b'"max_message_bytes": '
+    start = original.index(key) + len(key)
+    end = start + len(str(was["cost"]["max_message_bytes"]))
+    variants = [original[:i] + bytes([original[i] ^ (1 << b)]) + original[i + 1:]
+                for i in range(start, end) for b in range(8)]
+    variants.append(original.replace(key, b'"max_message_byte": '))
+    loaded = 0
+    for damaged in variants:
+        (copy / "manifest.json").write_bytes(damaged)
+        try:
+            manifest, _ = load_build_dir(str(copy))
+        except UsageErr as err:
+            assert err.message
+            continue
+        loaded += 1
+        assert manifest["cost"]["max_message_bytes"] != was["cost"]["max_message_bytes"]
+        problem = hello_mismatch("bob", hello(was, "bob", "s"), hello(manifest, "alice", "s"), "alice")
+        assert problem and "largest message allowed" in problem, problem
+    assert loaded > 0   # some flips give another valid number: those are what the handshake catches
 
 
 @pytest.mark.parametrize("command", ["run", "inspect"])
@@ -72,7 +109,7 @@ def test_damaged_build_through_the_command_line(build, tmp_path, command):
         args = [command, copy] + (["--party", "alice", "--config", tmp_path / "p.toml"] if command == "run" else [])
         done = veil(*args, cwd=tmp_path, timeout=30)
         assert done.code == 2, done.err
-        assert "Traceback" not in done.err and done.err.startswith("error:"), done.err
+        assert "Traceback" not in done.err and "\nerror:" in "\n" + done.err, done.err
 
 
 PARTIES_FILES = {

@@ -1,0 +1,89 @@
+"""Abort before start, in one process: a party that cannot start tells the others, who stop at once
+naming it and its reason; the same frame from a stranger (an unknown name, or with TLS another
+party's certificate) is dropped and the mesh still forms. (Real processes: tests/test_faults.py.)"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from veil.runtime import net, tls
+from veil.runtime.announce import announce_failure
+from veil.runtime.diagnostics import NetworkError
+
+PARTIES = ["alice", "bob", "carol"]
+HELLO = {"veil": 1, "program": "c0ffee", "session": "s"}
+
+
+def _addresses() -> dict[str, tuple[str, int]]:
+    return {p: ("127.0.0.1", port) for p, port in zip(PARTIES, net.free_ports(3))}
+
+
+async def _connect(party: str, addrs, ctx=(None, None), timeout: float = 8.0):
+    return await net.connect_mesh(party, [p for p in PARTIES if p != party], addrs, HELLO, connect_timeout=timeout,
+                                  ssl_server=ctx[0], ssl_client=ctx[1], logger=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keys")
+    tls.keygen(PARTIES, str(folder))
+    return folder
+
+
+def _ctx(folder, who: str):
+    return tls.contexts(str(folder / "ca.pem"), str(folder / f"{who}.pem"), str(folder / f"{who}.key"))
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_others_stop_at_once_naming_the_party_and_its_reason(keys, secure):
+    addrs = _addresses()
+    ctx = {p: _ctx(keys, p) if secure else (None, None) for p in PARTIES}
+
+    async def main():
+        others = [asyncio.ensure_future(_connect(p, addrs, ctx[p])) for p in ("bob", "carol")]
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        told = await announce_failure("alice", PARTIES, addrs, "alice.bc is corrupted", ctx["alice"][1],
+                                      logger=lambda _: None)
+        res = await asyncio.gather(*others, return_exceptions=True)
+        return told, res, time.monotonic() - t0
+
+    told, res, took = asyncio.run(main())
+    assert told == ["bob", "carol"]
+    for r in res:
+        assert isinstance(r, NetworkError), r
+        assert r.message.startswith("alice failed before starting: alice.bc is corrupted"), r.message
+    assert took < 5.0   # the connect timeout is 8 s: they did not wait for it
+
+
+def test_a_strangers_abort_is_dropped(keys):
+    """Plaintext: an unknown party's abort. TLS: carol's certificate sending one in alice's name."""
+    async def run(secure: bool):
+        addrs = _addresses()
+        ctx = {p: _ctx(keys, p) if secure else (None, None) for p in PARTIES}
+        meshes = [asyncio.ensure_future(_connect(p, addrs, ctx[p])) for p in ("alice", "bob")]
+        await asyncio.sleep(0.3)
+        if secure:
+            told = await announce_failure("alice", ["bob"], addrs, "forged", ctx["carol"][1], within=1.0,
+                                          logger=lambda _: None)
+        else:
+            told = await announce_failure("mallory", ["alice", "bob"], {**addrs, "mallory": ("127.0.0.1", 1)},
+                                          "forged", within=1.0, logger=lambda _: None)
+        assert told == []
+        meshes.append(asyncio.ensure_future(_connect("carol", addrs, ctx["carol"])))
+        res = await asyncio.gather(*meshes, return_exceptions=True)
+        for m in res:
+            assert isinstance(m, net.Mesh), m
+        await asyncio.gather(*(m.close() for m in res))
+
+    asyncio.run(run(False))
+    asyncio.run(run(True))
+
+
+def test_nobody_listening_costs_the_failing_party_at_most_the_window():
+    addrs = _addresses()
+    t0 = time.monotonic()
+    told = asyncio.run(announce_failure("alice", PARTIES, addrs, "x", within=0.5, logger=lambda _: None))
+    assert told == [] and time.monotonic() - t0 < 2.0
