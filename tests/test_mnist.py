@@ -71,7 +71,8 @@ def test_short_training_lowers_the_loss_and_mpc_matches_the_emulator(prog, param
             _close(mpc["alice"][name], v, name, params["OPT"] in ("adam", "amsgrad"))
     acc = float(mpc["bob"]["accuracy"])
     assert acc == float(mpc["alice"]["accuracy"]) == float(mpc["carol"]["accuracy"])
-    assert abs(acc - float(emu["bob"]["accuracy"])) <= 0.011   # two of 200 test images may flip
+    flips = 6 if params["OPT"] in ("adam", "amsgrad") else 2   # of 200 test images (see _close)
+    assert abs(acc - float(emu["bob"]["accuracy"])) <= flips / 200 + 1e-6
 
 
 def test_network_a_under_dealer2_trains_as_under_rep3(tmp_path):
