@@ -71,7 +71,8 @@ def test_short_training_lowers_the_loss_and_mpc_matches_the_emulator(prog, param
             _close(mpc["alice"][name], v, name, params["OPT"] in ("adam", "amsgrad"))
     acc = float(mpc["bob"]["accuracy"])
     assert acc == float(mpc["alice"]["accuracy"]) == float(mpc["carol"]["accuracy"])
-    flips = 6 if params["OPT"] in ("adam", "amsgrad") else 2   # of 200 test images (see _close)
+    # of 200 test images (see _close); the conv nets after 4-8 tiny steps are near chance, full of near ties
+    flips = 2 if params["OPT"] == "sgd" and prog in ("mnist_logreg", "mnist_network_a") else 6
     assert abs(acc - float(emu["bob"]["accuracy"])) <= flips / 200 + 1e-6
 
 
