@@ -276,6 +276,20 @@ def _batches(n: int, batch: int, epochs: int, seed: int):
             yield e, t, int(order[e, i])
 
 
+def step(layers: list, opt: Optimizer, xb: Array, yb: Array, t: int) -> float:
+    """One training step of a network on a batch with softmax cross-entropy; returns its loss."""
+    h = xb
+    for layer in layers:
+        h = layer.forward(h)
+    p = softmax(h)
+    d = (p - yb) / len(xb)
+    for k, layer in reversed(list(enumerate(layers))):
+        d, grads = layer.backward(d)
+        for n, (w, g) in enumerate(zip(layer.params(), grads)):
+            opt.step(2 * k + n, w, g, t)
+    return float(-np.mean(np.sum(yb * np.log(np.maximum(p, 1e-12)), axis=1)))
+
+
 def train_network(name: str, x: Array, y: Array, xt: Array, yt: Array, *, epochs: int, batch: int,
                   opt: str, lr: float, seed: int) -> Result:
     """Train network `name` on (x, y) and score it on (xt, yt), as the .mpc program does."""
@@ -285,19 +299,9 @@ def train_network(name: str, x: Array, y: Array, xt: Array, yt: Array, *, epochs
     xs, xts = prep(x.astype(np.float64)), prep(xt.astype(np.float64))
     onehot = np.eye(10)[y]
     layers, o = network(name, seed), Optimizer(opt, lr)
-    losses, start = [], time.perf_counter()
-    for _, t, j in _batches(len(x), batch, epochs, seed):
-        h = xs[j * batch:(j + 1) * batch]
-        for layer in layers:
-            h = layer.forward(h)
-        p = softmax(h)
-        yb = onehot[j * batch:(j + 1) * batch]
-        losses.append(float(-np.mean(np.sum(yb * np.log(np.maximum(p, 1e-12)), axis=1))))
-        d = (p - yb) / batch
-        for k, layer in reversed(list(enumerate(layers))):
-            d, grads = layer.backward(d)
-            for n, (w, g) in enumerate(zip(layer.params(), grads)):
-                o.step(2 * k + n, w, g, t)
+    start = time.perf_counter()
+    losses = [step(layers, o, xs[j * batch:(j + 1) * batch], onehot[j * batch:(j + 1) * batch], t)
+              for _, t, j in _batches(len(x), batch, epochs, seed)]
     seconds = time.perf_counter() - start
     h = xts
     for layer in layers:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from plain_training import Dense, Optimizer, Relu, softmax  # noqa: E402
+from plain_training import Dense, Optimizer, Relu, step  # noqa: E402
 
 SEED = 20_261_202
 TRAIN, TEST = 4000, 200
@@ -54,14 +54,7 @@ def train(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> list[Dense]
     opt, xs, onehot = Optimizer("sgd", 0.2), x.reshape(len(x), 784) / 255.0, np.eye(10)[y]
     for _ in range(3):
         for j in range(len(x) // 128):
-            h = xs[j * 128:(j + 1) * 128]
-            for layer in layers:
-                h = layer.forward(h)
-            d = (softmax(h) - onehot[j * 128:(j + 1) * 128]) / 128
-            for k, layer in reversed(list(enumerate(layers))):
-                d, grads = layer.backward(d)
-                for n, (w, g) in enumerate(zip(layer.params(), grads)):
-                    opt.step(2 * k + n, w, g, 1)
+            step(layers, opt, xs[j * 128:(j + 1) * 128], onehot[j * 128:(j + 1) * 128], 1)
     return dense
 
 
