@@ -21,7 +21,8 @@ from .framing import Malformed, close_writer, control_frame, log, read_control
 from .tcp_mesh import MAX_REASON
 
 EARLY_ABORT = "abort-before-start"
-ANNOUNCE_WITHIN = 3.0     # seconds a failing party spends telling its peers, in all
+ANNOUNCE_WITHIN = 10.0    # seconds a failing party spends telling its peers (ends once all are told): peers on
+                          # busy machines may need several seconds to start listening
 _BROKEN = (asyncio.IncompleteReadError, OSError, TimeoutError, Malformed)
 
 
@@ -60,7 +61,7 @@ async def _tell(me: str, peer: str, address: tuple[str, int], frame: bytes, ssl_
             return False   # it refused our certificate (or we its): it cannot believe us
         except (OSError, TimeoutError):
             await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 0.1)   # a late peer may be up only briefly
             continue
         try:
             if ssl_client is not None and cert_common_name(writer.get_extra_info("peercert")) != peer:

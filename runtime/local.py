@@ -25,9 +25,12 @@ import numpy as np
 
 from veil.runtime.diagnostics import RuntimeFailure, UsageErr, VeilError
 
+from .announce import ANNOUNCE_WITHIN
 from .net import free_ports
 
-GRACE_SECONDS = 5.0   # after a failure, how long the others get to stop on their own
+# after a failure, how long the others get to stop on their own: a party that failed before
+# starting may still be telling a peer that has not started listening yet
+GRACE_SECONDS = ANNOUNCE_WITHIN + 3.0
 POLL_SECONDS = 0.02
 STAGING_PREFIX = ".veil-staging-"   # + the pid of the `veil local` that owns it
 
