@@ -127,7 +127,7 @@ def _sink(prog: Program, block: Block, uses: dict[int, int], caps: Capabilities)
     absorbed = {op.ins[i].id for op in block.ops if len(op.outs) == 1 and op.out.id in plan
                 for i in plan[op.out.id][0]}
     defs = {op.out.id: op for op in block.ops if len(op.outs) == 1}
-    ready = _ready_times(block, uses, caps)
+    ready = ready_times(block, uses, caps)
     roots = [vid for vid, (_pend, _bits, leaves) in plan.items()
              if vid not in absorbed and leaves > defs[vid].out.type.size
              and _lazy_ready(vid, plan, defs, ready, uses, caps) <= ready[vid] + MAX_DELAY]
@@ -152,7 +152,7 @@ def _fused(op: Op, defs: dict[int, Op], uses: dict[int, int], caps: Capabilities
     return caps.fused(src.opcode, op.opcode)
 
 
-def _ready_times(block: Block, uses: dict[int, int], caps: Capabilities) -> dict[int, int]:
+def ready_times(block: Block, uses: dict[int, int], caps: Capabilities) -> dict[int, int]:
     """Round at which each value of the block is available, as the lowering schedules it."""
     ready: dict[int, int] = {}
     done: dict[int, int] = {}  # values of earlier segments: complete before the current one starts

@@ -1,0 +1,92 @@
+"""The balance pass: a public factor moves to the product's operand that is ready first."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from test_passes import IR, same_results, text
+from veil.compiler.passes import balance_constants
+from veil.compiler.types import Type
+from veil.runtime import api
+
+DEALER = "dealer2(alice, bob, dealer=carol)"
+HEAD = "party alice, bob, carol\nprotocol rep3(alice, bob, carol)\n"
+
+
+def _cubic_ir(coef: float, coef_scale: int):
+    """c * (x * x * x) as the builder writes it: three truncated products in a row."""
+    b = IR()
+    x = b.input("alice", "x", (6,))
+    cube = b.mul(b.mul(x, x), x)
+    c = b.const(coef, scale=coef_scale)
+    b.output(b.mul(cube, c), "y")
+    return b
+
+
+def test_the_constant_moves_to_the_early_operand(rng):
+    b = _cubic_ir(-0.0015930, 25)
+    after = balance_constants(b.prog)
+    assert text(after).splitlines()[2:] == [
+        "%3: secret fix@32[6] = mul(%2, %2)",
+        "%4: secret fix@16[6] = trunc(%3) bits=16",
+        "%7: public fix@25[scalar] = const() value=array(uint64, (), [18446744073709498164])",
+        "%10: secret fix@41[6] = mul(%2, %7)",        # x * c, while x * x is computed
+        "%11: secret fix@25[6] = trunc(%10) bits=16",  # c's extra bits kept
+        "%12: secret fix@41[6] = mul(%4, %11)",
+        "%9: secret fix@16[6] = trunc(%12) bits=25",   # the original output value and truncation
+        'output(%9) name="y" to=["alice"] dtype="fix" scale=16',
+    ]
+    same_results(b.prog, after, rng, ulps=2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(coef=st.floats(1e-4, 0.9), sign=st.sampled_from([-1.0, 1.0]), seed=st.integers(0, 2**31))
+def test_rewritten_polynomial_terms_stay_within_a_unit(coef, sign, seed):
+    extra = int(np.floor(-np.log2(coef)))
+    b = _cubic_ir(sign * coef, 16 + extra)
+    after = balance_constants(b.prog)
+    assert "mul(%2, %7)" in text(after)
+    # |x * x * c| < 4 * 0.9 for the inputs drawn (|x| < ~2): the moved error is under 4 units
+    same_results(b.prog, after, np.random.default_rng(seed), ulps=6)
+
+
+def test_large_constants_equal_readiness_and_wide_matmul_operands_stay(rng):
+    big = _cubic_ir(3.0, 16)            # |c| * 2^(scale - bits) = 3: the moved product would grow
+    assert text(balance_constants(big.prog)) == text(big.prog)
+    b = IR()
+    x, y = b.input("alice", "x", (4,)), b.input("bob", "y", (4,))
+    b.output(b.mul(b.mul(x, y), b.const(0.3, scale=17)), "v")   # both operands ready together
+    assert text(balance_constants(b.prog)) == text(b.prog)
+    b = IR()
+    a = b.input("alice", "a", (64, 8))
+    g = b.mul(b.input("bob", "g", (8, 2)), b.input("carol", "h", (8, 2)))   # ready later than a
+    m = b.op("matmul", [a, g], Type("secret", "fix", (64, 2), 32))
+    t = b.op("trunc", [m], m.type.with_(scale=16), bits=16)
+    b.output(b.mul(t, b.const(0.01, scale=22)), "v")     # a (512 elements) > the product (128)
+    assert text(balance_constants(b.prog)) == text(b.prog)
+
+
+CUBIC = HEAD + """x = secret(input(alice, "x", shape=(50,)))
+y = 0.5 + 0.15012 * x - 0.0015930 * (x * x * x)
+output(y, to=alice)
+"""
+
+
+def test_a_cubic_term_is_one_truncated_product_shorter():
+    fast = api.compile(CUBIC, file="cubic.mpc")
+    slow = api.compile(CUBIC, file="cubic.mpc", optimize=False)
+    assert slow.cost.rounds - fast.cost.rounds == 2       # rep3: one truncated product is 2 rounds
+    assert fast.cost.truncations == slow.cost.truncations
+
+
+@pytest.mark.parametrize("protocol", [None, DEALER])
+def test_the_balanced_cubic_under_both_protocols(protocol):
+    x = np.random.default_rng(7).uniform(-8, 8, 50)
+    c = api.compile(CUBIC, file="cubic.mpc", protocol=protocol)
+    got = api.run(c, {"alice": {"x": x}})["alice"]["y"]
+    want = 0.5 + 0.15012 * x - 0.0015930 * x ** 3
+    assert np.max(np.abs(got - want)) < 8 * 2.0 ** -16
+    emulated = api.emulate(c, {"alice": {"x": x}})["alice"]["y"]
+    assert np.max(np.abs(got - emulated)) <= 4 * 2.0 ** -16
