@@ -28,6 +28,7 @@ from .history import loop_name
 from .ir import Block, Op, Program, Value
 from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
+from .rounds import fused_inputs, fusion, ready_times
 from .schedule import Round, flat_rounds, schedule
 from .types import PUBLIC, SECRET, owner
 
@@ -171,12 +172,10 @@ class Lowering:
             if self.caps.kernel_of(op) is not None:
                 fusable[op.out.id] = op
         fused: set[int] = set()
+        ready = ready_times(block, self.uses, self.caps)
         for op in block.ops:
-            if self.caps.kernel_of(op) is not None:
-                src = fusable.get(op.ins[0].id)
-                if src is not None and self.uses.get(src.out.id) == 1 and \
-                        self.caps.fused(src.opcode, op.opcode) is not None:
-                    fused.add(src.out.id)
+            if self.caps.kernel_of(op) is not None and fusion(op, fusable, self.uses, self.caps, ready) is not None:
+                fused.add(op.ins[0].id)
         region = self.additive_regions(block, fused)
         for v in block.params:
             self.defined_in[v.id] = out
@@ -370,13 +369,6 @@ class Lowering:
                 return instrs
             self.delivered = {k: c for k, c in self.delivered.items()
                               if k in before or id(self.defined_in[k[0]]) in known}
-
-
-def fused_inputs(producer: Op, consumer: Op) -> list[Value]:
-    """A fused kernel's operands: the producer's, then the consumer's others (the producer's result
-    is the consumer's first operand, read nowhere else): trunc(mul(a, b)) -> (a, b), mul(msb(x), d)
-    -> (x, d)."""
-    return list(producer.ins) + list(consumer.ins[1:])
 
 
 # ---- cost ------------------------------------------------------------------------------------

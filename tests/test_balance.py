@@ -6,10 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_passes import IR, same_results, text
+from test_passes import IR, random_inputs, same_results, text
+from veil.compiler.emulate import emulate
 from veil.compiler.passes import balance_constants
 from veil.compiler.types import Type
 from veil.runtime import api
+from veil.runtime.ring import signed
 
 DEALER = "dealer2(alice, bob, dealer=carol)"
 HEAD = "party alice, bob, carol\nprotocol rep3(alice, bob, carol)\n"
@@ -43,13 +45,16 @@ def test_the_constant_moves_to_the_early_operand(rng):
 
 @settings(max_examples=25, deadline=None)
 @given(coef=st.floats(1e-4, 0.9), sign=st.sampled_from([-1.0, 1.0]), seed=st.integers(0, 2**31))
-def test_rewritten_polynomial_terms_stay_within_a_unit(coef, sign, seed):
+def test_rewritten_polynomial_terms_stay_within_the_stated_error(coef, sign, seed):
+    """The moved truncation's unit error reaches the result times |x * x * c| (docs/optimizer.md)."""
     extra = int(np.floor(-np.log2(coef)))
     b = _cubic_ir(sign * coef, 16 + extra)
     after = balance_constants(b.prog)
     assert "mul(%2, %7)" in text(after)
-    # |x * x * c| < 4 * 0.9 for the inputs drawn (|x| < ~2): the moved error is under 4 units
-    same_results(b.prog, after, np.random.default_rng(seed), ulps=6)
+    inputs = random_inputs(b.prog, np.random.default_rng(seed))
+    x = signed(next(iter(inputs.values()))).astype(np.float64) / 2 ** 16
+    naive, moved = (signed(emulate(p, inputs)["alice"]["y"]).astype(np.int64) for p in (b.prog, after))
+    assert np.all(np.abs(naive - moved) <= x * x * coef + 3)
 
 
 def test_large_constants_equal_readiness_and_wide_matmul_operands_stay(rng):
@@ -90,3 +95,24 @@ def test_the_balanced_cubic_under_both_protocols(protocol):
     assert np.max(np.abs(got - want)) < 8 * 2.0 ** -16
     emulated = api.emulate(c, {"alice": {"x": x}})["alice"]["y"]
     assert np.max(np.abs(got - emulated)) <= 4 * 2.0 ** -16
+
+
+SELECT = HEAD + """x = secret(input(alice, "x", shape=(20,)))
+y = secret(input(bob, "y", shape=(20,)))
+z = where(x > 0.0, y * y, 0.0)
+output(z, to=alice)
+"""
+
+
+@pytest.mark.parametrize("protocol", [None, DEALER])
+def test_a_selection_of_a_late_value_is_not_fused_with_its_comparison(protocol):
+    """msb_mul waits for all its operands: with y * y ready 2 rounds after x (rep3's truncation),
+    the comparison alone then the product is 1 round earlier than the fused kernel."""
+    c = api.compile(SELECT, file="select.mpc", protocol=protocol)
+    early = api.compile(SELECT.replace("y * y", "y"), file="select.mpc", protocol=protocol)
+    # fused and waiting for y * y: 2 rounds more than selecting y; msb, then the product: 1
+    assert c.cost.rounds - early.cost.rounds == 1
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-1, 1, 20), rng.uniform(-2, 2, 20)
+    got = api.run(c, {"alice": {"x": x}, "bob": {"y": y}})["alice"]["z"]
+    assert np.max(np.abs(got - np.where(x > 0, y * y, 0.0))) <= 2 * 2.0 ** -16

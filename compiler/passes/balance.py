@@ -26,8 +26,8 @@ import numpy as np
 
 from ..capabilities import Capabilities
 from ..ir import Block, Op, Program, Value
+from ..rounds import ready_times
 from ..types import PUBLIC, SECRET
-from .truncation import ready_times
 from .util import clone, const_values, use_counts
 
 MAX_GROWTH = 2.0   # b * c truncated may be at most this many times b in magnitude

@@ -21,7 +21,7 @@ from __future__ import annotations
 from veil.runtime.ops import OPS
 
 from ..capabilities import Capabilities
-from ..lower import fused_inputs
+from ..rounds import fusion, ready_times
 from ..ir import Block, Op, Program, Value
 from ..types import SECRET
 from .util import clone, use_counts
@@ -135,47 +135,11 @@ def _sink(prog: Program, block: Block, uses: dict[int, int], caps: Capabilities)
         _rewrite(prog, block, plan, roots)
 
 
-# ---- the round model used to decide --------------------------------------------------------
-# Each op takes the rounds its protocol kernel declares (a product read only by its truncation is
-# one fused kernel, when the protocol offers the fusion); local ops take none. Loops are barriers.
+# ---- the round model used to decide (compiler/rounds.py) -----------------------------------
 # A product whose truncation moves past single-use linear ops stays in additive shares (the
 # lowering's sums-of-products), so the moved truncation costs no extra round; allow at most one
 # for the cases the lowering cannot keep additive.
 MAX_DELAY = 1
-
-
-def _fused(op: Op, defs: dict[int, Op], uses: dict[int, int], caps: Capabilities) -> str | None:
-    """The fused kernel computing op together with the product that only op reads, if any."""
-    src = defs.get(op.ins[0].id) if op.ins else None
-    if src is None or uses.get(src.out.id) != 1 or caps.kernel_of(src) is None:
-        return None
-    return caps.fused(src.opcode, op.opcode)
-
-
-def ready_times(block: Block, uses: dict[int, int], caps: Capabilities) -> dict[int, int]:
-    """Round at which each value of the block is available, as the lowering schedules it."""
-    ready: dict[int, int] = {}
-    done: dict[int, int] = {}  # values of earlier segments: complete before the current one starts
-    defs: dict[int, Op] = {}
-    for op in block.ops:
-        if op.body is not None:
-            done.update(ready)
-            ready = {}
-            continue
-        start = max((ready.get(v.id, 0) for v in op.ins), default=0)
-        kernel = caps.kernel_of(op)
-        t = start
-        if kernel is not None:
-            fusion = _fused(op, defs, uses, caps)
-            if fusion is not None:  # the fused kernel starts when all its operands are ready
-                start = max((ready.get(v.id, 0) for v in fused_inputs(defs[op.ins[0].id], op)), default=0)
-                kernel = fusion
-            t = start + caps.rounds(kernel, op)
-        for v in op.outs:
-            ready[v.id] = t
-            defs[v.id] = op
-    done.update(ready)
-    return done
 
 
 def _lazy_ready(vid: int, plan: dict, defs: dict[int, Op], ready: dict[int, int], uses: dict[int, int],
@@ -191,7 +155,7 @@ def _raw_ready(vid: int, plan: dict, defs: dict[int, Op], ready: dict[int, int],
                caps: Capabilities) -> int:
     op = defs[vid]
     if vid not in plan:  # a truncation that disappears: its input, unfused
-        if _fused(op, defs, uses, caps) is not None:  # kept as additive shares up to the moved truncation
+        if fusion(op, defs, uses, caps, ready) is not None:  # kept as additive shares up to the moved truncation
             return max((ready.get(v.id, 0) for v in defs[op.ins[0].id].ins), default=0)
         return ready.get(op.ins[0].id, 0)
     pend = plan[vid][0]
