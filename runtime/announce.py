@@ -5,7 +5,9 @@ before it has connected, so no mesh exists to relay its failure. It still knows 
 parties file and its TLS identity: it dials every peer's listening address (for a few seconds at
 most) and sends one control frame, {"t": "abort-before-start", "party", "reason"}. The receiver
 (veil.runtime.connect) accepts it only from an authenticated party — with TLS the certificate
-must name that party — and stops with "<party> failed before starting: <reason>". The frame
+must name that party — and stops with "<party> failed before starting: <reason>". Its answer
+names the peers it is connected to, which it relays the news to: the failing party stops dialling
+those (they may already have stopped). The frame
 carries no program data, so no program hash needs to be exchanged first. On plaintext loopback
 anyone on the machine could send it, the same limit plaintext has for the hello itself.
 """
@@ -35,20 +37,33 @@ async def announce_failure(me: str, peers: list[str], addresses: dict[str, tuple
                            ssl_client: ssl.SSLContext | None = None, within: float = ANNOUNCE_WITHIN,
                            logger: Callable[[str], None] = log) -> list[str]:
     """Tell every peer reachable within `within` seconds that `me` failed before starting;
-    returns the peers that acknowledged."""
+    returns the peers told (directly, or by one that relays it to them)."""
     targets = sorted(p for p in set(peers) if p != me and p in addresses)
     if not targets:
         return []
     logger(f"{me}: telling {', '.join(targets)} that it cannot start")
     deadline = asyncio.get_running_loop().time() + within
     frame = early_abort_frame(me, reason)
-    told = await asyncio.gather(*(_tell(me, p, addresses[p], frame, ssl_client, deadline) for p in targets))
-    return [p for p, ok in zip(targets, told) if ok]
+    tasks = {asyncio.ensure_future(_tell(me, p, addresses[p], frame, ssl_client, deadline)): p for p in targets}
+    pending, told = set(tasks), []
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            relays = t.result()
+            if relays is None:
+                continue
+            told.append(tasks[t])
+            for other in [o for o in pending if tasks[o] in relays]:   # it relays to them: stop dialling
+                other.cancel()
+                pending.discard(other)
+                told.append(tasks[other])
+    return sorted(told)
 
 
 async def _tell(me: str, peer: str, address: tuple[str, int], frame: bytes, ssl_client: ssl.SSLContext | None,
-                deadline: float) -> bool:
-    """Dial `peer` until the deadline, check its certificate, send the frame, await its answer."""
+                deadline: float) -> list[str] | None:
+    """Dial `peer` until the deadline, check its certificate, send the frame, await its answer;
+    returns the peers it said it relays the news to (None: not told)."""
     loop = asyncio.get_running_loop()
     host, port = address
     delay = 0.02
@@ -58,21 +73,24 @@ async def _tell(me: str, peer: str, address: tuple[str, int], frame: bytes, ssl_
                 host, port, ssl=ssl_client, server_hostname=peer if ssl_client else None,
                 ssl_handshake_timeout=left if ssl_client else None), left)
         except ssl.SSLError:
-            return False   # it refused our certificate (or we its): it cannot believe us
+            return None    # it refused our certificate (or we its): it cannot believe us
         except (OSError, TimeoutError):
             await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
             delay = min(delay * 2, 0.1)   # a late peer may be up only briefly
             continue
         try:
             if ssl_client is not None and cert_common_name(writer.get_extra_info("peercert")) != peer:
-                return False   # not the party we meant: tell it nothing
+                return None    # not the party we meant: tell it nothing
             writer.write(frame)
             await asyncio.wait_for(writer.drain(), max(deadline - loop.time(), 0.1))
             # its answer (or its close) means the frame was read before we go away
             answer = await asyncio.wait_for(read_control(reader), max(deadline - loop.time(), 0.1))
-            return answer.get("t") == "ok"
+            relays = answer.get("relays")
+            if answer.get("t") != "ok":
+                return None
+            return [r for r in relays if isinstance(r, str)] if isinstance(relays, list) else []
         except _BROKEN:
-            return False
+            return None
         finally:
             close_writer(writer)
-    return False
+    return None

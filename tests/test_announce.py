@@ -87,3 +87,23 @@ def test_nobody_listening_costs_the_failing_party_at_most_the_window():
     t0 = time.monotonic()
     told = asyncio.run(announce_failure("alice", PARTIES, addrs, "x", within=0.5, logger=lambda _: None))
     assert told == [] and time.monotonic() - t0 < 2.0
+
+
+def test_a_peer_that_relays_spares_the_failing_party_its_dialling():
+    """bob, already connected to carol, answers that he relays the news to her: alice stops
+    dialling carol (here at an address where nobody listens) at once instead of for the window."""
+    addrs = _addresses()
+
+    async def main():
+        others = [asyncio.ensure_future(_connect(p, addrs)) for p in ("bob", "carol")]
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        wrong = {**addrs, "carol": ("127.0.0.1", net.free_ports(1)[0])}
+        told = await announce_failure("alice", PARTIES, wrong, "alice.bc is corrupted", within=10.0,
+                                      logger=lambda _: None)
+        took = time.monotonic() - t0
+        return told, await asyncio.gather(*others, return_exceptions=True), took
+
+    told, res, took = asyncio.run(main())
+    assert told == ["bob", "carol"] and took < 3.0, (told, took)
+    assert res[1].message == "alice failed before starting: alice.bc is corrupted (relayed by bob)", res[1].message
