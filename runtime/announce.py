@@ -25,6 +25,8 @@ from .tcp_mesh import MAX_REASON
 EARLY_ABORT = "abort-before-start"
 ANNOUNCE_WITHIN = 10.0    # seconds a failing party spends telling its peers (ends once all are told): peers on
                           # busy machines may need several seconds to start listening
+AFTER_TOLD = 3.0          # once a peer is told, it goes on connecting for this long and relays the news
+                          # (connect.LINGER): the rest are dialled no longer than that
 _BROKEN = (asyncio.IncompleteReadError, OSError, TimeoutError, Malformed)
 
 
@@ -42,21 +44,30 @@ async def announce_failure(me: str, peers: list[str], addresses: dict[str, tuple
     if not targets:
         return []
     logger(f"{me}: telling {', '.join(targets)} that it cannot start")
-    deadline = asyncio.get_running_loop().time() + within
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
     frame = early_abort_frame(me, reason)
     tasks = {asyncio.ensure_future(_tell(me, p, addresses[p], frame, ssl_client, deadline)): p for p in targets}
-    pending, told = set(tasks), []
+    pending, told, stopped = set(tasks), [], []
     while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await asyncio.wait(pending, timeout=max(deadline - loop.time(), 0),
+                                           return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            break
         for t in done:
             relays = t.result()
             if relays is None:
                 continue
+            if not told:   # a told peer relays to those it reaches while it lingers
+                deadline = min(deadline, loop.time() + AFTER_TOLD)
             told.append(tasks[t])
             for other in [o for o in pending if tasks[o] in relays]:   # it relays to them: stop dialling
-                other.cancel()
                 pending.discard(other)
+                stopped.append(other)
                 told.append(tasks[other])
+    for t in (*pending, *stopped):
+        t.cancel()
+    await asyncio.gather(*pending, *stopped, return_exceptions=True)
     return sorted(told)
 
 

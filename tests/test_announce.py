@@ -9,7 +9,7 @@ import time
 import pytest
 
 from veil.runtime import net, tls
-from veil.runtime.announce import announce_failure
+from veil.runtime.announce import AFTER_TOLD, announce_failure
 from veil.runtime.diagnostics import NetworkError
 
 PARTIES = ["alice", "bob", "carol"]
@@ -107,3 +107,21 @@ def test_a_peer_that_relays_spares_the_failing_party_its_dialling():
     told, res, took = asyncio.run(main())
     assert told == ["bob", "carol"] and took < 3.0, (told, took)
     assert res[1].message == "alice failed before starting: alice.bc is corrupted (relayed by bob)", res[1].message
+
+
+def test_once_a_peer_is_told_the_rest_are_dialled_only_while_it_lingers():
+    """carol never starts: bob knows, and would relay to her while he goes on connecting, so alice
+    stops dialling carol AFTER_TOLD seconds later instead of at the end of her 10 s window."""
+    addrs = _addresses()
+
+    async def main():
+        bob = asyncio.ensure_future(_connect("bob", addrs))
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        told = await announce_failure("alice", PARTIES, addrs, "no input", within=10.0, logger=lambda _: None)
+        took = time.monotonic() - t0
+        return told, await asyncio.gather(bob, return_exceptions=True), took
+
+    told, res, took = asyncio.run(main())
+    assert told == ["bob"] and AFTER_TOLD - 0.5 < took < AFTER_TOLD + 2.0, (told, took)
+    assert res[0].message.startswith("alice failed before starting: no input"), res[0].message
