@@ -101,6 +101,23 @@ class PRG(PRGSource):
             self._ctr_blocks(peer, block, nblocks, out)
         return out[:n].reshape(shape)
 
+    def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
+        """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, one C call for all rows."""
+        streams = tuple(int(s) for s in streams)
+        if not self._native or not streams or n <= 0:
+            return super().draw_many(peer, op, streams, n)
+        if peer not in self._ciphers:
+            raise ValueError(f"no randomness key shared with {peer!r}")
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams {streams} repeat: two rows would be the same words")
+        if n > MAX_WORDS:
+            raise ValueError(f"cannot draw {n} words from one stream")
+        heads = b"".join(counter_block(op, s) for s in streams)
+        nblocks = (n + 1) // 2
+        out = np.empty((len(streams), 2 * nblocks), dtype=_LE_U64)
+        self._native[peer].keystream_many(heads, nblocks, out)
+        return out[:, :n]
+
     def _ecb_blocks(self, peer: str | None, block: bytes, nblocks: int, out: np.ndarray) -> None:
         """AES of counter blocks 0..nblocks-1 of `block`, one ECB call on the scratch buffer."""
         blocks = self._blocks[:nblocks]
