@@ -104,12 +104,12 @@ class PRG(PRGSource):
     def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
         """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, one C call for all rows."""
         streams = tuple(int(s) for s in streams)
-        if not self._native or not streams or n <= 0:
-            return super().draw_many(peer, op, streams, n)
         if peer not in self._ciphers:
             raise ValueError(f"no randomness key shared with {peer!r}")
         if len(set(streams)) != len(streams):
             raise ValueError(f"streams {streams} repeat: two rows would be the same words")
+        if not self._native or not streams or n <= 0:
+            return super().draw_many(peer, op, streams, n)
         if n > MAX_WORDS:
             raise ValueError(f"cannot draw {n} words from one stream")
         heads = b"".join(counter_block(op, s) for s in streams)
