@@ -111,3 +111,12 @@ def test_bulk_draw_refuses_repeated_streams_and_unknown_peers():
         prg.draw_many("bob", (1, 1), (2, 2), 10)
     with pytest.raises(ValueError, match="no randomness key"):
         prg.draw_many("mallory", (1, 1), (2,), 10)
+
+
+@pytest.mark.parametrize("n", [1, 2048, 5000])
+def test_absent_operands_read_as_zero(path, n):
+    """dealer2's truncation passes None for the terms it lacks; C reads them chunk by chunk."""
+    s, g, a, b, t = words(np.random.default_rng(n), 5, n)
+    zero = np.zeros(n, U64)
+    assert np.array_equal(fused.trunc_p0(s, g, None, a, b, None, t, 9), fused.trunc_p0(s, g, zero, a, b, zero, t, 9))
+    assert np.array_equal(fused.trunc_p1(s, g, None, a, b, t, None, 9), fused.trunc_p1(s, g, zero, a, b, t, zero, 9))

@@ -12,7 +12,8 @@ from typing import Any, Callable
 import numpy as np
 
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
-from veil.runtime.protocols.rep3 import LOW63, OFFSET, TOP, U64, _check_bits, _flat, _open_parts
+from veil.runtime.protocols import rep3_fused as fused
+from veil.runtime.protocols.rep3 import U64, _check_bits, _flat
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul
 
@@ -120,28 +121,29 @@ def matmul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
 
 def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     """floor(z / 2^m) (+0 or +1) for |z| < 2^62: P0 and P1 open c = z + r + 2^62 to each other,
-    the dealer supplies shares of r's top bit and of its low bits shifted by m. 1 round."""
+    the dealer supplies shares of r's top bit and of its low bits shifted by m. 1 round.
+    The formulas are rep3's (one fused pass each, see rep3_fused) with the absent terms zero."""
     m = _check_bits(m)
     p0, p1, d = _parties(ctx)
     shape, n = np.shape(z), int(np.size(z))
     if ctx.index == 2:
-        r = ctx.rand(p0, S_R, (n,)) + ctx.rand(p1, S_R, (n,))
-        r63_1 = (r >> TOP) - ctx.rand(p0, S_R63, (n,))
-        rl_1 = ((r & LOW63) >> U64(m)) - ctx.rand(p0, S_RL, (n,))
+        r0, r63_0, rl_0 = ctx.rand_many(p0, (S_R, S_R63, S_RL), n)
+        r63_1, rl_1 = fused.trunc_deal(r0, ctx.rand(p1, S_R, (n,)), r63_0, rl_0, m)
         yield Exchange(send={p1: [r63_1, rl_1]})
         return _zeros(shape)
     other = p1 if ctx.index == 0 else p0
-    masked = _flat(z) + ctx.rand(d, S_R, (n,))
-    got = yield Exchange(send={other: [masked]}, expect={other: 1, **({d: 2} if ctx.index == 1 else {})})
-    c = masked + got[other][0] + OFFSET
-    c63, cl, sgn, k = _open_parts(c, m)
     if ctx.index == 0:
-        r63_0, rl_0 = ctx.rand(d, S_R63, (n,)), ctx.rand(d, S_RL, (n,))
-        y = cl + c63 * k - U64(1 << (62 - m)) - rl_0 + r63_0 * sgn * k
+        r, r63_0, rl_0 = ctx.rand_many(d, (S_R, S_R63, S_RL), n)
+    else:
+        r = ctx.rand(d, S_R, (n,))
+    masked = np.add(_flat(z), r)
+    got = yield Exchange(send={other: [masked]}, expect={other: 1, **({d: 2} if ctx.index == 1 else {})})
+    if ctx.index == 0:
+        y = fused.trunc_p0(masked, got[other][0], None, r63_0, rl_0, None, None, m)
     else:
         r63_1, rl_1 = got[d]
-        y = r63_1 * sgn * k - rl_1
-    return asring(y).reshape(shape)
+        y = fused.trunc_p1(masked, got[other][0], None, r63_1, rl_1, None, None, m)
+    return y.reshape(shape)
 
 
 @kernel(KERNELS, _trunc_cost, counts=("truncations",))

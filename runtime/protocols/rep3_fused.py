@@ -91,10 +91,11 @@ def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray
     return r63b, rlb
 
 
-def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """c = s + g + h + 2^62 and sgn = 1 - 2 * (c >> 63), the opened value and its sign factor."""
     c = np.add(s, g)
-    np.add(c, h, out=c)
+    if h is not None:
+        np.add(c, h, out=c)
     np.add(c, OFFSET, out=c)
     sgn = np.right_shift(c, TOP)
     np.multiply(sgn, U64(2), out=sgn)
@@ -102,9 +103,10 @@ def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray) -> tuple[np.ndarra
     return c, sgn
 
 
-def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray, r63a: np.ndarray, rla: np.ndarray,
-             t: np.ndarray, w: np.ndarray, m: int) -> np.ndarray:
-    """P0's u0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t - w for the opened c, K = 2^(63-m)."""
+def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndarray, rla: np.ndarray,
+             t: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
+    """P0's u0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t - w for the opened c, K = 2^(63-m)
+    (g2, t, w None: zero)."""
     n = s.size
     ops = _check(n, s, g1, g2, r63a, rla, t, w)
     if use_c and HAVE_C:
@@ -124,13 +126,14 @@ def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray, r63a: np.ndarray, rl
     np.add(y, c, out=y)                 # + cl
     np.subtract(y, U64(1 << (62 - m)), out=y)
     for v in (rla, t, w):
-        np.subtract(y, v, out=y)
+        if v is not None:
+            np.subtract(y, v, out=y)
     return y
 
 
-def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray, r63b: np.ndarray, rlb: np.ndarray,
-             q: np.ndarray, w: np.ndarray, m: int) -> np.ndarray:
-    """P1's u1 = r63b*sgn*K - rlb - q + w for the opened c."""
+def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, r63b: np.ndarray, rlb: np.ndarray,
+             q: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
+    """P1's u1 = r63b*sgn*K - rlb - q + w for the opened c (z2, q, w None: zero)."""
     n = s.size
     ops = _check(n, s, g0, z2, r63b, rlb, q, w)
     if use_c and HAVE_C:
@@ -142,6 +145,8 @@ def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray, r63b: np.ndarray, rl
     np.multiply(y, r63b, out=y)
     np.multiply(y, U64(1 << (63 - m)), out=y)
     np.subtract(y, rlb, out=y)
-    np.subtract(y, q, out=y)
-    np.add(y, w, out=y)
+    if q is not None:
+        np.subtract(y, q, out=y)
+    if w is not None:
+        np.add(y, w, out=y)
     return y
