@@ -120,3 +120,15 @@ def test_absent_operands_read_as_zero(path, n):
     zero = np.zeros(n, U64)
     assert np.array_equal(fused.trunc_p0(s, g, None, a, b, None, t, 9), fused.trunc_p0(s, g, zero, a, b, zero, t, 9))
     assert np.array_equal(fused.trunc_p1(s, g, None, a, b, t, None, 9), fused.trunc_p1(s, g, zero, a, b, t, zero, 9))
+
+
+@pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
+def test_bulk_draw_matches_the_reference_cipher(native):
+    """Against `cryptography`'s AES-CTR, at sizes around the 8- and 16-block trips of the C paths."""
+    from test_prg import reference_draw
+    key = bytes(range(40, 56))
+    prg = PRG({"bob": key}, native=native)
+    for n in (1, 15, 16, 17, 31, 32, 33, 63, 65, 1001):
+        got = prg.draw_many("bob", (77, 5), (9, 3), n)
+        assert np.array_equal(got[0], reference_draw(key, (77, 5), 9, n)), n
+        assert np.array_equal(got[1], reference_draw(key, (77, 5), 3, n)), n
