@@ -105,9 +105,48 @@ def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> Kerne
     return asring(z + got[d][0].reshape(z.shape))
 
 
+def _beaver_elementwise(ctx: Context, x: np.ndarray, y: np.ndarray) -> KernelGen:
+    """_beaver for an elementwise product of equal shapes: the same words, each party's draws
+    under one key in one call, and the arithmetic in place on flat arrays."""
+    p0, p1, d = _parties(ctx)
+    shape, n = np.shape(x), int(np.size(x))
+    if ctx.index == 2:
+        a, b, c0 = ctx.rand_many(p0, (S_A, S_B, S_C), n)
+        a1, b1 = ctx.rand_many(p1, (S_A, S_B), n)
+        np.add(a, a1, out=a)
+        np.add(b, b1, out=b)
+        np.multiply(a, b, out=a)
+        yield Exchange(send={p1: [np.subtract(a, c0, out=a)]})
+        return _zeros(shape)
+    other = p1 if ctx.index == 0 else p0
+    if ctx.index == 0:
+        a_i, b_i, c_i = ctx.rand_many(d, (S_A, S_B, S_C), n)
+    else:
+        a_i, b_i = ctx.rand_many(d, (S_A, S_B), n)
+    e_i, f_i = np.subtract(_flat(x), a_i), np.subtract(_flat(y), b_i)
+    got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
+    e = np.add(e_i, _flat(got[other][0]))
+    f = np.add(f_i, _flat(got[other][1]))
+    z = np.multiply(e, b_i)
+    np.add(z, np.multiply(a_i, f, out=a_i), out=z)
+    if ctx.index == 0:
+        np.add(z, c_i, out=z)
+        np.add(z, np.multiply(e, f, out=e), out=z)
+    else:
+        np.add(z, _flat(got[d][0]), out=z)
+    return z.reshape(shape)
+
+
+def _elementwise(x: np.ndarray, y: np.ndarray) -> bool:
+    """Both operands of one shape (what the bulk, in-place Beaver path handles)."""
+    return np.shape(x) == np.shape(y)
+
+
 @kernel(KERNELS, _mul_cost, counts=("multiplications",))
 def mul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
     """Elementwise product of two secrets (no truncation): 1 round."""
+    if _elementwise(x, y):
+        return (yield from _beaver_elementwise(ctx, x, y))
     return (yield from _beaver(ctx, x, y, np.multiply))
 
 
@@ -155,7 +194,10 @@ def trunc(ctx: Context, x: np.ndarray, bits: int, **_: Any) -> KernelGen:
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
 def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
     """Product then truncation: 2 rounds."""
-    z = yield from _beaver(ctx, x, y, np.multiply)
+    if _elementwise(x, y):
+        z = yield from _beaver_elementwise(ctx, x, y)
+    else:
+        z = yield from _beaver(ctx, x, y, np.multiply)
     return (yield from _trunc(ctx, z, bits))
 
 
