@@ -30,9 +30,7 @@ S_RA, S_RB = 2, 3    # trunc_additive: the mask halves (P0<->P2, P1<->P2)
 S_R63, S_RL = 4, 5   # trunc_additive: P0's halves of the mask's top bit and shifted low bits
 S_T, S_W, S_Q = 6, 7, 8  # trunc_additive: the output re-sharing masks
 
-TOP = U64(63)
-LOW63 = U64((1 << 63) - 1)
-OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
+# The opened value is offset by 2^62 (rep3_fused.OFFSET), so z + 2^62 lies in [0, 2^63) for |z| < 2^62.
 MAX_BITS = 62
 
 
@@ -192,14 +190,6 @@ def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
     if i == 1:
         return (yield from _trunc_p1(ctx, product, m, n))
     return (yield from _trunc_p2(ctx, product, m, n))
-
-
-def _open_parts(c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, U64]:
-    """From the opened c: its top bit, its low 63 bits shifted by m, sgn = 1 - 2*c63, K = 2^(63-m)."""
-    c63 = c >> TOP
-    cl = (c & LOW63) >> U64(m)
-    sgn = U64(1) - U64(2) * c63
-    return c63, cl, sgn, U64(1 << (63 - m))
 
 
 def _trunc_p0(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:

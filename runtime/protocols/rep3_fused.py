@@ -16,7 +16,7 @@ except ImportError:  # built only when a C compiler was present at install time
 U64 = np.uint64
 TOP = U64(63)
 LOW63 = U64((1 << 63) - 1)
-OFFSET = U64(1 << 62)
+OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
 
 HAVE_C: bool = _lib is not None and hasattr(_lib, "veil_rep3_trunc_p1")  # a stale build lacks them
 use_c: bool = HAVE_C  # tests switch it off to run the numpy path
