@@ -16,7 +16,13 @@ def _available() -> bool:
     return probe is not None and bool(probe())
 
 
+def _has_many() -> bool:
+    """The bulk keystream function is built (a stale build lacks it)."""
+    return _lib is not None and hasattr(_lib, "veil_aes128_ctr_many")
+
+
 HAVE_AESNI: bool = _available()
+HAVE_MANY: bool = HAVE_AESNI and _has_many()
 ROUND_KEY_BYTES = 176  # 11 round keys of 16 bytes
 MAX_BLOCKS = 1 << 32
 
@@ -43,4 +49,23 @@ class AesCtr:
             raise ValueError("keystream output buffer too small")
         # from_buffer refuses non-contiguous arrays; the typed form is the cheap one (~0.6 us).
         if nblocks and _lib.veil_aes128_ctr(self._rk, head, nblocks, _ffi.from_buffer("uint8_t[]", out)) != 0:
+            raise RuntimeError("AES-NI keystream failed")
+
+    def keystream_many(self, heads: bytes, nblocks: int, out: np.ndarray) -> None:
+        """Row r of the 2-D `out` gets AES_k(head_r + j) for j < nblocks, head_r = heads[16r:16r+16]:
+        the same bytes as one keystream_into per row, in one call."""
+        k = len(heads) // 16
+        if len(heads) != 16 * k or not 0 <= nblocks <= MAX_BLOCKS:
+            raise ValueError("counter blocks are 16 bytes each and a draw at most 2^32 blocks")
+        if out.ndim != 2 or out.shape[0] != k or not out.flags.c_contiguous or out.strides[1] != 8:
+            raise ValueError("keystream_many writes into a C-contiguous (k, words) uint64 array")
+        stride = out.strides[0]
+        if stride < 16 * nblocks:
+            raise ValueError("keystream output rows too short")
+        if not HAVE_MANY:
+            for r in range(k):
+                self.keystream_into(heads[16 * r:16 * r + 16], nblocks, out[r])
+            return
+        if k and nblocks and _lib.veil_aes128_ctr_many(self._rk, heads, k, nblocks,
+                                                       _ffi.from_buffer("uint8_t[]", out), stride) != 0:
             raise RuntimeError("AES-NI keystream failed")

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from veil.cffi_kernels import aes as _aes
 from veil.runtime.diagnostics import NetworkError
 from veil.runtime.protocols.base import PRGSource
+from veil.runtime.ring import retain_freed_memory
 
 KEY_BYTES = 16
 MAX_INSTR = 1 << 32
@@ -101,6 +102,23 @@ class PRG(PRGSource):
             self._ctr_blocks(peer, block, nblocks, out)
         return out[:n].reshape(shape)
 
+    def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
+        """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, one C call for all rows."""
+        streams = tuple(int(s) for s in streams)
+        if peer not in self._ciphers:
+            raise ValueError(f"no randomness key shared with {peer!r}")
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams {streams} repeat: two rows would be the same words")
+        if not self._native or not streams or n <= 0:
+            return super().draw_many(peer, op, streams, n)
+        if n > MAX_WORDS:
+            raise ValueError(f"cannot draw {n} words from one stream")
+        heads = b"".join(counter_block(op, s) for s in streams)
+        nblocks = (n + 1) // 2
+        out = np.empty((len(streams), 2 * nblocks), dtype=_LE_U64)
+        self._native[peer].keystream_many(heads, nblocks, out)
+        return out[:, :n]
+
     def _ecb_blocks(self, peer: str | None, block: bytes, nblocks: int, out: np.ndarray) -> None:
         """AES of counter blocks 0..nblocks-1 of `block`, one ECB call on the scratch buffer."""
         blocks = self._blocks[:nblocks]
@@ -122,7 +140,11 @@ class PRG(PRGSource):
 
 
 async def agree_keys(me: str, peers: list[str], mesh: Any) -> PRG:
-    """One fresh key per pair (made by the party whose name sorts first) plus a private key."""
+    """One fresh key per pair (made by the party whose name sorts first) plus a private key.
+
+    A party's session starts here, so this is also where its process is told to keep freed memory
+    (large kernels' arrays would otherwise page-fault afresh on every loop trip)."""
+    retain_freed_memory()
     others = sorted(p for p in set(peers) if p != me)
     keys: dict[str | None, bytes] = {None: secrets.token_bytes(KEY_BYTES)}
     for peer in others:  # send every key I make before waiting, so no pair waits on another

@@ -2,6 +2,10 @@
 division; the building blocks of the operations' clear semantics in `ops.py`."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -17,6 +21,26 @@ U64 = np.uint64
 def asring(x: Any) -> np.ndarray:
     """A uint64 ndarray (never a numpy scalar, whose arithmetic warns on wrap-around)."""
     return np.asarray(x).astype(U64, copy=False).reshape(np.shape(x))
+
+
+# glibc's malloc returns a freed block above its mmap threshold to the OS at once, so a kernel's
+# fresh 8-32 MB arrays page-fault on every trip; these settings keep freed memory for reuse.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit
+_TRIM_THRESHOLD = 1 << 30
+
+
+def retain_freed_memory() -> bool:
+    """Have glibc keep freed blocks of up to 32 MB for reuse (a party process calls this once per
+    session); False where there is no glibc or VEIL_MALLOC_DEFAULT=1 asks for the defaults."""
+    if not sys.platform.startswith("linux") or os.environ.get("VEIL_MALLOC_DEFAULT") == "1":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other libcs: keep their defaults
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
 def signed(x: np.ndarray) -> np.ndarray:

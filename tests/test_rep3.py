@@ -263,8 +263,8 @@ def test_an_outside_receiver_sees_a_fresh_sharing():
 
 
 def test_view_check_catches_a_missing_rerandomization(monkeypatch):
-    real = rep3._zero_share  # still draws its randomness (the declared cost holds), but adds none
-    monkeypatch.setattr(rep3, "_zero_share", lambda ctx, stream, n: real(ctx, stream, n) * U64(0))
+    real = rep3.fused.open_mask  # the zero sharing is still drawn (the declared cost holds), but adds none
+    monkeypatch.setattr(rep3.fused, "open_mask", lambda product, rn, rp, mask: real(product, rn, rn, mask))
     with pytest.raises(AssertionError, match="non-uniform"):
         all_views_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
 

@@ -57,6 +57,10 @@ class Context:
         """uint64 randomness known to me and `peer` (None: to me alone), unique to this call."""
         return self.prg.draw(peer, self.op, stream, shape)
 
+    def rand_many(self, peer: str | None, streams: tuple[int, ...], n: int) -> np.ndarray:
+        """A (len(streams), n) array whose row r is exactly rand(peer, streams[r], (n,)), drawn at once."""
+        return self.prg.draw_many(peer, self.op, streams, n)
+
     def party_at(self, i: int) -> str:
         """The compute party at (cyclic) position i."""
         return self.compute[i % len(self.compute)]
@@ -67,6 +71,13 @@ class PRGSource:
 
     def draw(self, peer: str | None, op: tuple[int, int], stream: int, shape: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError
+
+    def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
+        """Row r: draw(peer, op, streams[r], (n,)). One draw per stream here; sources override it."""
+        out = np.empty((len(streams), n), dtype=np.uint64)
+        for r, stream in enumerate(streams):
+            out[r] = self.draw(peer, op, stream, (n,))
+        return out
 
 
 def all_compute(compute: list[str], **_: Any) -> set[str]:

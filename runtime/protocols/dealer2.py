@@ -12,7 +12,8 @@ from typing import Any, Callable
 import numpy as np
 
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
-from veil.runtime.protocols.rep3 import LOW63, OFFSET, TOP, U64, _check_bits, _flat, _open_parts
+from veil.runtime.protocols import rep3_fused as fused
+from veil.runtime.protocols.rep3 import U64, _check_bits, _flat
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul
 
@@ -104,9 +105,48 @@ def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> Kerne
     return asring(z + got[d][0].reshape(z.shape))
 
 
+def _beaver_elementwise(ctx: Context, x: np.ndarray, y: np.ndarray) -> KernelGen:
+    """_beaver for an elementwise product of equal shapes: the same words, each party's draws
+    under one key in one call, and the arithmetic in place on flat arrays."""
+    p0, p1, d = _parties(ctx)
+    shape, n = np.shape(x), int(np.size(x))
+    if ctx.index == 2:
+        a, b, c0 = ctx.rand_many(p0, (S_A, S_B, S_C), n)
+        a1, b1 = ctx.rand_many(p1, (S_A, S_B), n)
+        np.add(a, a1, out=a)
+        np.add(b, b1, out=b)
+        np.multiply(a, b, out=a)
+        yield Exchange(send={p1: [np.subtract(a, c0, out=a)]})
+        return _zeros(shape)
+    other = p1 if ctx.index == 0 else p0
+    if ctx.index == 0:
+        a_i, b_i, c_i = ctx.rand_many(d, (S_A, S_B, S_C), n)
+    else:
+        a_i, b_i = ctx.rand_many(d, (S_A, S_B), n)
+    e_i, f_i = np.subtract(_flat(x), a_i), np.subtract(_flat(y), b_i)
+    got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
+    e = np.add(e_i, _flat(got[other][0]))
+    f = np.add(f_i, _flat(got[other][1]))
+    z = np.multiply(e, b_i)
+    np.add(z, np.multiply(a_i, f, out=a_i), out=z)
+    if ctx.index == 0:
+        np.add(z, c_i, out=z)
+        np.add(z, np.multiply(e, f, out=e), out=z)
+    else:
+        np.add(z, _flat(got[d][0]), out=z)
+    return z.reshape(shape)
+
+
+def _elementwise(x: np.ndarray, y: np.ndarray) -> bool:
+    """Both operands of one shape (what the bulk, in-place Beaver path handles)."""
+    return np.shape(x) == np.shape(y)
+
+
 @kernel(KERNELS, _mul_cost, counts=("multiplications",))
 def mul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
     """Elementwise product of two secrets (no truncation): 1 round."""
+    if _elementwise(x, y):
+        return (yield from _beaver_elementwise(ctx, x, y))
     return (yield from _beaver(ctx, x, y, np.multiply))
 
 
@@ -120,28 +160,29 @@ def matmul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
 
 def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     """floor(z / 2^m) (+0 or +1) for |z| < 2^62: P0 and P1 open c = z + r + 2^62 to each other,
-    the dealer supplies shares of r's top bit and of its low bits shifted by m. 1 round."""
+    the dealer supplies shares of r's top bit and of its low bits shifted by m. 1 round.
+    The formulas are rep3's (one fused pass each, see rep3_fused) with the absent terms zero."""
     m = _check_bits(m)
     p0, p1, d = _parties(ctx)
     shape, n = np.shape(z), int(np.size(z))
     if ctx.index == 2:
-        r = ctx.rand(p0, S_R, (n,)) + ctx.rand(p1, S_R, (n,))
-        r63_1 = (r >> TOP) - ctx.rand(p0, S_R63, (n,))
-        rl_1 = ((r & LOW63) >> U64(m)) - ctx.rand(p0, S_RL, (n,))
+        r0, r63_0, rl_0 = ctx.rand_many(p0, (S_R, S_R63, S_RL), n)
+        r63_1, rl_1 = fused.trunc_deal(r0, ctx.rand(p1, S_R, (n,)), r63_0, rl_0, m)
         yield Exchange(send={p1: [r63_1, rl_1]})
         return _zeros(shape)
     other = p1 if ctx.index == 0 else p0
-    masked = _flat(z) + ctx.rand(d, S_R, (n,))
-    got = yield Exchange(send={other: [masked]}, expect={other: 1, **({d: 2} if ctx.index == 1 else {})})
-    c = masked + got[other][0] + OFFSET
-    c63, cl, sgn, k = _open_parts(c, m)
     if ctx.index == 0:
-        r63_0, rl_0 = ctx.rand(d, S_R63, (n,)), ctx.rand(d, S_RL, (n,))
-        y = cl + c63 * k - U64(1 << (62 - m)) - rl_0 + r63_0 * sgn * k
+        r, r63_0, rl_0 = ctx.rand_many(d, (S_R, S_R63, S_RL), n)
+    else:
+        r = ctx.rand(d, S_R, (n,))
+    masked = np.add(_flat(z), r)
+    got = yield Exchange(send={other: [masked]}, expect={other: 1, **({d: 2} if ctx.index == 1 else {})})
+    if ctx.index == 0:
+        y = fused.trunc_p0(masked, got[other][0], None, r63_0, rl_0, None, None, m)
     else:
         r63_1, rl_1 = got[d]
-        y = r63_1 * sgn * k - rl_1
-    return asring(y).reshape(shape)
+        y = fused.trunc_p1(masked, got[other][0], None, r63_1, rl_1, None, None, m)
+    return y.reshape(shape)
 
 
 @kernel(KERNELS, _trunc_cost, counts=("truncations",))
@@ -153,7 +194,10 @@ def trunc(ctx: Context, x: np.ndarray, bits: int, **_: Any) -> KernelGen:
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
 def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
     """Product then truncation: 2 rounds."""
-    z = yield from _beaver(ctx, x, y, np.multiply)
+    if _elementwise(x, y):
+        z = yield from _beaver_elementwise(ctx, x, y)
+    else:
+        z = yield from _beaver(ctx, x, y, np.multiply)
     return (yield from _trunc(ctx, z, bits))
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul  # the C kernel where built, else numpy
@@ -29,9 +30,7 @@ S_RA, S_RB = 2, 3    # trunc_additive: the mask halves (P0<->P2, P1<->P2)
 S_R63, S_RL = 4, 5   # trunc_additive: P0's halves of the mask's top bit and shifted low bits
 S_T, S_W, S_Q = 6, 7, 8  # trunc_additive: the output re-sharing masks
 
-TOP = U64(63)
-LOW63 = U64((1 << 63) - 1)
-OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
+# The opened value is offset by 2^62 (rep3_fused.OFFSET), so z + 2^62 lies in [0, 2^63) for |z| < 2^62.
 MAX_BITS = 62
 
 
@@ -166,71 +165,65 @@ def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only.
     Valid for |z| < 2^62 (signed). 2 rounds; P0 sends 2n, P1 3n, P2 4n.
     """
+    return (yield from _trunc(ctx, (_flat(z),), m))
+
+
+def trunc_product(ctx: Context, x: Share, y: Share, m: int) -> KernelGen:
+    """trunc_additive of my product share of x*y, the product computed inside the first pass."""
+    xa, xb, shape = _components(x)
+    ya, yb, yshape = _components(y)
+    if yshape != shape:
+        raise ValueError(f"rep3 mul needs equal shapes, got {shape} and {yshape}")
+    return (yield from _trunc(ctx, (xa, xb, ya, yb), m))
+
+
+def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
+    """The truncation at my role; `product` is (z,) or the operands (xa, xb, ya, yb) of z.
+
+    Each party draws all its words under one key in one call; the re-randomizing zero sharing
+    (rand(next) - rand(prev), stream S_REZERO) is folded into the first pass."""
     m = _check_bits(m)
     i, _, _ = _roles(ctx)
-    z = _flat(z)
-    z = z + _zero_share(ctx, S_REZERO, z.size)
+    n = product[0].size
     if i == 0:
-        return (yield from _trunc_p0(ctx, z, m))
+        return (yield from _trunc_p0(ctx, product, m, n))
     if i == 1:
-        return (yield from _trunc_p1(ctx, z, m))
-    return (yield from _trunc_p2(ctx, z, m))
+        return (yield from _trunc_p1(ctx, product, m, n))
+    return (yield from _trunc_p2(ctx, product, m, n))
 
 
-def _open_parts(c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, U64]:
-    """From the opened c: its top bit, its low 63 bits shifted by m, sgn = 1 - 2*c63, K = 2^(63-m)."""
-    c63 = c >> TOP
-    cl = (c & LOW63) >> U64(m)
-    sgn = U64(1) - U64(2) * c63
-    return c63, cl, sgn, U64(1 << (63 - m))
-
-
-def _trunc_p0(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+def _trunc_p0(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    n = z.size
-    ra = ctx.rand(p2, S_RA, (n,))
-    got = yield Exchange(send={p1: [z + ra]}, expect={p1: 1, p2: 1})
-    c = _sum(z, ra, got[p1][0], got[p2][0]) + OFFSET
-    c63, cl, sgn, k = _open_parts(c, m)
-    r63a = ctx.rand(p2, S_R63, (n,))
-    rla = ctx.rand(p2, S_RL, (n,))
-    ya = cl + c63 * k - U64(1 << (62 - m)) - rla + r63a * sgn * k
-    t = ctx.rand(p1, S_T, (n,))
-    w = ctx.rand(p1, S_W, (n,))
-    u0 = ya - t - w
+    rz1, t, w = ctx.rand_many(p1, (S_REZERO, S_T, S_W), n)
+    rz2, ra, r63a, rla = ctx.rand_many(p2, (S_REZERO, S_RA, S_R63, S_RL), n)
+    s = fused.open_mask(product, rz1, rz2, ra)  # z + ra: the opened c is s + P1's + P2's + 2^62
+    got = yield Exchange(send={p1: [s]}, expect={p1: 1, p2: 1})
+    u0 = fused.trunc_p0(s, got[p1][0], got[p2][0], r63a, rla, t, w, m)
     got = yield Exchange(send={p2: [u0]}, expect={p1: 1})
-    return u0 + got[p1][0], t
+    return np.add(u0, got[p1][0]), t
 
 
-def _trunc_p1(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    n = z.size
-    rb = ctx.rand(p2, S_RB, (n,))
-    got = yield Exchange(send={p0: [z + rb]}, expect={p0: 1, p2: 3})
+    rz2, rb, q = ctx.rand_many(p2, (S_REZERO, S_RB, S_Q), n)
+    rz0, t, w = ctx.rand_many(p0, (S_REZERO, S_T, S_W), n)
+    s = fused.open_mask(product, rz2, rz0, rb)
+    got = yield Exchange(send={p0: [s]}, expect={p0: 1, p2: 3})
     z2, r63b, rlb = got[p2]
-    c = _sum(z, rb, got[p0][0], z2) + OFFSET
-    _, _, sgn, k = _open_parts(c, m)
-    yb = r63b * sgn * k - rlb
-    t = ctx.rand(p0, S_T, (n,))
-    w = ctx.rand(p0, S_W, (n,))
-    q = ctx.rand(p2, S_Q, (n,))
-    u1 = yb - q + w
+    u1 = fused.trunc_p1(s, got[p0][0], z2, r63b, rlb, q, w, m)
     yield Exchange(send={p2: [u1], p0: [u1]})
     return t, q
 
 
-def _trunc_p2(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    n = z.size
-    r = ctx.rand(p0, S_RA, (n,)) + ctx.rand(p1, S_RB, (n,))
-    r63 = r >> TOP
-    rl = (r & LOW63) >> U64(m)
-    r63b = r63 - ctx.rand(p0, S_R63, (n,))
-    rlb = rl - ctx.rand(p0, S_RL, (n,))
+    rz0, ra, r63a, rla = ctx.rand_many(p0, (S_REZERO, S_RA, S_R63, S_RL), n)
+    rz1, rb, q = ctx.rand_many(p1, (S_REZERO, S_RB, S_Q), n)
+    z = fused.open_mask(product, rz0, rz1, None)
+    r63b, rlb = fused.trunc_deal(ra, rb, r63a, rla, m)
     yield Exchange(send={p0: [z], p1: [z, r63b, rlb]})
-    q = ctx.rand(p1, S_Q, (n,))
     got = yield Exchange(expect={p0: 1, p1: 1})
-    return q, got[p0][0] + got[p1][0]
+    return q, np.add(got[p0][0], got[p1][0])
 
 
 def _shaped(pair: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> Share:
@@ -251,8 +244,8 @@ def mul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGe
     The product share goes straight into trunc_additive, whose re-randomization is the zero
     sharing `mul` would add, so none is added here.
     """
-    z, shape = _mul_share(x, y)
-    return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
+    shape = np.shape(x[0])
+    return _shaped((yield from trunc_product(ctx, x, y, bits)), shape)
 
 
 @kernel(KERNELS, _trunc_cost, counts=("multiplications", "truncations"))

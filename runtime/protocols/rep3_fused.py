@@ -1,0 +1,152 @@
+"""rep3 truncation's elementwise formulas, each party's in one call: a C pass where the kernels are
+built (one sweep over memory instead of one per numpy operator), else numpy with in-place ops.
+Both paths give the same words (tests/test_rep3_fused.py); rep3.py's kernels call these only.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:
+    from veil.cffi_kernels._ring import ffi as _ffi, lib as _lib
+except ImportError:  # built only when a C compiler was present at install time
+    _ffi = _lib = None
+
+U64 = np.uint64
+TOP = U64(63)
+LOW63 = U64((1 << 63) - 1)
+OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
+
+HAVE_C: bool = _lib is not None and hasattr(_lib, "veil_rep3_trunc_p1")  # a stale build lacks them
+use_c: bool = HAVE_C  # tests switch it off to run the numpy path
+
+
+def _u64(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous, aligned uint64 array (no copy when it already is one)."""
+    return np.require(a, dtype=U64, requirements="CA")
+
+
+def _ptr(a: np.ndarray | None) -> Any:
+    """The array's data for C (cffi's typed from_buffer is the cheap way; read-only is fine)."""
+    return _ffi.NULL if a is None else _ffi.from_buffer("uint64_t[]", a)
+
+
+def _check(n: int, *arrays: np.ndarray | None) -> list[np.ndarray | None]:
+    """The arrays as flat aligned uint64, each of n elements (None passes through)."""
+    out = []
+    for a in arrays:
+        if a is not None:
+            a = _u64(a).reshape(-1)
+            if a.size != n:
+                raise ValueError(f"fused rep3 kernel: operand of {a.size} elements, expected {n}")
+        out.append(a)
+    return out
+
+
+def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray,
+              mask: np.ndarray | None) -> np.ndarray:
+    """z + rn - rp (+ mask): z = xa*(ya+yb) + xb*ya for product (xa, xb, ya, yb), or z for (z,)."""
+    n = rn.size
+    if len(product) not in (1, 4):
+        raise ValueError("open_mask takes (z,) or (xa, xb, ya, yb)")
+    ops = _check(n, *product, rn, rp, mask)
+    out = np.empty(n, dtype=U64)
+    if use_c and HAVE_C:
+        xa, xb, ya, yb, z0 = ops[:4] + [None] if len(product) == 4 else [None] * 4 + ops[:1]
+        _lib.veil_rep3_open_mask(_ptr(xa), _ptr(xb), _ptr(ya), _ptr(yb), _ptr(z0),
+                                 *(_ptr(a) for a in ops[-3:]), _ptr(out), n)
+        return out
+    *base, rn, rp, mask = ops
+    if len(base) == 4:
+        xa, xb, ya, yb = base
+        np.add(ya, yb, out=out)
+        np.multiply(out, xa, out=out)
+        tmp = np.multiply(xb, ya)
+        np.add(out, tmp, out=out)
+    else:
+        np.copyto(out, base[0])
+    np.add(out, rn, out=out)
+    np.subtract(out, rp, out=out)
+    if mask is not None:
+        np.add(out, mask, out=out)
+    return out
+
+
+def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray, m: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The dealer's parts for P1: r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla, r = ra + rb."""
+    n = ra.size
+    ra, rb, r63a, rla = _check(n, ra, rb, r63a, rla)
+    r63b, rlb = np.empty(n, dtype=U64), np.empty(n, dtype=U64)
+    if use_c and HAVE_C:
+        _lib.veil_rep3_trunc_deal(_ptr(ra), _ptr(rb), _ptr(r63a), _ptr(rla), m, _ptr(r63b), _ptr(rlb), n)
+        return r63b, rlb
+    r = np.add(ra, rb)
+    np.right_shift(r, TOP, out=r63b)
+    np.subtract(r63b, r63a, out=r63b)
+    np.bitwise_and(r, LOW63, out=r)
+    np.right_shift(r, U64(m), out=rlb)
+    np.subtract(rlb, rla, out=rlb)
+    return r63b, rlb
+
+
+def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """c = s + g + h + 2^62 and sgn = 1 - 2 * (c >> 63), the opened value and its sign factor."""
+    c = np.add(s, g)
+    if h is not None:
+        np.add(c, h, out=c)
+    np.add(c, OFFSET, out=c)
+    sgn = np.right_shift(c, TOP)
+    np.multiply(sgn, U64(2), out=sgn)
+    np.subtract(U64(1), sgn, out=sgn)
+    return c, sgn
+
+
+def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndarray, rla: np.ndarray,
+             t: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
+    """P0's u0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t - w for the opened c, K = 2^(63-m)
+    (g2, t, w None: zero)."""
+    n = s.size
+    ops = _check(n, s, g1, g2, r63a, rla, t, w)
+    if use_c and HAVE_C:
+        out = np.empty(n, dtype=U64)
+        _lib.veil_rep3_trunc_p0(*(_ptr(a) for a in ops), m, _ptr(out), n)
+        return out
+    s, g1, g2, r63a, rla, t, w = ops
+    k = U64(1 << (63 - m))
+    c, y = _opened_sign(s, g1, g2)
+    np.multiply(y, r63a, out=y)
+    np.multiply(y, k, out=y)            # r63a * sgn * K
+    c63 = np.right_shift(c, TOP)
+    np.multiply(c63, k, out=c63)
+    np.add(y, c63, out=y)               # + c63 * K
+    np.bitwise_and(c, LOW63, out=c)
+    np.right_shift(c, U64(m), out=c)
+    np.add(y, c, out=y)                 # + cl
+    np.subtract(y, U64(1 << (62 - m)), out=y)
+    for v in (rla, t, w):
+        if v is not None:
+            np.subtract(y, v, out=y)
+    return y
+
+
+def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, r63b: np.ndarray, rlb: np.ndarray,
+             q: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
+    """P1's u1 = r63b*sgn*K - rlb - q + w for the opened c (z2, q, w None: zero)."""
+    n = s.size
+    ops = _check(n, s, g0, z2, r63b, rlb, q, w)
+    if use_c and HAVE_C:
+        out = np.empty(n, dtype=U64)
+        _lib.veil_rep3_trunc_p1(*(_ptr(a) for a in ops), m, _ptr(out), n)
+        return out
+    s, g0, z2, r63b, rlb, q, w = ops
+    _, y = _opened_sign(s, g0, z2)
+    np.multiply(y, r63b, out=y)
+    np.multiply(y, U64(1 << (63 - m)), out=y)
+    np.subtract(y, rlb, out=y)
+    if q is not None:
+        np.subtract(y, q, out=y)
+    if w is not None:
+        np.add(y, w, out=y)
+    return y

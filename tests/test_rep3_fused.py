@@ -1,0 +1,134 @@
+"""The fused truncation formulas (C and numpy paths) against the plain formulas, and the bulk PRG
+draw against separate draws."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kernel_driver import PARTIES, RecordingPRG, make_keys, make_prgs
+from veil.cffi_kernels import aes
+from veil.runtime.prg import PRG
+from veil.runtime.protocols import rep3_fused as fused
+from veil.runtime.protocols.base import Context
+
+U64 = np.uint64
+LOW63, TOP, OFFSET = U64((1 << 63) - 1), U64(63), U64(1 << 62)
+PATHS = [False] + ([True] if fused.HAVE_C else [])
+
+
+def words(rng: np.random.Generator, k: int, n: int) -> list[np.ndarray]:
+    return [rng.integers(0, 2**64, n, dtype=U64, endpoint=False) for _ in range(k)]
+
+
+@pytest.fixture(params=PATHS, ids=lambda c: "c" if c else "numpy")
+def path(request, monkeypatch):
+    monkeypatch.setattr(fused, "use_c", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 1000, 4097])
+def test_open_mask_is_the_plain_formula(path, n):
+    rng = np.random.default_rng(n)
+    xa, xb, ya, yb, z, rn, rp, mask = words(rng, 8, n)
+    prod = xa * (ya + yb) + xb * ya
+    assert np.array_equal(fused.open_mask((xa, xb, ya, yb), rn, rp, mask), prod + rn - rp + mask)
+    assert np.array_equal(fused.open_mask((xa, xb, ya, yb), rn, rp, None), prod + rn - rp)
+    assert np.array_equal(fused.open_mask((z,), rn, rp, mask), z + rn - rp + mask)
+    assert np.array_equal(fused.open_mask((z,), rn, rp, None), z + rn - rp)
+    assert np.array_equal(z, words(np.random.default_rng(n), 5, n)[4])  # inputs left untouched
+
+
+@pytest.mark.parametrize("m", [0, 1, 16, 37, 62])
+def test_trunc_parts_are_the_plain_formulas(path, m):
+    rng = np.random.default_rng(m)
+    n = 2001
+    s, g, h, a, b, t, w = words(rng, 7, n)
+    c = s + g + h + OFFSET
+    c63, cl, k = c >> TOP, (c & LOW63) >> U64(m), U64(1 << (63 - m))
+    sgn = U64(1) - U64(2) * c63
+    want0 = cl + c63 * k - U64(1 << (62 - m)) - b + a * sgn * k - t - w
+    assert np.array_equal(fused.trunc_p0(s, g, h, a, b, t, w, m), want0)
+    assert np.array_equal(fused.trunc_p1(s, g, h, a, b, t, w, m), a * sgn * k - b - t + w)
+    r = s + g
+    r63b, rlb = fused.trunc_deal(s, g, a, b, m)
+    assert np.array_equal(r63b, (r >> TOP) - a) and np.array_equal(rlb, ((r & LOW63) >> U64(m)) - b)
+
+
+def test_c_and_numpy_give_the_same_words(monkeypatch):
+    if not fused.HAVE_C:
+        pytest.skip("the C kernels are not built here")
+    ops = words(np.random.default_rng(5), 9, 30_001)
+    out = {}
+    for c in (True, False):
+        monkeypatch.setattr(fused, "use_c", c)
+        out[c] = [fused.open_mask(tuple(ops[:4]), *ops[4:7]), *fused.trunc_deal(*ops[:4], 21),
+                  fused.trunc_p0(*ops[:7], 13), fused.trunc_p1(*ops[2:9], 50)]
+    assert len(out[True]) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(out[True], out[False]))
+
+
+def test_operands_of_other_sizes_are_refused(path):
+    a = np.zeros(4, U64)
+    with pytest.raises(ValueError, match="expected 4"):
+        fused.open_mask((a,), a, np.zeros(5, U64), None)
+
+
+def test_unaligned_and_strided_operands_are_handled(path):
+    rng = np.random.default_rng(9)
+    z, rn, rp = words(rng, 3, 100)
+    raw = np.zeros(8 * 100 + 1, np.uint8)[1:].view(U64)  # a misaligned buffer, like one off the wire
+    raw[:] = z
+    strided = np.repeat(rn, 2)[::2]
+    assert np.array_equal(fused.open_mask((raw,), strided, rp, None), z + rn - rp)
+
+
+@pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
+@pytest.mark.parametrize("n", [1, 2, 7, 600, 100_001])
+def test_bulk_draw_equals_separate_draws(native, n):
+    keys = make_keys(PARTIES, seed=4)["alice"]
+    prg = PRG(keys, native=native)
+    for peer in (None, "bob"):
+        got = prg.draw_many(peer, (3, 8), (1, 6, 0, 65535), n)
+        assert got.shape == (4, n) and got.dtype == U64
+        for row, stream in zip(got, (1, 6, 0, 65535)):
+            assert np.array_equal(row, prg.draw(peer, (3, 8), stream, (n,)))
+
+
+def test_bulk_draw_agrees_between_key_holders_and_audits_as_separate_draws():
+    prgs = make_prgs(PARTIES, seed=6)
+    a = prgs["alice"].draw_many("bob", (2, 2), (4, 5), 50)
+    assert np.array_equal(a, prgs["bob"].draw_many("alice", (2, 2), (4, 5), 50))
+    rec = RecordingPRG(prgs["alice"])
+    ctx = Context("alice", ["alice", "bob", "carol"], rec)
+    ctx.op = (2, 2)
+    assert np.array_equal(ctx.rand_many("bob", (4, 5), 50), a)  # the default: one draw per stream
+    assert rec.draws == [("bob", (2, 2), 4, (50,)), ("bob", (2, 2), 5, (50,))]
+
+
+def test_bulk_draw_refuses_repeated_streams_and_unknown_peers():
+    prg = make_prgs(PARTIES, seed=7)["alice"]
+    with pytest.raises(ValueError, match="repeat"):
+        prg.draw_many("bob", (1, 1), (2, 2), 10)
+    with pytest.raises(ValueError, match="no randomness key"):
+        prg.draw_many("mallory", (1, 1), (2,), 10)
+
+
+@pytest.mark.parametrize("n", [1, 2048, 5000])
+def test_absent_operands_read_as_zero(path, n):
+    """dealer2's truncation passes None for the terms it lacks; C reads them chunk by chunk."""
+    s, g, a, b, t = words(np.random.default_rng(n), 5, n)
+    zero = np.zeros(n, U64)
+    assert np.array_equal(fused.trunc_p0(s, g, None, a, b, None, t, 9), fused.trunc_p0(s, g, zero, a, b, zero, t, 9))
+    assert np.array_equal(fused.trunc_p1(s, g, None, a, b, t, None, 9), fused.trunc_p1(s, g, zero, a, b, t, zero, 9))
+
+
+@pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
+def test_bulk_draw_matches_the_reference_cipher(native):
+    """Against `cryptography`'s AES-CTR, at sizes around the 8- and 16-block trips of the C paths."""
+    from test_prg import reference_draw
+    key = bytes(range(40, 56))
+    prg = PRG({"bob": key}, native=native)
+    for n in (1, 15, 16, 17, 31, 32, 33, 63, 65, 1001):
+        got = prg.draw_many("bob", (77, 5), (9, 3), n)
+        assert np.array_equal(got[0], reference_draw(key, (77, 5), 9, n)), n
+        assert np.array_equal(got[1], reference_draw(key, (77, 5), 3, n)), n
