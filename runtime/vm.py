@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from .diagnostics import NetworkError, RuntimeFailure, Span
 from .protocols.base import Context, Exchange, Protocol
 from .protocols.common import COMMON
 from .ops import OPS
-from .ring import asring
 
 
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
@@ -23,6 +21,18 @@ ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecod
 # gets a turn between instructions at least this often, so heartbeats go out during long steps.
 OFFLOAD_ELEMENTS = 1 << 20
 YIELD_SECONDS = 0.05
+
+
+def _clone(ctx: Context) -> Context:
+    """A shallow copy of a kernel's context (what copy.copy does, without its generic machinery)."""
+    new = object.__new__(type(ctx))
+    new.__dict__.update(ctx.__dict__)
+    return new
+
+
+def _ring_int(v: int) -> np.ndarray:
+    """A Python int as a 0-d ring array (two's complement), as asring(np.int64(v)) gives it."""
+    return np.array(v & 0xFFFF_FFFF_FFFF_FFFF, dtype=np.uint64)
 
 
 def _elements(x: Any) -> int:
@@ -125,7 +135,7 @@ class VM:
             here[1] = k
             if self.follow is not None:
                 self.follow.iteration(self.loops)
-            self.regs[ins.ivar] = asring(np.int64(ins.start + k * ins.step))
+            self.regs[ins.ivar] = _ring_int(ins.start + k * ins.step)
             for p, v in zip(ins.params, state):
                 self.regs[p] = v
             await self.block(ins.body)
@@ -202,7 +212,7 @@ class VM:
         spec = self.protocol.kernels.get(ins.name) or COMMON[ins.name]
         run = self.runs.get(ins.iid, 0)
         self.runs[ins.iid] = run + 1
-        ctx = copy.copy(self.ctx)  # each kernel keeps its own op id across its rounds
+        ctx = _clone(self.ctx)  # each kernel keeps its own op id across its rounds
         ctx.op = (ins.iid, run)
         args = [self.regs[r] if r is not None else None for r in ins.ins]
         kw = {k: (tuple(v) if k == "shape" else v) for k, v in ins.attrs.items()}
