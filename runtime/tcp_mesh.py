@@ -11,12 +11,12 @@ their frames are waiting unread in the socket, not missing.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Callable
 
 from veil.runtime.diagnostics import NetworkError
 
-from .framing import (Arrays, Malformed, close_writer, control_frame, failure_reason, log, pack_message,
-                      read_frame, secs)
+from .framing import Arrays, Malformed, close_writer, control_frame, failure_reason, log, pack_message, secs
+from .frame_reader import FrameReader
 from .mesh import MeshBase, PeerAborted, _fresh
 
 CLOSE_GRACE = 0.5               # seconds close() waits for peers to say goodbye too
@@ -47,7 +47,7 @@ class Mesh(MeshBase):
         self.log = logger
         self._writers: dict[str, asyncio.StreamWriter] = {}
         self._tls: dict[str, bool] = {}
-        self._readers: dict[str, asyncio.Task] = {}
+        self._readers: dict[str, asyncio.Future] = {}  # per peer: done once its frames stop being read
         self._seen: dict[str, float] = {}
         self._done_from: set[str] = set()
         self._settled = asyncio.Event()    # every peer said done, or the mesh failed
@@ -70,7 +70,7 @@ class Mesh(MeshBase):
             # drain() then waits until everything was handed to the OS: the caller may reuse arrays
             writer.transport.set_write_buffer_limits(high=0)
         self._seen[peer] = asyncio.get_running_loop().time()
-        self._readers[peer] = asyncio.ensure_future(self._read_loop(peer, reader))
+        self._readers[peer] = FrameReader.take_over(self, peer, reader, writer).ended
 
     def _fail(self, exc: NetworkError) -> None:
         """Record the first failure, wake every waiter (recv, finish, the connector)."""
@@ -80,24 +80,20 @@ class Mesh(MeshBase):
 
     # -- reading
 
-    async def _read_loop(self, peer: str, reader: asyncio.StreamReader) -> None:
-        """Read frames from `peer` until it says bye or the connection ends."""
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                header, arrays, payload, wire = await read_frame(reader, self.max_payload)
-                self._seen[peer] = loop.time()
-                if arrays is not None:
-                    if self._failure is None:
-                        self._deliver(peer, arrays, payload, wire)
-                    continue
-                if self._control(peer, header):
-                    return
-        except Malformed as exc:
+    def _frame(self, peer: str, header: Any, arrays: Arrays | None, payload: int, wire: int) -> bool:
+        """One frame from `peer` (called by its FrameReader); True when the peer said goodbye."""
+        if arrays is not None:
+            if self._failure is None:
+                self._deliver(peer, arrays, payload, wire)
+            return False
+        return self._control(peer, header)
+
+    def _read_failed(self, peer: str, exc: BaseException) -> None:
+        """The peer's stream broke: a malformed frame, or the connection ended without a goodbye."""
+        if isinstance(exc, Malformed):
             self._fail(NetworkError(f"{self.me} received a malformed message from {peer}: {exc}"))
-        except (asyncio.IncompleteReadError, OSError) as exc:  # ssl.SSLError is an OSError
-            if not self._closed:
-                self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(exc)})"))
+        elif not self._closed:
+            self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(exc)})"))
 
     def _control(self, peer: str, header: dict) -> bool:
         """Act on one control frame; True when the peer said goodbye."""
