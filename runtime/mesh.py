@@ -6,9 +6,10 @@ gives the same interface to parties running as tasks in one event loop (tests an
 API). Both share `MeshBase`: one inbox per peer, the first failure wakes every pending ``recv``,
 and the traffic counters the VM and the tests read.
 
-A background task per TCP peer reads continuously, so a peer's sends never stall on our compute.
-Arrays returned by ``recv`` are read-only; ``send`` returns once the data is handed to the OS, so
-the caller may then reuse its arrays. `shape(LinkShape)` turns on WAN emulation (veil.runtime.shaping):
+Each TCP peer's bytes are parsed as they arrive (veil.runtime.frame_reader), so a peer's sends
+never stall on our compute. Arrays returned by ``recv`` are read-only; ``send`` returns once the
+data is handed to the OS or copied, so the caller may then reuse its arrays. A ``recv`` waits on one
+future and one timer (its io timeout), not a task. `shape(LinkShape)` turns on WAN emulation (veil.runtime.shaping):
 each message is then delivered half an RTT after its paced transfer ends.
 """
 from __future__ import annotations

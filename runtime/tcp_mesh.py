@@ -1,5 +1,6 @@
-"""The party mesh over TCP (optionally TLS): per-peer read loops, heartbeats, relayed aborts, and
-the final all-done exchange.
+"""The party mesh over TCP (optionally TLS): per-peer frame readers, heartbeats, relayed aborts,
+and the final all-done exchange. A small message (up to 64 KiB) is copied and written straight to
+the transport with no wait; a big one, or a link whose backlog passed 1 MiB, waits for the OS.
 
 Connections join the mesh one by one as veil.runtime.connect authenticates them (`attach`), so an
 abort or a lost link during set-up is seen at once and relayed like one during the run. Every link
