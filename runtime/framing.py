@@ -47,15 +47,17 @@ def pack_message(arrays: Iterable[Any]) -> tuple[bytes, list[memoryview], int]:
     bufs: list[memoryview] = []
     payload = 0
     for a in arrays:
-        a = np.asarray(a)
+        if type(a) is not np.ndarray:
+            a = np.asarray(a)
         if a.dtype.hasobject:
             raise TypeError(f"cannot send an array of dtype {a.dtype}: only plain numeric arrays travel")
         if not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
-        meta.append([a.dtype.str, list(a.shape), a.nbytes])
-        if a.nbytes:
-            bufs.append(memoryview(a.reshape(-1).view(np.uint8)))
-            payload += a.nbytes
+        n = a.nbytes
+        meta.append([a.dtype.str, list(a.shape), n])
+        if n:
+            bufs.append(memoryview(a).cast("B"))
+            payload += n
     header = msgpack.packb(meta, use_bin_type=True)
     return _LEN.pack(len(header)) + header, bufs, payload
 
@@ -71,6 +73,8 @@ def _entry(entry: Any) -> tuple[np.dtype, tuple[int, ...], int]:
         raise Malformed(f"unknown dtype {dt!r}") from None
     if dtype.hasobject:
         raise Malformed("object arrays are not accepted")
+    if dtype.itemsize == 0:
+        raise Malformed(f"dtype {dtype} has no size")
     if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
         raise Malformed(f"bad shape {shape!r}")
     if not isinstance(nbytes, int) or nbytes != dtype.itemsize * math.prod(shape):
@@ -78,30 +82,52 @@ def _entry(entry: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     return dtype, tuple(shape), nbytes
 
 
+Layout = tuple[list, list[tuple[np.dtype, tuple[int, ...], int]], int]
+_LAYOUTS: dict[bytes, Layout] = {}  # a message header's bytes -> its checked layout (rounds repeat them)
+LAYOUT_CACHE = 4096
+
+
+def _layout(raw: bytes) -> Any:
+    """The decoded header, and for a data message its checked entries and payload size (cached:
+    a loop sends the same layout every trip; the check depends on the bytes alone)."""
+    hit = _LAYOUTS.get(raw)
+    if hit is not None:
+        return hit
+    try:
+        header = msgpack.unpackb(raw, raw=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise Malformed(f"undecodable header ({exc})") from None
+    if isinstance(header, dict):
+        return header
+    if not isinstance(header, list):
+        raise Malformed("a header that is neither a message nor a control frame")
+    entries = [_entry(entry) for entry in header]
+    layout = (header, entries, sum(nbytes for _, _, nbytes in entries))
+    if len(_LAYOUTS) < LAYOUT_CACHE:
+        _LAYOUTS[raw] = layout
+    return layout
+
+
 async def read_frame(reader: asyncio.StreamReader, max_payload: int = DEFAULT_MAX_PAYLOAD,
                      max_header: int = MAX_HEADER) -> tuple[Any, Arrays | None, int, int]:
     """One frame: (header, arrays or None for control frames, payload bytes, wire bytes).
 
-    The arrays are read-only views of the received bytes (no extra copy)."""
+    The arrays are read-only views of one buffer of received bytes (no extra copy)."""
     (n,) = _LEN.unpack(await reader.readexactly(8))
     if n > max_header:
         raise Malformed(f"a header of {n} bytes")
-    try:
-        header = msgpack.unpackb(await reader.readexactly(n), raw=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise Malformed(f"undecodable header ({exc})") from None
-    if isinstance(header, dict):
-        return header, None, 0, 8 + n
-    if not isinstance(header, list):
-        raise Malformed("a header that is neither a message nor a control frame")
-    entries = [_entry(entry) for entry in header]
-    total = sum(nbytes for _, _, nbytes in entries)
+    layout = _layout(await reader.readexactly(n))
+    if isinstance(layout, dict):
+        return layout, None, 0, 8 + n
+    header, entries, total = layout
     if total > max_payload:  # refused before a byte of it is read
         raise Malformed(f"a message of {total:,} bytes, more than the {max_payload:,} this program can send")
+    data = await reader.readexactly(total) if total else b""
     arrays: Arrays = []
+    offset = 0
     for dtype, shape, nbytes in entries:
-        data = await reader.readexactly(nbytes) if nbytes else b""
-        arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
+        arrays.append(np.frombuffer(data, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset).reshape(shape))
+        offset += nbytes
     return header, arrays, total, 8 + n + total
 
 

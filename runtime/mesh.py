@@ -6,14 +6,16 @@ gives the same interface to parties running as tasks in one event loop (tests an
 API). Both share `MeshBase`: one inbox per peer, the first failure wakes every pending ``recv``,
 and the traffic counters the VM and the tests read.
 
-A background task per TCP peer reads continuously, so a peer's sends never stall on our compute.
-Arrays returned by ``recv`` are read-only; ``send`` returns once the data is handed to the OS, so
-the caller may then reuse its arrays. `shape(LinkShape)` turns on WAN emulation (veil.runtime.shaping):
+Each TCP peer's bytes are parsed as they arrive (veil.runtime.frame_reader), so a peer's sends
+never stall on our compute. Arrays returned by ``recv`` are read-only; ``send`` returns once the
+data is handed to the OS or copied, so the caller may then reuse its arrays. A ``recv`` waits on one
+future and one timer (its io timeout), not a task. `shape(LinkShape)` turns on WAN emulation (veil.runtime.shaping):
 each message is then delivered half an RTT after its paced transfer ends.
 """
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, Awaitable, Iterable
 
 import numpy as np
@@ -33,7 +35,8 @@ class MeshBase:
         self.peers = list(peers)
         self.io_timeout = io_timeout
         self.max_payload = DEFAULT_MAX_PAYLOAD  # narrowed to the program's largest message once known
-        self._inbox: dict[str, asyncio.Queue] = {p: asyncio.Queue() for p in self.peers}
+        self._inbox: dict[str, deque] = {p: deque() for p in self.peers}  # messages, then maybe an error
+        self._waiter: dict[str, asyncio.Future] = {}  # the recv waiting on each empty inbox
         self._gone: dict[str, NetworkError] = {}
         self._failure: NetworkError | None = None
         self._closed = False
@@ -84,21 +87,48 @@ class MeshBase:
         """Record the first mesh-wide failure and wake every pending recv."""
         if self._failure is None:
             self._failure = exc
-            for q in self._inbox.values():
-                q.put_nowait(exc)
+            for peer in self.peers:
+                self._put(peer, exc)
 
     def _peer_gone(self, peer: str, exc: NetworkError) -> None:
         """The peer closed cleanly: later recvs from it fail once its queued messages are read."""
         if peer not in self._gone:
             self._gone[peer] = exc
-            self._inbox[peer].put_nowait(exc)
+            self._put(peer, exc)
 
     def _deliver(self, peer: str, arrays: Arrays, payload: int, wire: int) -> None:
         """A message from `peer` arrived: count it and queue it."""
         self.bytes_received[peer] += payload
         self.wire_bytes_received[peer] += wire
         self.messages_received[peer] += 1
-        self._inbox[peer].put_nowait(arrays)
+        self._put(peer, arrays)
+
+    def _put(self, peer: str, item: Arrays | NetworkError) -> None:
+        """Queue a message (or the error that ends the inbox) and wake the recv waiting for it."""
+        self._inbox[peer].append(item)
+        waiter = self._waiter.pop(peer, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _arrival(self, peer: str) -> None:
+        """Wait until `peer`'s inbox is not empty: one future and (with an io timeout) one timer,
+        no task; a cancelled wait leaves the inbox untouched (no message is lost)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter[peer] = loop.create_future()
+        timer = None
+        if self.io_timeout is not None:
+            timer = loop.call_later(self.io_timeout, _expire, waiter)
+        try:
+            await waiter
+        except TimeoutError:
+            raise NetworkError(
+                f"{self.me} got no message from {peer} within {secs(self.io_timeout or 0)} s (io timeout)"
+            ) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._waiter.get(peer) is waiter:
+                del self._waiter[peer]
 
     def _count_sent(self, peer: str, payload: int, wire: int) -> None:
         """Count one message sent to `peer`."""
@@ -123,18 +153,12 @@ class MeshBase:
     async def recv(self, peer: str) -> Arrays:
         """The next message from `peer`; NetworkError if the peer is lost, aborted or silent too long."""
         self._check_usable(peer)
-        q = self._inbox[peer]
-        if q.empty():
+        box = self._inbox[peer]
+        if not box:
             if peer in self._gone:
                 raise _fresh(self._gone[peer])
-            try:
-                item = await asyncio.wait_for(q.get(), self.io_timeout)
-            except TimeoutError:
-                raise NetworkError(
-                    f"{self.me} got no message from {peer} within {secs(self.io_timeout or 0)} s (io timeout)"
-                ) from None
-        else:
-            item = q.get_nowait()
+            await self._arrival(peer)
+        item = box.popleft()
         if isinstance(item, NetworkError):
             raise _fresh(self._failure or item)
         if self._failure is not None:
@@ -172,6 +196,12 @@ class PeerAborted(NetworkError):
         self.origin = origin
         self.reason = reason
         self.early = early  # it failed before it connected (its abort before start)
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    """A recv's io timeout fired: its wait ends in TimeoutError."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _fresh(exc: NetworkError) -> NetworkError:

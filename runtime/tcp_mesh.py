@@ -1,5 +1,6 @@
-"""The party mesh over TCP (optionally TLS): per-peer read loops, heartbeats, relayed aborts, and
-the final all-done exchange.
+"""The party mesh over TCP (optionally TLS): per-peer frame readers, heartbeats, relayed aborts,
+and the final all-done exchange. A small message (up to 64 KiB) is copied and written straight to
+the transport with no wait; a big one, or a link whose backlog passed 1 MiB, waits for the OS.
 
 Connections join the mesh one by one as veil.runtime.connect authenticates them (`attach`), so an
 abort or a lost link during set-up is seen at once and relayed like one during the run. Every link
@@ -11,16 +12,18 @@ their frames are waiting unread in the socket, not missing.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Callable
 
 from veil.runtime.diagnostics import NetworkError
 
-from .framing import (Arrays, Malformed, close_writer, control_frame, failure_reason, log, pack_message,
-                      read_frame, secs)
+from .framing import Arrays, Malformed, close_writer, control_frame, failure_reason, log, pack_message, secs
+from .frame_reader import FrameReader
 from .mesh import MeshBase, PeerAborted, _fresh
 
 CLOSE_GRACE = 0.5               # seconds close() waits for peers to say goodbye too
 HEARTBEAT_TIMEOUT = 30.0        # default seconds of silence after which a peer counts as lost
+SMALL_MESSAGE = 1 << 16         # wire bytes up to which a message is copied and written without a wait
+BACKLOG = 1 << 20               # buffered bytes on a link above which a small send waits (back-pressure)
 MAX_REASON = 4000               # characters of an abort reason that travel (control frames are small)
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -45,7 +48,7 @@ class Mesh(MeshBase):
         self.log = logger
         self._writers: dict[str, asyncio.StreamWriter] = {}
         self._tls: dict[str, bool] = {}
-        self._readers: dict[str, asyncio.Task] = {}
+        self._readers: dict[str, asyncio.Future] = {}  # per peer: done once its frames stop being read
         self._seen: dict[str, float] = {}
         self._done_from: set[str] = set()
         self._settled = asyncio.Event()    # every peer said done, or the mesh failed
@@ -68,7 +71,7 @@ class Mesh(MeshBase):
             # drain() then waits until everything was handed to the OS: the caller may reuse arrays
             writer.transport.set_write_buffer_limits(high=0)
         self._seen[peer] = asyncio.get_running_loop().time()
-        self._readers[peer] = asyncio.ensure_future(self._read_loop(peer, reader))
+        self._readers[peer] = FrameReader.take_over(self, peer, reader, writer).ended
 
     def _fail(self, exc: NetworkError) -> None:
         """Record the first failure, wake every waiter (recv, finish, the connector)."""
@@ -78,24 +81,20 @@ class Mesh(MeshBase):
 
     # -- reading
 
-    async def _read_loop(self, peer: str, reader: asyncio.StreamReader) -> None:
-        """Read frames from `peer` until it says bye or the connection ends."""
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                header, arrays, payload, wire = await read_frame(reader, self.max_payload)
-                self._seen[peer] = loop.time()
-                if arrays is not None:
-                    if self._failure is None:
-                        self._deliver(peer, arrays, payload, wire)
-                    continue
-                if self._control(peer, header):
-                    return
-        except Malformed as exc:
+    def _frame(self, peer: str, header: Any, arrays: Arrays | None, payload: int, wire: int) -> bool:
+        """One frame from `peer` (called by its FrameReader); True when the peer said goodbye."""
+        if arrays is not None:
+            if self._failure is None:
+                self._deliver(peer, arrays, payload, wire)
+            return False
+        return self._control(peer, header)
+
+    def _read_failed(self, peer: str, exc: BaseException) -> None:
+        """The peer's stream broke: a malformed frame, or the connection ended without a goodbye."""
+        if isinstance(exc, Malformed):
             self._fail(NetworkError(f"{self.me} received a malformed message from {peer}: {exc}"))
-        except (asyncio.IncompleteReadError, OSError) as exc:  # ssl.SSLError is an OSError
-            if not self._closed:
-                self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(exc)})"))
+        elif not self._closed:
+            self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(exc)})"))
 
     def _control(self, peer: str, header: dict) -> bool:
         """Act on one control frame; True when the peer said goodbye."""
@@ -162,16 +161,23 @@ class Mesh(MeshBase):
     # -- sending
 
     async def send(self, peer: str, arrays: Arrays) -> None:
-        """Send one message; returns when the bytes are with the OS (arrays may then be reused)."""
+        """Send one message; returns when the bytes are with the OS or copied (arrays may then be
+        reused). A small message is written straight to the transport, without a wait, unless the
+        link's backlog is large (back-pressure); a big one waits until the OS has it all."""
         self._check_sendable(peer)
         head, bufs, payload = pack_message(arrays)
+        wire = len(head) + payload
         if self._links:
             data = b"".join([head, *bufs])  # the link keeps a copy: the caller may reuse its arrays
             self._links[peer].submit(len(data), lambda: self._write_shaped(peer, data))
-            self._count_sent(peer, payload, len(head) + payload)
-            return
-        await self._write(peer, head, bufs)
-        self._count_sent(peer, payload, len(head) + payload)
+        elif wire <= SMALL_MESSAGE:
+            self._write_now(peer, b"".join([head, *bufs]) if bufs else head)  # a copy: no wait needed
+            transport = self._writers[peer].transport
+            if transport.is_closing() or transport.get_write_buffer_size() > BACKLOG:
+                await self._drain(peer)  # raises on a lost link; waits while the peer lags
+        else:
+            await self._write(peer, head, bufs)
+        self._count_sent(peer, payload, wire)
 
     async def _write_shaped(self, peer: str, data: bytes) -> None:
         """A shaped message's delivery: write it now; a failure fails the mesh (nobody awaits it)."""
@@ -182,22 +188,40 @@ class Mesh(MeshBase):
         except NetworkError:
             pass  # already recorded by _write: the next send or recv raises it
 
-    async def _write(self, peer: str, head: bytes, bufs: list[memoryview]) -> None:
-        """Hand one message to the OS, failing the mesh on an error or a timeout."""
-        writer = self._writers[peer]
+    def _write_now(self, peer: str, data: bytes) -> None:
+        """Hand bytes the caller no longer owns to the transport (it sends at once or buffers them)."""
         try:
-            if self._tls[peer]:
-                writer.write(b"".join([head, *bufs]))  # a copy: the SSL layer keeps what it is given
-            else:
+            self._writers[peer].write(data)
+        except (OSError, RuntimeError) as err:
+            self._lost(peer, err)
+
+    def _lost(self, peer: str, err: BaseException) -> None:
+        """A write failed: the mesh fails naming the link, and the sender gets the error."""
+        self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(err)})"))
+        raise _fresh(self._failure) from None  # type: ignore[arg-type]
+
+    async def _write(self, peer: str, head: bytes, bufs: list[memoryview]) -> None:
+        """Hand one (big) message to the OS and wait until it has all of it."""
+        writer = self._writers[peer]
+        if self._tls[peer]:
+            self._write_now(peer, b"".join([head, *bufs]))  # a copy: the SSL layer keeps what it is given
+        else:
+            try:
                 writer.writelines([head, *bufs])
-            await asyncio.wait_for(writer.drain(), self.io_timeout)
+            except (OSError, RuntimeError) as err:
+                self._lost(peer, err)
+        await self._drain(peer)
+
+    async def _drain(self, peer: str) -> None:
+        """Wait until the link's buffer is with the OS, failing the mesh on an error or the io timeout."""
+        try:
+            await asyncio.wait_for(self._writers[peer].drain(), self.io_timeout)
         except TimeoutError:
             exc = NetworkError(f"{self.me} could not send to {peer} within {secs(self.io_timeout or 0)} s (io timeout)")
             self._fail(exc)
             raise _fresh(exc) from None
         except (OSError, RuntimeError) as err:
-            self._fail(NetworkError(f"{self.me} lost the connection to {peer} ({failure_reason(err)})"))
-            raise _fresh(self._failure) from None  # type: ignore[arg-type]
+            self._lost(peer, err)
 
     async def finish(self) -> None:
         """The all-done exchange: tell every peer this party finished the program and wait until

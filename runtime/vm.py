@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from .diagnostics import NetworkError, RuntimeFailure, Span
 from .protocols.base import Context, Exchange, Protocol
 from .protocols.common import COMMON
 from .ops import OPS
-from .ring import asring
 
 
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
@@ -23,6 +21,18 @@ ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecod
 # gets a turn between instructions at least this often, so heartbeats go out during long steps.
 OFFLOAD_ELEMENTS = 1 << 20
 YIELD_SECONDS = 0.05
+
+
+def _clone(ctx: Context) -> Context:
+    """A shallow copy of a kernel's context (what copy.copy does, without its generic machinery)."""
+    new = object.__new__(type(ctx))
+    new.__dict__.update(ctx.__dict__)
+    return new
+
+
+def _ring_int(v: int) -> np.ndarray:
+    """A Python int as a 0-d ring array (two's complement), as asring(np.int64(v)) gives it."""
+    return np.array(v & 0xFFFF_FFFF_FFFF_FFFF, dtype=np.uint64)
 
 
 def _elements(x: Any) -> int:
@@ -75,6 +85,7 @@ class VM:
     loops: list[list] = field(default_factory=list)  # [[Loop, iteration], ...] running, outermost first
     histories: dict[str, tuple[list, tuple[int, ...], str, int]] = field(default_factory=dict)
     _yielded: float = 0.0
+    _kernels: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict)  # iid -> (spec, attrs)
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -93,18 +104,18 @@ class VM:
             if time.perf_counter() - self._yielded > YIELD_SECONDS:
                 await asyncio.sleep(0)
                 self._yielded = time.perf_counter()
-            match ins:
-                case OpInstr():
-                    if sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS:
-                        await asyncio.to_thread(self.op, ins)
-                    else:
-                        self.op(ins)
+            match ins:  # the instructions of every round first
                 case KernelInstr():
                     self.start_kernel(ins)
                 case Send():
                     await self.send()
                 case Recv():
                     await self.recv()
+                case OpInstr():
+                    if sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS:
+                        await asyncio.to_thread(self.op, ins)
+                    else:
+                        self.op(ins)
                 case Loop():
                     await self.loop(ins)
                 case Free():
@@ -125,7 +136,7 @@ class VM:
             here[1] = k
             if self.follow is not None:
                 self.follow.iteration(self.loops)
-            self.regs[ins.ivar] = asring(np.int64(ins.start + k * ins.step))
+            self.regs[ins.ivar] = _ring_int(ins.start + k * ins.step)
             for p, v in zip(ins.params, state):
                 self.regs[p] = v
             await self.block(ins.body)
@@ -199,13 +210,16 @@ class VM:
 
     # ---- kernels and rounds ----------------------------------------------------------------
     def start_kernel(self, ins: KernelInstr) -> None:
-        spec = self.protocol.kernels.get(ins.name) or COMMON[ins.name]
+        known = self._kernels.get(ins.iid)
+        if known is None:  # what never changes between a kernel instruction's runs, looked up once
+            spec = self.protocol.kernels.get(ins.name) or COMMON[ins.name]
+            known = self._kernels[ins.iid] = (spec, {k: (tuple(v) if k == "shape" else v) for k, v in ins.attrs.items()})
+        spec, kw = known
         run = self.runs.get(ins.iid, 0)
         self.runs[ins.iid] = run + 1
-        ctx = copy.copy(self.ctx)  # each kernel keeps its own op id across its rounds
+        ctx = _clone(self.ctx)  # each kernel keeps its own op id across its rounds
         ctx.op = (ins.iid, run)
         args = [self.regs[r] if r is not None else None for r in ins.ins]
-        kw = {k: (tuple(v) if k == "shape" else v) for k, v in ins.attrs.items()}
         self.stats.kernels += 1
         try:
             gen = spec.fn(ctx, *args, **kw)
@@ -225,10 +239,13 @@ class VM:
 
     async def send(self) -> None:
         """A round's first half: ONE message to each peer, bundling every kernel in flight."""
-        sends: dict[str, list[np.ndarray]] = {}
-        for p in self.pending:
-            for peer, arrays in p.exchange.send.items():
-                sends.setdefault(peer, []).extend(arrays)
+        if len(self.pending) == 1:
+            sends = self.pending[0].exchange.send
+        else:
+            sends = {}
+            for p in self.pending:
+                for peer, arrays in p.exchange.send.items():
+                    sends.setdefault(peer, []).extend(arrays)
         try:
             for peer, arrays in sends.items():
                 if arrays:
@@ -244,6 +261,13 @@ class VM:
 
     async def recv(self) -> None:
         """A round's second half: one message from each peer; every kernel in flight resumes."""
+        if len(self.pending) == 1:  # one kernel in flight: its messages are the whole round's
+            p = self.pending[0]
+            received = await self._receive(p.exchange.expect)
+            self.stats.rounds += 1
+            if not self._step(p, {peer: received[peer] if n else [] for peer, n in p.exchange.expect.items()}):
+                self.pending = []
+            return
         expects: dict[str, int] = {}
         for p in self.pending:
             for peer, n in p.exchange.expect.items():
