@@ -244,3 +244,19 @@ def test_large_draws_beyond_the_zero_cache(monkeypatch):
     prg = PRG({"bob": bytes(16)}, native=False)
     assert np.array_equal(prg.draw("bob", (1, 1), 0, (3000,)), reference_draw(bytes(16), (1, 1), 0, 3000))
     assert prg._zeros.size <= 1 << 12
+
+
+@pytest.mark.skipif(not aes_kernel.HAVE_AESNI, reason="AES-NI kernel not available")
+def test_the_path_without_vaes_draws_the_same_words():
+    """The C kernel picks VAES at run time where the CPU has it; VEIL_NO_VAES=1 forces the plain
+    AES-NI loop, which must give the reference's words too (other machines run it)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, sys; from veil.runtime.prg import PRG; "
+            "p = PRG({'bob': bytes(range(7, 23))}, native=True); "
+            "sys.stdout.write(np.concatenate([p.draw('bob', (3, 9), 5, (n,)) for n in (1, 33, 4097, 100001)]).tobytes().hex())")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "VEIL_NO_VAES": "1"},
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    want = np.concatenate([reference_draw(bytes(range(7, 23)), (3, 9), 5, n) for n in (1, 33, 4097, 100001)])
+    assert np.array_equal(np.frombuffer(bytes.fromhex(out), dtype=np.uint64), want)
