@@ -6,8 +6,9 @@ parties file and its TLS identity: it dials every peer's listening address (for 
 most) and sends one control frame, {"t": "abort-before-start", "party", "reason"}. The receiver
 (veil.runtime.connect) accepts it only from an authenticated party — with TLS the certificate
 must name that party — and stops with "<party> failed before starting: <reason>". Its answer
-names the peers it is connected to, which it relays the news to: the failing party stops dialling
-those (they may already have stopped). The frame
+names the peers it is connected to, and a second frame, once it has gone on connecting for a
+moment, those it reached since: it relays the news to all of them, so the failing party stops
+dialling those (they may already have stopped). The frame
 carries no program data, so no program hash needs to be exchanged first. On plaintext loopback
 anyone on the machine could send it, the same limit plaintext has for the hello itself.
 """
@@ -25,8 +26,6 @@ from .tcp_mesh import MAX_REASON
 EARLY_ABORT = "abort-before-start"
 ANNOUNCE_WITHIN = 10.0    # seconds a failing party spends telling its peers (ends once all are told): peers on
                           # busy machines may need several seconds to start listening
-AFTER_TOLD = 3.0          # once a peer is told, it goes on connecting for this long and relays the news
-                          # (connect.LINGER): the rest are dialled no longer than that
 _BROKEN = (asyncio.IncompleteReadError, OSError, TimeoutError, Malformed)
 
 
@@ -58,8 +57,6 @@ async def announce_failure(me: str, peers: list[str], addresses: dict[str, tuple
             relays = t.result()
             if relays is None:
                 continue
-            if not told:   # a told peer relays to those it reaches while it lingers
-                deadline = min(deadline, loop.time() + AFTER_TOLD)
             told.append(tasks[t])
             for other in [o for o in pending if tasks[o] in relays]:   # it relays to them: stop dialling
                 pending.discard(other)
@@ -69,6 +66,11 @@ async def announce_failure(me: str, peers: list[str], addresses: dict[str, tuple
         t.cancel()
     await asyncio.gather(*pending, *stopped, return_exceptions=True)
     return sorted(told)
+
+
+def _names(x: object) -> list[str]:
+    """The party names in a peer's relay list (anything else is ignored)."""
+    return [r for r in x if isinstance(r, str)] if isinstance(x, list) else []
 
 
 async def _tell(me: str, peer: str, address: tuple[str, int], frame: bytes, ssl_client: ssl.SSLContext | None,
@@ -96,10 +98,15 @@ async def _tell(me: str, peer: str, address: tuple[str, int], frame: bytes, ssl_
             await asyncio.wait_for(writer.drain(), max(deadline - loop.time(), 0.1))
             # its answer (or its close) means the frame was read before we go away
             answer = await asyncio.wait_for(read_control(reader), max(deadline - loop.time(), 0.1))
-            relays = answer.get("relays")
             if answer.get("t") != "ok":
                 return None
-            return [r for r in relays if isinstance(r, str)] if isinstance(relays, list) else []
+            relays = _names(answer.get("relays"))
+            try:   # once it has lingered, it says which peers it relays the news to
+                later = await asyncio.wait_for(read_control(reader), max(deadline - loop.time(), 0.1))
+                relays += _names(later.get("relays")) if later.get("t") == "relays" else []
+            except _BROKEN:
+                pass
+            return relays
         except _BROKEN:
             return None
         finally:

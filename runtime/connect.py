@@ -88,6 +88,7 @@ async def connect_mesh(
         if isinstance(first, PeerAborted) and first.early:
             connector.contacted.add(first.origin)   # it is not coming: no lingering for it
         await connector.linger(LINGER)
+        await connector.report_relays()
         await connector.close()
         await mesh.abort(err.message)
         if isinstance(first, PeerAborted):
@@ -140,6 +141,9 @@ class _Connector:
         self.tasks: list[asyncio.Future] = []
         self.task_peer: dict[asyncio.Future, str] = {}
         self.contacted: set[str] = set()   # peers whose handshake got as far as their hello
+        # parties that told us they failed before starting: their connection stays open until we
+        # can say which peers we relayed it to (report_relays), so they stop dialling those
+        self.informants: list[tuple[str, asyncio.StreamWriter]] = []
         self.waiting: asyncio.Future | None = None
 
     def remaining(self) -> float:
@@ -167,8 +171,25 @@ class _Connector:
         if pending and seconds > 0:
             await asyncio.wait(pending, timeout=seconds)
 
+    async def report_relays(self) -> None:
+        """Tell each party that failed before starting which peers hear it from us (all connected
+        ones, once lingering is over), then close its connection."""
+        for party, writer in self.informants:
+            try:
+                writer.write(control_frame({"t": "relays", "relays": [p for p in self.mesh.attached if p != party]}))
+            except (OSError, RuntimeError):
+                continue
+            await _drain_briefly(writer)
+        self._drop_informants()
+
+    def _drop_informants(self) -> None:
+        for _, writer in self.informants:
+            close_writer(writer)
+        self.informants = []
+
     async def close(self) -> None:
         """Stop dialling, accepting and logging."""
+        self._drop_informants()
         jobs = [t for t in (*self.tasks, self.waiting) if t is not None]
         for t in jobs:
             t.cancel()
@@ -334,8 +355,7 @@ class _Connector:
             self.log(f"{self.me}: {ab.party} failed before starting: {ab.reason}")
             self.mesh._fail(PeerAborted(ab.party, ab.reason, early=True))
             if writer is not None:
-                await _drain_briefly(writer)
-                close_writer(writer)
+                self.informants.append((ab.party, writer))
         except _Stranger as why:
             self.strangers.append(f"{src} {why}")
             self.log(f"{self.me}: dropped a connection from {src}: {why}")
