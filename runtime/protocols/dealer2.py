@@ -84,69 +84,46 @@ def _reveal_to_cost(compute: list[str], n: int, party: str, **_: Any) -> Cost:
 # ---- multiplication with Beaver triples ------------------------------------------------------
 
 def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> KernelGen:
-    """My additive share of prod(x, y) from a dealer triple (a, b, c = prod(a, b)); 1 round."""
+    """My additive share of prod(x, y) from a dealer triple (a, b, c = prod(a, b)); 1 round.
+    a and b come from one bulk draw per key where they have one shape (elementwise products)."""
     p0, p1, d = _parties(ctx)
     xs, ys = np.shape(x), np.shape(y)
     if ctx.index == 2:
-        a = ctx.rand(p0, S_A, xs) + ctx.rand(p1, S_A, xs)
-        b = ctx.rand(p0, S_B, ys) + ctx.rand(p1, S_B, ys)
-        c = asring(prod(a, b))
-        yield Exchange(send={p1: [c - ctx.rand(p0, S_C, c.shape)]})
+        a, b = _draw_ab(ctx, p0, xs, ys)
+        a1, b1 = _draw_ab(ctx, p1, xs, ys)
+        c = asring(prod(np.add(a, a1, out=a), np.add(b, b1, out=b)))
+        yield Exchange(send={p1: [np.subtract(c, ctx.rand(p0, S_C, c.shape), out=c)]})
         return _zeros(c.shape)
     other = p1 if ctx.index == 0 else p0
-    a_i, b_i = ctx.rand(d, S_A, xs), ctx.rand(d, S_B, ys)
-    e_i, f_i = asring(x - a_i), asring(y - b_i)
+    a_i, b_i = _draw_ab(ctx, d, xs, ys)
+    e_i, f_i = _minus(x, a_i), _minus(y, b_i)
     got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
-    e = asring(e_i + got[other][0].reshape(xs))
-    f = asring(f_i + got[other][1].reshape(ys))
-    z = asring(prod(e, b_i) + prod(a_i, f))
+    e = np.add(e_i, got[other][0].reshape(xs), out=e_i)
+    f = np.add(f_i, got[other][1].reshape(ys), out=f_i)
+    z = asring(prod(e, b_i))
+    np.add(z, prod(a_i, f), out=z)
     if ctx.index == 0:
-        return asring(z + ctx.rand(d, S_C, z.shape) + prod(e, f))
-    return asring(z + got[d][0].reshape(z.shape))
+        np.add(z, ctx.rand(d, S_C, z.shape), out=z)
+        return np.add(z, prod(e, f), out=z)
+    return np.add(z, got[d][0].reshape(z.shape), out=z)
 
 
-def _beaver_elementwise(ctx: Context, x: np.ndarray, y: np.ndarray) -> KernelGen:
-    """_beaver for an elementwise product of equal shapes: the same words, each party's draws
-    under one key in one call, and the arithmetic in place on flat arrays."""
-    p0, p1, d = _parties(ctx)
-    shape, n = np.shape(x), int(np.size(x))
-    if ctx.index == 2:
-        a, b, c0 = ctx.rand_many(p0, (S_A, S_B, S_C), n)
-        a1, b1 = ctx.rand_many(p1, (S_A, S_B), n)
-        np.add(a, a1, out=a)
-        np.add(b, b1, out=b)
-        np.multiply(a, b, out=a)
-        yield Exchange(send={p1: [np.subtract(a, c0, out=a)]})
-        return _zeros(shape)
-    other = p1 if ctx.index == 0 else p0
-    if ctx.index == 0:
-        a_i, b_i, c_i = ctx.rand_many(d, (S_A, S_B, S_C), n)
-    else:
-        a_i, b_i = ctx.rand_many(d, (S_A, S_B), n)
-    e_i, f_i = np.subtract(_flat(x), a_i), np.subtract(_flat(y), b_i)
-    got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
-    e = np.add(e_i, _flat(got[other][0]))
-    f = np.add(f_i, _flat(got[other][1]))
-    z = np.multiply(e, b_i)
-    np.add(z, np.multiply(a_i, f, out=a_i), out=z)
-    if ctx.index == 0:
-        np.add(z, c_i, out=z)
-        np.add(z, np.multiply(e, f, out=e), out=z)
-    else:
-        np.add(z, _flat(got[d][0]), out=z)
-    return z.reshape(shape)
+def _draw_ab(ctx: Context, peer: str, xs: tuple[int, ...], ys: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The triple's a (x's shape) and b (y's) under `peer`'s key: one call when the shapes agree."""
+    if xs != ys:
+        return ctx.rand(peer, S_A, xs), ctx.rand(peer, S_B, ys)
+    a, b = ctx.rand_many(peer, (S_A, S_B), int(np.prod(xs, dtype=np.int64)))
+    return a.reshape(xs), b.reshape(ys)
 
 
-def _elementwise(x: np.ndarray, y: np.ndarray) -> bool:
-    """Both operands of one shape (what the bulk, in-place Beaver path handles)."""
-    return np.shape(x) == np.shape(y)
+def _minus(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """x - r as a fresh ring array of x's shape (0-d stays an array, so it never warns on wrap)."""
+    return np.subtract(x, r, out=np.empty(np.shape(x), dtype=U64), dtype=U64)
 
 
 @kernel(KERNELS, _mul_cost, counts=("multiplications",))
 def mul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
     """Elementwise product of two secrets (no truncation): 1 round."""
-    if _elementwise(x, y):
-        return (yield from _beaver_elementwise(ctx, x, y))
     return (yield from _beaver(ctx, x, y, np.multiply))
 
 
@@ -194,10 +171,7 @@ def trunc(ctx: Context, x: np.ndarray, bits: int, **_: Any) -> KernelGen:
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
 def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
     """Product then truncation: 2 rounds."""
-    if _elementwise(x, y):
-        z = yield from _beaver_elementwise(ctx, x, y)
-    else:
-        z = yield from _beaver(ctx, x, y, np.multiply)
+    z = yield from _beaver(ctx, x, y, np.multiply)
     return (yield from _trunc(ctx, z, bits))
 
 

@@ -116,12 +116,18 @@ def _cross(x: Share, y: Share, prod: Callable[[np.ndarray, np.ndarray], np.ndarr
     return asring(prod(xa, ya + yb) + prod(xb, ya))
 
 
-def _mul_share(x: Share, y: Share) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Elementwise product share, flat, and the output shape."""
+def _factors(x: Share, y: Share) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """The flat components of two equally shaped factors, and their shape."""
     xa, xb, shape = _components(x)
     ya, yb, yshape = _components(y)
     if yshape != shape:
         raise ValueError(f"rep3 mul needs equal shapes, got {shape} and {yshape}")
+    return xa, xb, ya, yb, shape
+
+
+def _mul_share(x: Share, y: Share) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Elementwise product share, flat, and the output shape."""
+    xa, xb, ya, yb, shape = _factors(x, y)
     return _cross((xa, xb), (ya, yb), np.multiply), shape
 
 
@@ -170,11 +176,8 @@ def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
 
 def trunc_product(ctx: Context, x: Share, y: Share, m: int) -> KernelGen:
     """trunc_additive of my product share of x*y, the product computed inside the first pass."""
-    xa, xb, shape = _components(x)
-    ya, yb, yshape = _components(y)
-    if yshape != shape:
-        raise ValueError(f"rep3 mul needs equal shapes, got {shape} and {yshape}")
-    return (yield from _trunc(ctx, (xa, xb, ya, yb), m))
+    *factors, _ = _factors(x, y)
+    return (yield from _trunc(ctx, tuple(factors), m))
 
 
 def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
