@@ -5,10 +5,9 @@ before it has connected, so no mesh exists to relay its failure. It still knows 
 parties file and its TLS identity: it dials every peer's listening address (for a few seconds at
 most) and sends one control frame, {"t": "abort-before-start", "party", "reason"}. The receiver
 (veil.runtime.connect) accepts it only from an authenticated party — with TLS the certificate
-must name that party — and stops with "<party> failed before starting: <reason>". Its answer
-names the peers it is connected to, and a second frame, once it has gone on connecting for a
-moment, those it reached since: it relays the news to all of them, so the failing party stops
-dialling those (they may already have stopped). The frame
+must name that party — and stops with "<party> failed before starting: <reason>". It answers
+"ok", and once it has gone on connecting for a moment, names every peer it is connected to: it
+relays the news to them, so the failing party stops dialling those (they may have stopped). The frame
 carries no program data, so no program hash needs to be exchanged first. On plaintext loopback
 anyone on the machine could send it, the same limit plaintext has for the hello itself.
 """
@@ -68,11 +67,6 @@ async def announce_failure(me: str, peers: list[str], addresses: dict[str, tuple
     return sorted(told)
 
 
-def _names(x: object) -> list[str]:
-    """The party names in a peer's relay list (anything else is ignored)."""
-    return [r for r in x if isinstance(r, str)] if isinstance(x, list) else []
-
-
 async def _tell(me: str, peer: str, address: tuple[str, int], frame: bytes, ssl_client: ssl.SSLContext | None,
                 deadline: float) -> list[str] | None:
     """Dial `peer` until the deadline, check its certificate, send the frame, await its answer;
@@ -100,13 +94,12 @@ async def _tell(me: str, peer: str, address: tuple[str, int], frame: bytes, ssl_
             answer = await asyncio.wait_for(read_control(reader), max(deadline - loop.time(), 0.1))
             if answer.get("t") != "ok":
                 return None
-            relays = _names(answer.get("relays"))
             try:   # once it has lingered, it says which peers it relays the news to
                 later = await asyncio.wait_for(read_control(reader), max(deadline - loop.time(), 0.1))
-                relays += _names(later.get("relays")) if later.get("t") == "relays" else []
             except _BROKEN:
-                pass
-            return relays
+                return []
+            relays = later.get("relays") if later.get("t") == "relays" else None
+            return [r for r in relays if isinstance(r, str)] if isinstance(relays, list) else []
         except _BROKEN:
             return None
         finally:

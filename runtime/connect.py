@@ -470,8 +470,8 @@ class _Connector:
             if cn != party:
                 return _Stranger(f"it sent an abort before start in the name of {party} "
                                  f"with the certificate of {cn!r}")
-        try:   # the peers connected here hear it relayed: the failing party need not wait for them
-            writer.write(control_frame({"t": "ok", "relays": [p for p in self.mesh.attached if p != party]}))
+        try:   # which peers hear it relayed follows once lingering is over (report_relays)
+            writer.write(control_frame({"t": "ok"}))
         except (OSError, RuntimeError):
             pass
         return _EarlyAbort(party, reason)
