@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from veil.cffi_kernels import aes as _aes
 from veil.runtime.diagnostics import NetworkError
 from veil.runtime.protocols.base import PRGSource
-from veil.runtime.ring import retain_freed_memory
 
 KEY_BYTES = 16
 MAX_INSTR = 1 << 32
@@ -140,11 +139,7 @@ class PRG(PRGSource):
 
 
 async def agree_keys(me: str, peers: list[str], mesh: Any) -> PRG:
-    """One fresh key per pair (made by the party whose name sorts first) plus a private key.
-
-    A party's session starts here, so this is also where its process is told to keep freed memory
-    (large kernels' arrays would otherwise page-fault afresh on every loop trip)."""
-    retain_freed_memory()
+    """One fresh key per pair (made by the party whose name sorts first) plus a private key."""
     others = sorted(p for p in set(peers) if p != me)
     keys: dict[str | None, bytes] = {None: secrets.token_bytes(KEY_BYTES)}
     for peer in others:  # send every key I make before waiting, so no pair waits on another

@@ -260,8 +260,10 @@ def run_party(build_dir: str, party: str, config_path: str, overrides: dict[str,
     `trace`: a Chrome-trace file of the run, `insecure`: plaintext off loopback)."""
     from .config import load_parties
     from .net import install_event_loop_policy
+    from .ring import retain_freed_memory
 
     install_event_loop_policy()
+    retain_freed_memory()   # this process is one party: large kernels' freed arrays are reused, not faulted afresh
     config, ssl_pair, parties, secured = None, None, None, False
     try:   # everything this party can find wrong on its own, before any communication
         manifest, files = load_build_dir(build_dir)
