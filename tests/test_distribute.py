@@ -96,7 +96,8 @@ def test_the_factor_merges_into_the_terms_constant(rng):
     assert sum("trunc(" in line for line in lines) == 3  # the term's, the label's, the matmul's
     last = lines[-2]                                      # c's own product and truncation are gone:
     assert "matmul" in lines[-3] and "trunc(" in last and "bits=22" in last   # 16 + 22 - (22 - 6)
-    assert "fix@24" in text(after) and "mul(%4, %16)" in text(after)    # c merged into 0.3
+    merged = [op.out for op in after.body.ops if op.opcode == "const" and op.out.type.scale == 24]
+    assert len(merged) == 1 and f"mul(%4, {merged[0]})" in text(after)  # c merged into 0.3
     same_results(b.prog, after, rng, ulps=3)
 
 

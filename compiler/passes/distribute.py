@@ -13,14 +13,15 @@ original scale. T' is built from T's definition, recursively:
 
 - a linear op (add, sub, neg, sum, transpose, broadcast, slices, ...): the same op of its scaled
   operands; a public constant operand becomes the constant times c;
-- a truncated product trunc(a * b, t): the product of a and the scaled b, still truncated by t,
-  where b is a public constant (c merges into it: no new truncation) or a secret scaled in turn;
-- any other secret v: a new truncation trunc(v * c, scale(c) - e) — taken only where it does not
-  delay the result, and truncating no more elements than the rewrite removes.
+- a truncation, a selection's branches: the same op of the scaled operand(s);
+- a product a * b: a times the scaled b, where b is a public constant (c merges into it: no new
+  truncation) or a secret scaled in turn (the cheapest choice);
+- any other secret v: a new truncation trunc(v * c, scale(c) - e) (the labels, ready early).
 
 A trunc of the result that follows a new truncation merges into it (floor of a floor is one floor).
 The rewrite is kept only when the round model (compiler/rounds.py) says the result is ready
-earlier. Range: every new intermediate carries at most its original's integer magnitude (c's
+earlier (or as early, reusing values an earlier rewrite scaled: c * sum(g) after c * (x.T @ g)),
+and its new truncations handle no more elements than the one it removes. Range: every new intermediate carries at most its original's integer magnitude (c's
 factor |c| 2^e <= 1, merged constants likewise), so nothing grows beyond what the original
 computed. Precision: each truncation is off by at most one unit of its own scale; the scaled
 terms are at e more fractional bits, so their errors shrink with the value.
@@ -121,7 +122,6 @@ class _Build:
     prog: Program
     defs: dict[int, Op]
     consts: dict[int, np.ndarray]
-    ready: dict[int, int]
     span: Any
     ops: list[Op] = field(default_factory=list)
 
@@ -140,14 +140,14 @@ def _try(prog: Program, block: Block, at: int, found: tuple[Op, Value, _Factor],
     before, saved = list(block.ops), dict(memo)
     old = ready_times(block, uses, caps)
     defs = {o.out.id: o for o in block.ops if len(o.outs) == 1}
-    build = _Build(prog, defs, consts, old, scaled.span)
-    got = _scale(build, t, factor, memo, budget=old.get(root.out.id, 0))
+    build = _Build(prog, defs, consts, scaled.span)
+    got = _scale(build, t, factor, memo)
     if got is not None and got[1] <= root.out.type.size:
         bits = root.attrs["bits"] + factor.e - factor.const.type.scale
         _finish(build, got[0], bits, root, memo)
         block.ops = [o for o in block.ops[:at] if o is not scaled] + build.ops + block.ops[at + 1:]
         new, was = ready_times(block, _local_uses(block), caps).get(root.out.id, 0), old.get(root.out.id, 0)
-        if new < was or (new == was and sum(o.opcode == "trunc" for o in build.ops) <= 1):
+        if new < was or (new == was and got[1] == 0 and sum(o.opcode == "trunc" for o in build.ops) <= 1):
             _commit(memo, saved, build.ops, root)  # earlier, or as early reusing terms scaled before
             return at + len(build.ops) - 1
     block.ops = before
@@ -187,16 +187,16 @@ def _finish(build: _Build, value: Value, bits: int, root: Op, memo: dict) -> Non
         build.ops.append(Op("trunc", list(root.outs), [value], {"bits": bits}, root.span))
 
 
-def _scale(b: _Build, v: Value, f: _Factor, memo: dict, budget: int) -> tuple[Value, int] | None:
+def _scale(b: _Build, v: Value, f: _Factor, memo: dict) -> tuple[Value, int] | None:
     """c * v at scale(v) + e, and the elements its new truncations handle (none if an earlier
-    rewrite built it); None if it cannot be made without delaying the result."""
+    rewrite built it); None if it cannot be made (a public value that is not a constant, an int)."""
     key = (v.id,) + f.key
     if key not in memo:
-        memo[key] = _scale_new(b, v, f, memo, budget)
+        memo[key] = _scale_new(b, v, f, memo)
     return memo[key]
 
 
-def _scale_new(b: _Build, v: Value, f: _Factor, memo: dict, budget: int) -> tuple[Value, int] | None:
+def _scale_new(b: _Build, v: Value, f: _Factor, memo: dict) -> tuple[Value, int] | None:
     if v.type.dtype != "fix":
         return None
     if v.id in b.consts:
@@ -206,14 +206,14 @@ def _scale_new(b: _Build, v: Value, f: _Factor, memo: dict, budget: int) -> tupl
     if op is not None and len(op.outs) == 1 and op.body is None:
         d = OPS.get(op.opcode)
         if op.opcode in ("mul", "matmul"):
-            got = _scaled_product(b, op, f, memo, budget)
+            got = _scaled_product(b, op, f, memo)
         elif op.opcode == "where":          # c * where(s, x, y) = where(s, c x, c y)
-            got = _scaled_operands(b, op, f, memo, budget, (1, 2))
+            got = _scaled_operands(b, op, f, memo, (1, 2))
         elif op.opcode == "trunc" or (d is not None and d.linear and op.opcode != "retag"):
-            got = _scaled_operands(b, op, f, memo, budget, None)
+            got = _scaled_operands(b, op, f, memo, None)
     if got is not None:
         return got
-    if v.type.vis != SECRET or b.ready.get(v.id, 0) + 2 > budget - 2:
+    if v.type.vis != SECRET:
         return None
     return _new_trunc(b, v, f), v.type.size
 
@@ -228,7 +228,7 @@ def _scaled_const(b: _Build, v: Value, f: _Factor) -> Value:
     return out
 
 
-def _scaled_operands(b: _Build, op: Op, f: _Factor, memo: dict, budget: int,
+def _scaled_operands(b: _Build, op: Op, f: _Factor, memo: dict,
                      which: tuple[int, ...] | None) -> tuple[Value, int] | None:
     """The same op of its scaled data operands (all but index operands, or `which`): a linear op,
     a truncation (floor(c x / 2^t) is c floor(x / 2^t) to a unit), a selection's branches."""
@@ -238,7 +238,7 @@ def _scaled_operands(b: _Build, op: Op, f: _Factor, memo: dict, budget: int,
         if k in keep:
             ins.append(v)
             continue
-        got = _scale(b, v, f, memo, budget)
+        got = _scale(b, v, f, memo)
         if got is None:
             return None
         ins.append(got[0])
@@ -246,12 +246,12 @@ def _scaled_operands(b: _Build, op: Op, f: _Factor, memo: dict, budget: int,
     return b.emit(op.opcode, ins, op.out.type.with_(scale=op.out.type.scale + f.e), dict(op.attrs), op.span), cost
 
 
-def _scaled_product(b: _Build, op: Op, f: _Factor, memo: dict, budget: int) -> tuple[Value, int] | None:
+def _scaled_product(b: _Build, op: Op, f: _Factor, memo: dict) -> tuple[Value, int] | None:
     """a * b with c moved onto one factor: the cheapest that works, a constant first."""
     order = sorted((0, 1), key=lambda k: (op.ins[k].id not in b.consts, op.ins[k].type.size))
     best: tuple[Value, int] | None = None
     for k in order:
-        got = _scale(b, op.ins[k], f, memo, budget)
+        got = _scale(b, op.ins[k], f, memo)
         if got is None:
             continue
         ins = list(op.ins)
