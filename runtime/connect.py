@@ -86,7 +86,7 @@ async def connect_mesh(
     except NetworkError as err:
         first = mesh._failure
         if isinstance(first, PeerAborted) and first.early:
-            connector.contacted.add(first.origin)   # it is not coming: no lingering for it
+            connector.no_wait.add(first.origin)   # it is not coming: no lingering for it
         await connector.linger(LINGER)
         await connector.report_relays()
         await connector.close()
@@ -140,7 +140,9 @@ class _Connector:
         self.server: Listener | None = None
         self.tasks: list[asyncio.Future] = []
         self.task_peer: dict[asyncio.Future, str] = {}
-        self.contacted: set[str] = set()   # peers whose handshake got as far as their hello
+        # peers lingering need not wait for: they failed before starting, or their handshake with us
+        # ended in a refusal either side (they heard why); a handshake still running is waited for
+        self.no_wait: set[str] = set()
         # parties that told us they failed before starting: their connection stays open until we
         # can say which peers we relayed it to (report_relays), so they stop dialling those
         self.informants: list[tuple[str, asyncio.StreamWriter]] = []
@@ -166,7 +168,7 @@ class _Connector:
     async def linger(self, seconds: float) -> None:
         """After a failure: go on connecting for a moment, so that peers not yet connected are
         attached and hear why this party stops (they would otherwise wait for their connect timeout)."""
-        pending = [t for t, p in self.task_peer.items() if not t.done() and p not in self.contacted]
+        pending = [t for t, p in self.task_peer.items() if not t.done() and p not in self.no_wait]
         seconds = min(seconds, self.remaining())
         if pending and seconds > 0:
             await asyncio.wait(pending, timeout=seconds)
@@ -301,6 +303,7 @@ class _Connector:
                 msg = (f"{self.me} refused the party at {where}: expected {peer} there, but its TLS certificate "
                        f"is issued to {cn!r} (check the parties file and each party's certificate)")
                 writer.write(control_frame({"t": "refused", "msg": msg}))
+                self.no_wait.add(peer)
                 raise NetworkError(msg)
         writer.write(control_frame({"t": "hello", "hello": self.hello}))
         try:
@@ -308,19 +311,21 @@ class _Connector:
         except _BROKEN as exc:
             raise early_failure(self.me, peer, where, exc, self.tls, self.timeout) from None
         if reply.get("t") == "refused":
+            self.no_wait.add(peer)
             msg = reply.get("msg")
             raise NetworkError(str(msg) if msg else f"{peer} at {where} refused {self.me}")
         theirs = reply.get("hello")
         if reply.get("t") != "hello" or not isinstance(theirs, dict):
             raise NetworkError(f"{self.me} got no veil handshake from {peer} at {where} (is it a veil party?)")
         party = theirs.get("party")
-        self.contacted.add(peer)
         problem = None
         if party != peer:
             problem = f"{self.me} refused the party at {where}: expected {peer} there, but {party} answered (check the parties file)"
         problem = problem or hello_mismatch(self.me, self.hello, theirs, peer)
         writer.write(control_frame({"t": "error", "msg": problem} if problem else {"t": "ok"}))
         verdict = reply.get("verdict")
+        if problem or verdict:
+            self.no_wait.add(peer)
         if problem:
             await _drain_briefly(writer)
             raise NetworkError(problem)
@@ -351,7 +356,7 @@ class _Connector:
             self.arrived[peer].set_result(None)
             self.log(f"{self.me}: authenticated {peer} from {src}")
         except _EarlyAbort as ab:
-            self.contacted.add(ab.party)   # nothing to wait for: it is not coming
+            self.no_wait.add(ab.party)   # nothing to wait for: it is not coming
             self.log(f"{self.me}: {ab.party} failed before starting: {ab.reason}")
             self.mesh._fail(PeerAborted(ab.party, ab.reason, early=True))
             if writer is not None:
@@ -401,16 +406,19 @@ class _Connector:
     async def _accept_handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, src: str) -> str:
         """Authenticate the dialler, then send our hello and verdict and read its verdict."""
         party, theirs = await self._authenticate(reader, writer, src)
-        self.contacted.add(party)
         problem = hello_mismatch(self.me, self.hello, theirs, party)
         writer.write(control_frame({"t": "hello", "hello": self.hello, "verdict": problem}))
         if problem:
+            self.no_wait.add(party)
             await _drain_briefly(writer)
             raise NetworkError(problem)
-        try:
+        try:   # lingering waits for this answer: the dialler attaches as soon as it has sent it
             answer = await asyncio.wait_for(read_control(reader), self.remaining())
         except _BROKEN as exc:
+            self.no_wait.add(party)
             raise early_failure(self.me, party, src, exc, self.tls, self.timeout) from None
+        if answer.get("t") != "ok":
+            self.no_wait.add(party)
         if answer.get("t") == "error":
             raise NetworkError(str(answer.get("msg")))
         if answer.get("t") != "ok":
@@ -438,6 +446,7 @@ class _Connector:
         if first.get("t") == "refused" and self.tls:
             cn = cert_common_name(writer.get_extra_info("peercert"))
             if cn in self.arrived:  # a party of the deployment, by its certificate, refused our certificate
+                self.no_wait.add(cn)
                 raise NetworkError(str(first.get("msg") or f"{cn} refused {self.me}"))
         theirs = first.get("hello")
         party = theirs.get("party") if isinstance(theirs, dict) else None

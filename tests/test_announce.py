@@ -131,3 +131,33 @@ def test_a_peer_reports_whom_it_reached_while_lingering():
     told, res, took = asyncio.run(main())
     assert told == ["bob", "carol"] and took < 5.0, (told, took)
     assert res[1].message == "alice failed before starting: no input (relayed by bob)", res[1].message
+
+
+def test_a_handshake_under_way_when_the_news_arrives_is_finished_and_told():
+    """alice's handshake with carol is one answer short when bob's abort before start reaches
+    carol: carol waits for that answer while lingering, attaches alice and relays bob's news to
+    her, instead of closing a connection alice already counts as made (she would only see it end)."""
+    from veil.runtime.framing import control_frame, read_control
+
+    addrs = _addresses()
+
+    async def main():
+        carol = asyncio.ensure_future(_connect("carol", addrs))
+        await asyncio.sleep(0.3)
+        reader, writer = await asyncio.open_connection(*addrs["carol"])
+        writer.write(control_frame({"t": "hello", "hello": dict(HELLO, party="alice")}))
+        reply = await read_control(reader)
+        assert reply.get("t") == "hello" and not reply.get("verdict")
+        wrong = {**addrs, "alice": ("127.0.0.1", net.free_ports(1)[0])}   # bob tells carol only
+        await announce_failure("bob", PARTIES, wrong, "no input", within=0.5, logger=lambda _: None)
+        await asyncio.sleep(0.3)
+        writer.write(control_frame({"t": "ok"}))      # alice's last word: she is attached now
+        frame = await asyncio.wait_for(read_control(reader), 5.0)
+        while frame.get("t") == "hb":
+            frame = await asyncio.wait_for(read_control(reader), 5.0)
+        writer.close()
+        return frame, await asyncio.gather(carol, return_exceptions=True)
+
+    frame, res = asyncio.run(main())
+    assert frame.get("t") == "abort" and frame.get("origin") == "bob" and frame.get("early") is True, frame
+    assert res[0].message == "bob failed before starting: no input", res[0].message
