@@ -229,6 +229,26 @@ static void ring_region(const uint64_t *a, const uint64_t *b, uint64_t *c, size_
     }
 }
 
+static int ring_portable_only; /* set by tests to check the portable path against the AVX2 one */
+
+/* Whether the AVX2 path runs: it needs the CPU's support and is not switched off. */
+static int ring_use_avx2(void)
+{
+#ifdef RING_AVX2
+    return !ring_portable_only && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+/* Switch the AVX2 path off (on = 0) or back on (1), or only ask (-1); returns whether it runs. */
+int ring_avx2(int on)
+{
+    if (on >= 0)
+        ring_portable_only = !on;
+    return ring_use_avx2();
+}
+
 /* C = A @ B mod 2^64 for row-major A (m x k), B (k x n), C (m x n); returns 0, or -1 when out of
  * memory (C is then unspecified). */
 int ring_matmul(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, size_t k, size_t n)
@@ -238,7 +258,7 @@ int ring_matmul(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, siz
     if (n < RING_DOT_N && k > 0)
         return ring_matmul_dot(a, b, c, m, k, n);
 #ifdef RING_AVX2
-    if (__builtin_cpu_supports("avx2")) {
+    if (ring_use_avx2()) {
         ring_avx2_body(a, b, NULL, NULL, NULL, NULL, c, m, k, n);
         return 0;
     }
@@ -268,7 +288,7 @@ int ring_matmul2(const uint64_t *a1, const uint64_t *b1, const uint64_t *b1x, co
     if (m == 0 || n == 0)
         return 0;
 #ifdef RING_AVX2
-    if (__builtin_cpu_supports("avx2")) {
+    if (ring_use_avx2()) {
         ring_avx2_body(a1, b1, b1x, a2, b2, b2x, c, m, k, n);
         return 0;
     }

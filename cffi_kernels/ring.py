@@ -175,3 +175,11 @@ def matmul2(a1: Any, b1: Any, a2: Any = None, b2: Any = None, *, b1x: Any = None
     if HAVE_C and a1.size * kn[1] >= SMALL_WORK:
         return matmul2_c(a1, b1, b1x, a2, b2, b2x)
     return matmul2_reference(a1, b1, b1x, a2, b2, b2x)
+
+
+def avx2_path(on: bool | None = None) -> bool:
+    """Whether the C kernels' AVX2 path runs (False without C); `on` switches it off or back on,
+    so tests can check the portable loops against it."""
+    if _lib is None:
+        return False
+    return bool(_lib.ring_avx2(-1 if on is None else int(on)))
