@@ -22,6 +22,9 @@ SMALL_WORK: int = 2048
 # limb products beat numpy's integer loop (measured in programs/bench_kernels.py).
 LIMB_WORK: int = 1 << 18
 LIMB_SIDE: int = 16
+# matmul2: below this many output columns the C kernel's 4-wide tiles waste most lanes, and two
+# calls of matmul() (its dot-product form) are faster (programs/bench_kernels.py, 1000x784 @ 784xn).
+NARROW_N: int = 3
 
 BUILD_HINT = (
     "veil's C ring kernels are not built; falling back to numpy's (slower) integer matmul. "
@@ -172,7 +175,7 @@ def matmul2(a1: Any, b1: Any, a2: Any = None, b2: Any = None, *, b1x: Any = None
         a2 = _operand(a2, (m, k), "A2")
         b2 = _operand(b2, kn, "B2")
         b2x = None if b2x is None else _operand(b2x, kn, "B2x")
-    if HAVE_C and a1.size * kn[1] >= SMALL_WORK:
+    if HAVE_C and a1.size * kn[1] >= SMALL_WORK and kn[1] >= NARROW_N:
         return matmul2_c(a1, b1, b1x, a2, b2, b2x)
     return matmul2_reference(a1, b1, b1x, a2, b2, b2x)
 
