@@ -74,7 +74,9 @@ static void ring_tile(const uint64_t *a, size_t lda, const uint64_t *b, size_t l
  * products (the multiplier ports are the bottleneck: three vpmuludq instead measure 1.5x slower),
  * no shifts in the inner loop, and a 4x4 tile of C held in registers. */
 #define RING_TM 4           /* rows of the register tile */
+#ifndef RING_TK
 #define RING_TK 256         /* depth per pass: a k x 4 panel of B (8 KiB per term) stays in L1 */
+#endif
 
 __attribute__((target("avx2")))
 static inline __m256i ring_fold(__m256i lo, __m256i cross)

@@ -1,7 +1,7 @@
 """Benchmark: the C ring matmul and the float64-BLAS limb product (the fallback without C) against
 numpy's (non-BLAS) uint64 matmul, medians of several runs.
 
-Run with `python programs/bench_kernels.py [--repeats N]` after `pip install -e .`.  The BLAS
+Run with `python programs/bench_kernels.py [--repeats N] [--cpu]` after `pip install -e .`.  The BLAS
 column depends on which OpenBLAS kernel numpy runs: the header line names it (OPENBLAS_CORETYPE,
 where set, pins an older, slower one).
 
@@ -42,14 +42,17 @@ SHAPES: list[tuple[int, int, int]] = [
 ]
 
 
+CLOCK: Callable[[], float] = time.perf_counter  # --cpu: time.thread_time
+
+
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time in milliseconds, after one warm-up call."""
+    """Median time in milliseconds (wall, or this thread's CPU with --cpu), after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return statistics.median(times) * 1e3
 
 
@@ -76,6 +79,17 @@ def bench_shape(m: int, k: int, n: int, repeats: int, rng: np.random.Generator) 
     t_c = median_ms(loop(ring.matmul_c), repeats) / inner
     t_auto = median_ms(loop(ring.matmul), repeats) / inner
     return t_np, t_limbs, t_c, t_auto
+
+
+def bench_two_products(m: int, k: int, n: int, repeats: int, rng: np.random.Generator) -> tuple[float, float]:
+    """(ms of x_a (y_a + y_b) + x_b y_a by two matmul() calls and numpy sums, ms by one matmul2)."""
+    def words(*shape: int) -> np.ndarray:
+        return rng.integers(0, 1 << 64, size=shape, dtype=np.uint64, endpoint=False)
+    xa, xb, ya, yb = words(m, k), words(m, k), words(k, n), words(k, n)
+    if not np.array_equal(ring.matmul2(xa, ya, xb, ya, b1x=yb), xa @ (ya + yb) + xb @ ya):
+        raise SystemExit(f"matmul2 disagrees with numpy on {m}x{k}@{k}x{n}")
+    two = median_ms(lambda: ring.matmul(xa, ya + yb) + ring.matmul(xb, ya), repeats)
+    return two, median_ms(lambda: ring.matmul2(xa, ya, xb, ya, b1x=yb), repeats)
 
 
 def _prgs() -> dict[str, PRG]:
@@ -143,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     """Print the table; exit 1 when the kernels are not built."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed runs per shape (median reported)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time this thread's CPU instead of wall time (steadier on a loaded machine; "
+                             "undercounts the limbs' multi-threaded BLAS)")
     args = parser.parse_args(argv)
+    global CLOCK
+    if args.cpu:
+        CLOCK = time.thread_time
     if not ring.HAVE_C:
         print("C kernels are not built: run `pip install -e .` with a C compiler available.", file=sys.stderr)
         return 1
@@ -156,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         t_np, t_limbs, t_c, t_auto = bench_shape(m, k, n, args.repeats, rng)
         shape = f"{m}x{k} @ {k}x{n}"
         print(f"{shape:>22}  {t_np:>10.4f}  {t_limbs:>10.4f}  {t_c:>10.4f}  {t_np / t_c:>7.1f}x  {t_auto:>11.4f}")
+    print(f"\n{'two products x_a (y_a + y_b) + x_b y_a':>40}  {'matmul() x2 ms':>14}  {'matmul2 ms':>10}")
+    for m, k, n in ((128, 784, 128), (784, 128, 128), (128, 128, 10)) if hasattr(ring, "matmul2") else ():
+        two, one = bench_two_products(m, k, n, args.repeats, rng)
+        print(f"{f'{m}x{k} @ {k}x{n}':>40}  {two:>14.4f}  {one:>10.4f}")
     shape = (128, 784, 128)
     print(f"\nmatmul_trunc {shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}, per-party thread CPU ms "
           f"(median of {args.repeats}); total = what the three parties need of the cores")
