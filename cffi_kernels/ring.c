@@ -71,9 +71,12 @@ static void ring_tile(const uint64_t *a, size_t lda, const uint64_t *b, size_t l
  * the first term is one widening 32x32->64 multiply per lane (vpmuludq); the cross terms matter only
  * modulo 2^32, so both come from ONE 8-lane 32-bit multiply (vpmulld) of a by b with its halves
  * swapped, and are summed over k in 32-bit lanes that wrap harmlessly.  Two multiplies per four
- * products instead of three, no shifts in the inner loop, and a 4x4 tile of C held in registers. */
+ * products (the multiplier ports are the bottleneck: three vpmuludq instead measure 1.5x slower),
+ * no shifts in the inner loop, and a 4x4 tile of C held in registers. */
 #define RING_TM 4           /* rows of the register tile */
-#define RING_TK 256         /* depth per pass: the k x 4 panel of B (8 KiB) stays in L1 */
+#ifndef RING_TK
+#define RING_TK 256         /* depth per pass: a k x 4 panel of B (8 KiB per term) stays in L1 */
+#endif
 
 __attribute__((target("avx2")))
 static inline __m256i ring_fold(__m256i lo, __m256i cross)
@@ -83,53 +86,98 @@ static inline __m256i ring_fold(__m256i lo, __m256i cross)
     return _mm256_add_epi64(lo, _mm256_slli_epi64(pair, 32));
 }
 
-/* C[0:4, 0:4] += A[0:4, 0:kb] @ B[0:kb, 0:4] with the tile in registers. */
+/* panel[4p + j] = B[p0 + p, j0 + j] (+ BX[...]) for p < kb, j < 4, zero past column n: copied
+ * contiguously because B's rows, n words apart, map onto a handful of L1 sets when read in place,
+ * and the sum B + BX (rep3's y_i + y_{i+1}) is formed here instead of in a pass of its own. */
 __attribute__((target("avx2")))
-static void ring_avx2_tile(const uint64_t *a, size_t lda, const uint64_t *b, size_t ldb,
-                           uint64_t *c, size_t ldc, size_t kb)
+static void ring_pack(const uint64_t *b, const uint64_t *bx, size_t n, size_t p0, size_t kb,
+                      size_t j0, uint64_t *restrict panel)
+{
+    const size_t w = n - j0 < 4 ? n - j0 : 4;
+    for (size_t p = 0; p < kb; p++) {
+        const size_t at = (p0 + p) * n + j0;
+        uint64_t *dst = panel + 4 * p;
+        if (w == 4) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(b + at));
+            if (bx != NULL)
+                v = _mm256_add_epi64(v, _mm256_loadu_si256((const __m256i *)(bx + at)));
+            _mm256_store_si256((__m256i *)dst, v);
+            continue;
+        }
+        for (size_t j = 0; j < 4; j++)
+            dst[j] = j < w ? b[at + j] + (bx != NULL ? bx[at + j] : 0) : 0;
+    }
+}
+
+#define RING_ROW(r)                                                          \
+    va = _mm256_set1_epi64x((long long)row##r[p]);                           \
+    lo##r = _mm256_add_epi64(lo##r, _mm256_mul_epu32(va, vb));               \
+    x##r = _mm256_add_epi32(x##r, _mm256_mullo_epi32(va, vs));
+
+/* The running 4x4 tile sums lo*, x* over p < kb of the rows row0..row3 against a packed panel. */
+#define RING_TILE_PASS(panel, kb)                                            \
+    for (size_t p = 0; p < (kb); p++) {                                      \
+        const __m256i vb = _mm256_load_si256((const __m256i *)((panel) + 4 * p)); \
+        const __m256i vs = _mm256_shuffle_epi32(vb, 0xB1); /* halves swapped */   \
+        __m256i va;                                                          \
+        RING_ROW(0) RING_ROW(1) RING_ROW(2) RING_ROW(3)                      \
+    }
+
+/* C[0:rows, 0:cols] += U[0:rows, 0:kb] @ panel1 (+ V[0:rows, 0:kb] @ panel2): both products
+ * accumulate in the same registers, so C is read and written once.  A tile past the bottom edge
+ * repeats its last row (its lanes are dropped); past the right edge the panels hold zeros. */
+__attribute__((target("avx2")))
+static void ring_avx2_tile(const uint64_t *u, const uint64_t *v, size_t lda, const uint64_t *pan1,
+                           const uint64_t *pan2, size_t kb, uint64_t *c, size_t ldc, size_t rows,
+                           size_t cols)
 {
     __m256i lo0 = _mm256_setzero_si256(), lo1 = lo0, lo2 = lo0, lo3 = lo0;
     __m256i x0 = lo0, x1 = lo0, x2 = lo0, x3 = lo0;
-    const uint64_t *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
-    for (size_t p = 0; p < kb; p++) {
-        const __m256i vb = _mm256_loadu_si256((const __m256i *)(b + p * ldb));
-        const __m256i vs = _mm256_shuffle_epi32(vb, 0xB1); /* b with its 32-bit halves swapped */
-        __m256i va = _mm256_set1_epi64x((long long)a0[p]);
-        lo0 = _mm256_add_epi64(lo0, _mm256_mul_epu32(va, vb));
-        x0 = _mm256_add_epi32(x0, _mm256_mullo_epi32(va, vs));
-        va = _mm256_set1_epi64x((long long)a1[p]);
-        lo1 = _mm256_add_epi64(lo1, _mm256_mul_epu32(va, vb));
-        x1 = _mm256_add_epi32(x1, _mm256_mullo_epi32(va, vs));
-        va = _mm256_set1_epi64x((long long)a2[p]);
-        lo2 = _mm256_add_epi64(lo2, _mm256_mul_epu32(va, vb));
-        x2 = _mm256_add_epi32(x2, _mm256_mullo_epi32(va, vs));
-        va = _mm256_set1_epi64x((long long)a3[p]);
-        lo3 = _mm256_add_epi64(lo3, _mm256_mul_epu32(va, vb));
-        x3 = _mm256_add_epi32(x3, _mm256_mullo_epi32(va, vs));
+    const size_t s1 = rows > 1 ? lda : 0, s2 = rows > 2 ? 2 * lda : s1, s3 = rows > 3 ? 3 * lda : s2;
+    const uint64_t *row0 = u, *row1 = u + s1, *row2 = u + s2, *row3 = u + s3;
+    RING_TILE_PASS(pan1, kb)
+    if (v != NULL) {
+        row0 = v, row1 = v + s1, row2 = v + s2, row3 = v + s3;
+        RING_TILE_PASS(pan2, kb)
     }
-    __m256i *c0 = (__m256i *)c, *c1 = (__m256i *)(c + ldc), *c2 = (__m256i *)(c + 2 * ldc),
-            *c3 = (__m256i *)(c + 3 * ldc);
-    _mm256_storeu_si256(c0, _mm256_add_epi64(_mm256_loadu_si256(c0), ring_fold(lo0, x0)));
-    _mm256_storeu_si256(c1, _mm256_add_epi64(_mm256_loadu_si256(c1), ring_fold(lo1, x1)));
-    _mm256_storeu_si256(c2, _mm256_add_epi64(_mm256_loadu_si256(c2), ring_fold(lo2, x2)));
-    _mm256_storeu_si256(c3, _mm256_add_epi64(_mm256_loadu_si256(c3), ring_fold(lo3, x3)));
+    const __m256i r[4] = {ring_fold(lo0, x0), ring_fold(lo1, x1), ring_fold(lo2, x2), ring_fold(lo3, x3)};
+    if (rows == 4 && cols == 4) {
+        for (size_t i = 0; i < 4; i++) {
+            __m256i *ci = (__m256i *)(c + i * ldc);
+            _mm256_storeu_si256(ci, _mm256_add_epi64(_mm256_loadu_si256(ci), r[i]));
+        }
+        return;
+    }
+    uint64_t lane[4] __attribute__((aligned(32)));
+    for (size_t i = 0; i < rows; i++) {
+        _mm256_store_si256((__m256i *)lane, r[i]);
+        for (size_t j = 0; j < cols; j++)
+            c[i * ldc + j] += lane[j];
+    }
 }
 
-/* C = A @ B on the rows [0, m4) and columns [0, n4) (multiples of 4); the edges go to the portable
- * path.  Each k x 4 panel of B is first copied contiguously: read in place its rows are n words
- * apart, and a stride that is a multiple of 4 KiB maps them onto a handful of L1 sets. */
+/* C = A1 @ (B1 + B1X) + A2 @ (B2 + B2X) with any of B1X, A2 (then B2, B2X unused), B2X NULL; all
+ * shapes, the edges through partial tiles.  The panels of both terms are packed side by side. */
 __attribute__((target("avx2")))
-static void ring_avx2_body(const uint64_t *a, const uint64_t *b, uint64_t *c,
-                           size_t m4, size_t k, size_t n, size_t n4)
+static void ring_avx2_body(const uint64_t *a1, const uint64_t *b1, const uint64_t *b1x,
+                           const uint64_t *a2, const uint64_t *b2, const uint64_t *b2x,
+                           uint64_t *c, size_t m, size_t k, size_t n)
 {
-    uint64_t panel[RING_TK * 4];
+    uint64_t pan1[RING_TK * 4] __attribute__((aligned(32)));
+    uint64_t pan2[RING_TK * 4] __attribute__((aligned(32)));
+    memset(c, 0, m * n * sizeof(uint64_t));
     for (size_t p0 = 0; p0 < k; p0 += RING_TK) {
         const size_t kb = k - p0 < RING_TK ? k - p0 : RING_TK;
-        for (size_t j0 = 0; j0 < n4; j0 += 4) {
-            for (size_t p = 0; p < kb; p++)
-                memcpy(panel + 4 * p, b + (p0 + p) * n + j0, 4 * sizeof(uint64_t));
-            for (size_t i0 = 0; i0 < m4; i0 += RING_TM)
-                ring_avx2_tile(a + i0 * k + p0, k, panel, 4, c + i0 * n + j0, n, kb);
+        for (size_t j0 = 0; j0 < n; j0 += 4) {
+            const size_t cols = n - j0 < 4 ? n - j0 : 4;
+            ring_pack(b1, b1x, n, p0, kb, j0, pan1);
+            if (a2 != NULL)
+                ring_pack(b2, b2x, n, p0, kb, j0, pan2);
+            for (size_t i0 = 0; i0 < m; i0 += RING_TM) {
+                const size_t rows = m - i0 < RING_TM ? m - i0 : RING_TM;
+                ring_avx2_tile(a1 + i0 * k + p0, a2 != NULL ? a2 + i0 * k + p0 : NULL, k, pan1, pan2,
+                               kb, c + i0 * n + j0, n, rows, cols);
+            }
         }
     }
 }
@@ -183,6 +231,26 @@ static void ring_region(const uint64_t *a, const uint64_t *b, uint64_t *c, size_
     }
 }
 
+static int ring_portable_only; /* set by tests to check the portable path against the AVX2 one */
+
+/* Whether the AVX2 path runs: it needs the CPU's support and is not switched off. */
+static int ring_use_avx2(void)
+{
+#ifdef RING_AVX2
+    return !ring_portable_only && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+/* Switch the AVX2 path off (on = 0) or back on (1), or only ask (-1); returns whether it runs. */
+int ring_avx2(int on)
+{
+    if (on >= 0)
+        ring_portable_only = !on;
+    return ring_use_avx2();
+}
+
 /* C = A @ B mod 2^64 for row-major A (m x k), B (k x n), C (m x n); returns 0, or -1 when out of
  * memory (C is then unspecified). */
 int ring_matmul(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, size_t k, size_t n)
@@ -191,16 +259,53 @@ int ring_matmul(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, siz
         return 0;
     if (n < RING_DOT_N && k > 0)
         return ring_matmul_dot(a, b, c, m, k, n);
-    memset(c, 0, m * n * sizeof(uint64_t));
 #ifdef RING_AVX2
-    if (__builtin_cpu_supports("avx2")) {
-        const size_t m4 = m - m % RING_TM, n4 = n - n % 4;
-        ring_avx2_body(a, b, c, m4, k, n, n4);
-        ring_region(a, b, c, m, k, n, 0, n4, n);      /* the right edge, all rows */
-        ring_region(a, b, c, m, k, n, m4, 0, n4);     /* the bottom edge, left of it */
+    if (ring_use_avx2()) {
+        ring_avx2_body(a, b, NULL, NULL, NULL, NULL, c, m, k, n);
         return 0;
     }
 #endif
+    memset(c, 0, m * n * sizeof(uint64_t));
     ring_region(a, b, c, m, k, n, 0, 0, n);
     return 0;
+}
+
+/* B + BX into a fresh array (the portable path's sums); NULL when out of memory. */
+static uint64_t *ring_sum(const uint64_t *b, const uint64_t *bx, size_t len)
+{
+    uint64_t *s = (uint64_t *)malloc(len * sizeof(uint64_t));
+    if (s != NULL)
+        for (size_t i = 0; i < len; i++)
+            s[i] = b[i] + bx[i];
+    return s;
+}
+
+/* C = A1 @ (B1 + B1X) + A2 @ (B2 + B2X) mod 2^64, the shapes as in ring_matmul for both terms; any
+ * of B1X, A2 (then B2 and B2X are unused) and B2X may be NULL.  One pass over C, the sums formed
+ * while B's panels are packed: rep3's share x_i (y_i + y_{i+1}) + x_{i+1} y_i is one call.
+ * Returns 0, or -1 when out of memory (C is then unspecified). */
+int ring_matmul2(const uint64_t *a1, const uint64_t *b1, const uint64_t *b1x, const uint64_t *a2,
+                 const uint64_t *b2, const uint64_t *b2x, uint64_t *c, size_t m, size_t k, size_t n)
+{
+    if (m == 0 || n == 0)
+        return 0;
+#ifdef RING_AVX2
+    if (ring_use_avx2()) {
+        ring_avx2_body(a1, b1, b1x, a2, b2, b2x, c, m, k, n);
+        return 0;
+    }
+#endif
+    uint64_t *s1 = b1x != NULL ? ring_sum(b1, b1x, k * n) : NULL;
+    uint64_t *s2 = a2 != NULL && b2x != NULL ? ring_sum(b2, b2x, k * n) : NULL;
+    int rc = -1;
+    if ((b1x == NULL || s1 != NULL) && (a2 == NULL || b2x == NULL || s2 != NULL)) {
+        memset(c, 0, m * n * sizeof(uint64_t));
+        ring_region(a1, s1 != NULL ? s1 : b1, c, m, k, n, 0, 0, n);
+        if (a2 != NULL)
+            ring_region(a2, s2 != NULL ? s2 : b2, c, m, k, n, 0, 0, n);
+        rc = 0;
+    }
+    free(s1);
+    free(s2);
+    return rc;
 }

@@ -22,6 +22,9 @@ SMALL_WORK: int = 2048
 # limb products beat numpy's integer loop (measured in programs/bench_kernels.py).
 LIMB_WORK: int = 1 << 18
 LIMB_SIDE: int = 16
+# matmul2: below this many output columns the C kernel's 4-wide tiles waste most lanes, and two
+# calls of matmul() (its dot-product form) are faster (programs/bench_kernels.py, 1000x784 @ 784xn).
+NARROW_N: int = 3
 
 BUILD_HINT = (
     "veil's C ring kernels are not built; falling back to numpy's (slower) integer matmul. "
@@ -112,3 +115,74 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = _as_u64(b)
     _check_shapes(a, b)
     return _choose(a, b)(a, b)
+
+
+
+def _ptr(x: np.ndarray | None) -> Any:
+    """A C pointer to a contiguous uint64 array, or NULL."""
+    assert _ffi is not None
+    return _ffi.NULL if x is None else _ffi.from_buffer("uint64_t[]", x)
+
+
+def matmul2_c(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2: np.ndarray | None,
+              b2: np.ndarray | None, b2x: np.ndarray | None) -> np.ndarray:
+    """The one-pass C kernel on checked C-contiguous uint64 operands (see matmul2)."""
+    assert _lib is not None
+    m, k = a1.shape
+    n = b1.shape[1]
+    out = np.empty((m, n), dtype=np.uint64)
+    if m == 0 or n == 0:
+        return out
+    rc = _lib.ring_matmul2(_ptr(a1), _ptr(b1), _ptr(b1x), _ptr(a2), _ptr(b2), _ptr(b2x),
+                           _ffi.from_buffer("uint64_t[]", out, require_writable=True), m, k, n)
+    if rc != 0:
+        raise MemoryError("ring_matmul2: out of memory")
+    return out
+
+
+def matmul2_reference(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2: np.ndarray | None,
+                      b2: np.ndarray | None, b2x: np.ndarray | None) -> np.ndarray:
+    """The same sum through matmul() (numpy, limbs or one C call per product)."""
+    z = matmul(a1, b1 if b1x is None else b1 + b1x)
+    if a2 is not None:
+        assert b2 is not None
+        np.add(z, matmul(a2, b2 if b2x is None else b2 + b2x), out=z)
+    return z
+
+
+def _operand(x: Any, shape: tuple[int, int] | None, what: str) -> np.ndarray:
+    """A checked C-contiguous uint64 operand of the given shape."""
+    arr = _as_u64(x)
+    if arr.ndim != 2 or (shape is not None and arr.shape != shape):
+        raise ValueError(f"ring matmul2: {what} has shape {arr.shape}, needs {shape or '2-D'}")
+    return arr
+
+
+def matmul2(a1: Any, b1: Any, a2: Any = None, b2: Any = None, *, b1x: Any = None,
+            b2x: Any = None) -> np.ndarray:
+    """A1 @ (B1 + B1x) + A2 @ (B2 + B2x) modulo 2^64 (B1x, the second term and B2x optional),
+    fresh uint64; one pass of the C kernel over the output, the sums formed inside it."""
+    a1 = _operand(a1, None, "A1")
+    m, k = a1.shape
+    b1 = _operand(b1, None, "B1")
+    _check_shapes(a1, b1)
+    kn = (k, b1.shape[1])
+    b1x = None if b1x is None else _operand(b1x, kn, "B1x")
+    if a2 is None:
+        if b2 is not None or b2x is not None:
+            raise ValueError("ring matmul2: B2 given without A2")
+    else:
+        a2 = _operand(a2, (m, k), "A2")
+        b2 = _operand(b2, kn, "B2")
+        b2x = None if b2x is None else _operand(b2x, kn, "B2x")
+    if HAVE_C and a1.size * kn[1] >= SMALL_WORK and kn[1] >= NARROW_N:
+        return matmul2_c(a1, b1, b1x, a2, b2, b2x)
+    return matmul2_reference(a1, b1, b1x, a2, b2, b2x)
+
+
+def avx2_path(on: bool | None = None) -> bool:
+    """Whether the C kernels' AVX2 path runs (False without C); `on` switches it off or back on,
+    so tests can check the portable loops against it."""
+    if _lib is None:
+        return False
+    return bool(_lib.ring_avx2(-1 if on is None else int(on)))

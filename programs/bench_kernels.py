@@ -1,21 +1,32 @@
 """Benchmark: the C ring matmul and the float64-BLAS limb product (the fallback without C) against
 numpy's (non-BLAS) uint64 matmul, medians of several runs.
 
-Run with `python programs/bench_kernels.py [--repeats N]` after `pip install -e .`.  The BLAS
+Run with `python programs/bench_kernels.py [--repeats N] [--cpu]` after `pip install -e .`.  The BLAS
 column depends on which OpenBLAS kernel numpy runs: the header line names it (OPENBLAS_CORETYPE,
 where set, pins an older, slower one).
+
+A second table is the secret product the suite's `matmul 128x784x128` runs: one `matmul_trunc`
+kernel of rep3 and of dealer2, the three parties in one process, each party's own steps timed in
+thread CPU (its local work without the transport), medians after warm-up kernels.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from veil.cffi_kernels import ring
+from veil.runtime.prg import PRG
+from veil.runtime.protocols.base import Context
+from veil.runtime.protocols.dealer2 import Dealer2
+from veil.runtime.protocols.rep3 import Rep3
+
+COMPUTE = ["p0", "p1", "p2"]
 
 SHAPES: list[tuple[int, int, int]] = [
     (128, 784, 128),
@@ -31,14 +42,17 @@ SHAPES: list[tuple[int, int, int]] = [
 ]
 
 
+CLOCK: Callable[[], float] = time.perf_counter  # --cpu: time.thread_time
+
+
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time in milliseconds, after one warm-up call."""
+    """Median time in milliseconds (wall, or this thread's CPU with --cpu), after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return statistics.median(times) * 1e3
 
 
@@ -67,6 +81,65 @@ def bench_shape(m: int, k: int, n: int, repeats: int, rng: np.random.Generator) 
     return t_np, t_limbs, t_c, t_auto
 
 
+def bench_two_products(m: int, k: int, n: int, repeats: int, rng: np.random.Generator) -> tuple[float, float]:
+    """(ms of x_a (y_a + y_b) + x_b y_a by two matmul() calls and numpy sums, ms by one matmul2)."""
+    def words(*shape: int) -> np.ndarray:
+        return rng.integers(0, 1 << 64, size=shape, dtype=np.uint64, endpoint=False)
+    xa, xb, ya, yb = words(m, k), words(m, k), words(k, n), words(k, n)
+    if not np.array_equal(ring.matmul2(xa, ya, xb, ya, b1x=yb), xa @ (ya + yb) + xb @ ya):
+        raise SystemExit(f"matmul2 disagrees with numpy on {m}x{k}@{k}x{n}")
+    two = median_ms(lambda: ring.matmul(xa, ya + yb) + ring.matmul(xb, ya), repeats)
+    return two, median_ms(lambda: ring.matmul2(xa, ya, xb, ya, b1x=yb), repeats)
+
+
+def _prgs() -> dict[str, PRG]:
+    """Consistent pairwise keys for the three parties (benchmark only: fixed keys)."""
+    def key(*names: str) -> bytes:
+        return hashlib.sha256("|".join(("bench-kernels",) + names).encode()).digest()[:16]
+    return {p: PRG({q: key(*sorted((p, q))) for q in COMPUTE if q != p} | {None: key(p)}) for p in COMPUTE}
+
+
+def _operands(protocol: str, m: int, k: int, n: int, g: np.random.Generator) -> dict[str, tuple[Any, Any]]:
+    """Random shares of an m x k and a k x n secret at every party (rep3 pairs, dealer2 arrays)."""
+    def words(*shape: int) -> np.ndarray:
+        return g.integers(0, 1 << 64, size=shape, dtype=np.uint64, endpoint=False)
+    xs, ys = [words(m, k) for _ in range(3)], [words(k, n) for _ in range(3)]
+    if protocol == "rep3":
+        return {p: ((xs[i], xs[(i + 1) % 3]), (ys[i], ys[(i + 1) % 3])) for i, p in enumerate(COMPUTE)}
+    return {p: (xs[i], ys[i]) if i < 2 else (np.zeros((m, k), np.uint64), np.zeros((k, n), np.uint64))
+            for i, p in enumerate(COMPUTE)}
+
+
+def kernel_cpu_ms(protocol: str, shape: tuple[int, int, int], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median per-party thread-CPU ms of one matmul_trunc (bits 16), the parties stepped in turn."""
+    kernels = (Rep3 if protocol == "rep3" else Dealer2)().kernels
+    operands, prgs = _operands(protocol, *shape, np.random.default_rng(2)), _prgs()
+    samples: dict[str, list[float]] = {p: [] for p in COMPUTE}
+    for trip in range(warmup + repeats):
+        cpu = {p: 0.0 for p in COMPUTE}
+        gens = {}
+        for p in COMPUTE:
+            ctx = Context(p, COMPUTE, prgs[p])
+            ctx.op = (5, trip)
+            gens[p] = kernels["matmul_trunc"].fn(ctx, *operands[p], bits=16)
+        pending: dict[str, Any] = {p: None for p in COMPUTE}
+        while gens:
+            sent = {}
+            for p, gen in list(gens.items()):
+                t = time.thread_time()
+                try:
+                    sent[p] = gen.send(pending[p])
+                except StopIteration:
+                    del gens[p]
+                cpu[p] += time.thread_time() - t
+            for p, ex in sent.items():
+                pending[p] = {q: list(sent[q].send.get(p, [])) for q in ex.expect}
+        if trip >= warmup:
+            for p in COMPUTE:
+                samples[p].append(1e3 * cpu[p])
+    return {p: statistics.median(v) for p, v in samples.items()}
+
+
 def blas_line() -> str:
     """Which BLAS numpy's float64 matmul runs, and how many threads it may use."""
     try:
@@ -84,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     """Print the table; exit 1 when the kernels are not built."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed runs per shape (median reported)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time this thread's CPU instead of wall time (steadier on a loaded machine; "
+                             "undercounts the limbs' multi-threaded BLAS)")
     args = parser.parse_args(argv)
+    global CLOCK
+    if args.cpu:
+        CLOCK = time.thread_time
     if not ring.HAVE_C:
         print("C kernels are not built: run `pip install -e .` with a C compiler available.", file=sys.stderr)
         return 1
@@ -97,6 +176,17 @@ def main(argv: list[str] | None = None) -> int:
         t_np, t_limbs, t_c, t_auto = bench_shape(m, k, n, args.repeats, rng)
         shape = f"{m}x{k} @ {k}x{n}"
         print(f"{shape:>22}  {t_np:>10.4f}  {t_limbs:>10.4f}  {t_c:>10.4f}  {t_np / t_c:>7.1f}x  {t_auto:>11.4f}")
+    print(f"\n{'two products x_a (y_a + y_b) + x_b y_a':>40}  {'matmul() x2 ms':>14}  {'matmul2 ms':>10}")
+    for m, k, n in ((128, 784, 128), (784, 128, 128), (128, 128, 10)) if hasattr(ring, "matmul2") else ():
+        two, one = bench_two_products(m, k, n, args.repeats, rng)
+        print(f"{f'{m}x{k} @ {k}x{n}':>40}  {two:>14.4f}  {one:>10.4f}")
+    shape = (128, 784, 128)
+    print(f"\nmatmul_trunc {shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}, per-party thread CPU ms "
+          f"(median of {args.repeats}); total = what the three parties need of the cores")
+    print(f"{'protocol':10}" + "".join(f"{p:>8}" for p in COMPUTE) + f"{'total':>8}")
+    for protocol in ("rep3", "dealer2"):
+        ms = kernel_cpu_ms(protocol, shape, args.repeats)
+        print(f"{protocol:10}" + "".join(f"{ms[p]:8.2f}" for p in COMPUTE) + f"{sum(ms.values()):8.2f}")
     return 0
 
 

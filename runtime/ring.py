@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 try:
-    from veil.cffi_kernels.ring import matmul as _ring_matmul
+    from veil.cffi_kernels.ring import matmul as _ring_matmul, matmul2 as _ring_matmul2
 except ImportError:  # the kernels package is optional; numpy's uint64 matmul wraps exactly
-    _ring_matmul = None
+    _ring_matmul = _ring_matmul2 = None
 
 U64 = np.uint64
 
@@ -53,6 +53,18 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if _ring_matmul is not None and a.ndim == 2 and b.ndim == 2:
         return _ring_matmul(a, b)
     return np.matmul(a, b)
+
+
+def matmul2(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray | None = None, b2: np.ndarray | None = None, *,
+            b1x: np.ndarray | None = None, b2x: np.ndarray | None = None) -> np.ndarray:
+    """A1 @ (B1 + B1x) + A2 @ (B2 + B2x) in the ring (the optional parts may be None): a secret
+    product's two matrix products in one pass of the C kernel where it is built."""
+    if _ring_matmul2 is not None:
+        return _ring_matmul2(a1, b1, a2, b2, b1x=b1x, b2x=b2x)
+    z = asring(np.matmul(a1, b1 if b1x is None else b1 + b1x))
+    if a2 is not None:
+        np.add(z, np.matmul(a2, b2 if b2x is None else b2 + b2x), out=z)
+    return z
 
 
 def trunc(x: np.ndarray, bits: int) -> np.ndarray:

@@ -114,3 +114,12 @@ def test_fraud_program_under_dealer2_measures_what_the_compiler_predicts():
     for party, stats in out.stats.items():
         assert stats["rounds"] == c.cost.party_rounds[party]
         assert stats["bytes_sent"] == c.cost.bytes_sent[party]
+
+
+@pytest.mark.parametrize("shapes", [((128, 784), (784, 128)), ((9, 130), (130, 13))])
+def test_matmul_exact_through_the_c_kernel(shapes):
+    """e (b_i [+ f]) + a_i f as one C call: shapes on and off its tiles, wrap-around values."""
+    a, b = rand_ring(shapes[0]), rand_ring(shapes[1])
+    a[-1, :] = np.uint64(2**64 - 1)
+    out = run_kernel(P, "matmul", shares_of(a, b), {}, PARTIES, COMPUTE)
+    assert np.array_equal(opened(out), np.matmul(a, b))

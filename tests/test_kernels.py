@@ -274,3 +274,95 @@ def test_fallback_uses_limbs_for_large_products(rng: np.random.Generator, monkey
     small_a = rand(rng, (1000, 784))
     assert np.array_equal(ring.matmul(small_a, big_b[:, :1]), small_a @ big_b[:, :1])
     assert calls == ["limbs", "np"]
+
+
+# ---- the two-product kernel (rep3's and dealer2's secret matmul) -------------------------------
+
+@pytest.fixture(params=["avx2", "portable"])
+def c_path(request: pytest.FixtureRequest):
+    """Each C path in turn (the portable loops are forced off AVX2 CPUs' default)."""
+    if not ring.HAVE_C:
+        pytest.skip("C kernels not built (no compiler at install time)")
+    was = ring.avx2_path()
+    if request.param == "avx2" and not was:
+        pytest.skip("this CPU has no AVX2")
+    ring.avx2_path(request.param == "avx2")
+    yield request.param
+    ring.avx2_path(was)
+
+
+def _terms(g: np.random.Generator, m: int, k: int, n: int, near_top: bool) -> list[np.ndarray]:
+    """A1, B1, B1x, A2, B2, B2x of matching shapes."""
+    return [rand(g, s, near_top) for s in ((m, k), (k, n), (k, n), (m, k), (k, n), (k, n))]
+
+
+def _reference(a1, b1, b1x, a2, b2, b2x) -> np.ndarray:
+    """numpy's wrapping matmul of the summed operands."""
+    z = a1 @ (b1 if b1x is None else b1 + b1x)
+    return z if a2 is None else z + a2 @ (b2 if b2x is None else b2 + b2x)
+
+
+MATMUL2_SHAPES = [(128, 784, 128), (1, 1, 1), (5, 7, 9), (3, 300, 5), (130, 513, 131), (4, 4, 4),
+                  (7, 1, 8), (64, 257, 10), (2, 0, 9), (9, 3, 1), (1, 784, 128)]
+
+
+@pytest.mark.parametrize("shape", MATMUL2_SHAPES)
+@pytest.mark.parametrize("near_top", [False, True])
+def test_matmul2_c_paths_equal_numpy(rng: np.random.Generator, c_path: str, shape: tuple[int, int, int],
+                                     near_top: bool) -> None:
+    """Every combination of the optional parts, on and off the tiles, with wrap-around values."""
+    a1, b1, b1x, a2, b2, b2x = _terms(rng, *shape, near_top)
+    for combo in ((None, None, None, None), (b1x, None, None, None), (None, a2, b2, None),
+                  (b1x, a2, b2, None), (None, a2, b2, b2x), (b1x, a2, b2, b2x)):
+        x1, y2, z2, x2 = combo
+        got = ring.matmul2_c(a1, b1, x1, y2, z2, x2)
+        assert np.array_equal(got, _reference(a1, b1, x1, y2, z2, x2)), (shape, [c is not None for c in combo])
+    assert np.array_equal(ring.matmul_c(a1, b1), a1 @ b1)
+
+
+@given(m=st.integers(0, 9), k=st.integers(0, 9), n=st.integers(0, 12), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_hypothesis_matmul2_equals_exact(m: int, k: int, n: int, seed: int) -> None:
+    g = np.random.default_rng(seed)
+    e = np.array(EDGE, dtype=np.uint64)
+    a1, a2 = g.choice(e, size=(m, k)), g.choice(e, size=(m, k))
+    b1, b1x, b2 = (g.choice(e, size=(k, n)) for _ in range(3))
+    want = (exact(a1, (b1 + b1x).reshape(k, n)).astype(object) + exact(a2, b2).astype(object)) % MOD
+    assert np.array_equal(ring.matmul2(a1, b1, a2, b2, b1x=b1x), want.astype(np.uint64))
+
+
+def test_matmul2_fallback_and_checks(rng: np.random.Generator) -> None:
+    """The wrapper's numpy path (small or without C) agrees with the C kernel; bad shapes fail early."""
+    a1, b1, b1x, a2, b2, b2x = _terms(rng, 40, 60, 30, True)
+    want = _reference(a1, b1, b1x, a2, b2, b2x)
+    assert np.array_equal(ring.matmul2_reference(a1, b1, b1x, a2, b2, b2x), want)
+    assert np.array_equal(ring.matmul2(a1.view(np.int64), b1[:, :], a2, b2, b1x=b1x, b2x=b2x), want)
+    assert np.array_equal(ring.matmul2(a1, np.asfortranarray(b1), a2, b2, b1x=b1x, b2x=b2x), want)
+    with pytest.raises(ValueError, match="B2x"):
+        ring.matmul2(a1, b1, a2, b2, b2x=b2x[:-1])
+    with pytest.raises(ValueError, match="A2"):
+        ring.matmul2(a1, b1, a2[:, :-1], b2)
+    with pytest.raises(ValueError, match="without A2"):
+        ring.matmul2(a1, b1, None, b2)
+    with pytest.raises(ValueError, match="mismatch"):
+        ring.matmul2(a1, b1[:-1])
+
+
+def test_runtime_matmul2_without_kernels(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """veil.runtime.ring.matmul2's own numpy fallback (no kernels package) gives the same words."""
+    from veil.runtime import ring as runtime_ring
+
+    a1, b1, b1x, a2, b2, b2x = _terms(rng, 12, 50, 9, True)
+    want = runtime_ring.matmul2(a1, b1, a2, b2, b1x=b1x, b2x=b2x)
+    monkeypatch.setattr(runtime_ring, "_ring_matmul2", None)
+    assert np.array_equal(runtime_ring.matmul2(a1, b1, a2, b2, b1x=b1x, b2x=b2x), want)
+    assert np.array_equal(runtime_ring.matmul2(a1, b1), a1 @ b1)
+    assert np.array_equal(want, _reference(a1, b1, b1x, a2, b2, b2x))
+
+
+@pytest.mark.parametrize("shape", [(128, 784, 128), (5, 300, 7), (130, 257, 259)])
+def test_portable_single_product_equals_avx2(rng: np.random.Generator, c_path: str,
+                                             shape: tuple[int, int, int]) -> None:
+    m, k, n = shape
+    a, b = rand(rng, (m, k), near_top=True), rand(rng, (k, n))
+    assert np.array_equal(ring.matmul_c(a, b), a @ b)

@@ -443,3 +443,32 @@ def test_sum_of_products_in_additive_shares_truncated_once(m):
             for arrays in per_round.values():
                 for a in arrays:
                     assert_balanced_bits(np.asarray(a, dtype=np.uint64))
+
+
+@pytest.mark.parametrize("shapes", [((128, 784), (784, 128)), ((9, 130), (130, 13)), ((33, 5), (5, 66))])
+def test_matmul_exact_through_the_c_kernel(shapes):
+    """Shapes big enough for the C kernel, on and off its 4x4 tiles, with wrap-around values."""
+    a, b = rand_ring(shapes[0]), rand_ring(shapes[1])
+    a[0, :] = U64(2**64 - 1)
+    b[:, -1] = U64(2**63)
+    out = run_kernel(P, "matmul", secret_inputs(a, b), {}, PARTIES, COMPUTE)
+    assert np.array_equal(open_value(out), np.matmul(a, b))
+
+
+def test_matmul_additive_shares_sum_to_the_product():
+    """The three parties' local shares (P0 one matrix product, P1 and P2 two) add up to x @ y."""
+    x, y = rand_ring((20, 70)), rand_ring((70, 11))
+    xs, ys = share_value(x, rng=RNG), share_value(y, rng=RNG)
+    total = np.zeros((20, 11), U64)
+    for i, p in enumerate(COMPUTE):
+        ctx = Context(p, COMPUTE, make_prgs(PARTIES)[p])
+        z, shape = rep3._matmul_share(ctx, xs[p], ys[p])
+        assert shape == (20, 11)
+        total += z.reshape(shape)
+    assert np.array_equal(total, x @ y)
+
+
+def test_matmul_trunc_through_the_c_kernel():
+    a, b = rand_signed((24, 100), 2**26), rand_signed((100, 17), 2**26)
+    out = run_kernel(P, "matmul_trunc", secret_inputs(a, b), {"bits": 16}, PARTIES, COMPUTE)
+    assert set(np.unique(trunc_error(open_value(out), np.matmul(a, b), 16))) <= {0, 1}

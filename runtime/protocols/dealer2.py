@@ -15,7 +15,7 @@ from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, Kern
 from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.rep3 import U64, _check_bits, _flat
 from veil.runtime.ring import asring
-from veil.runtime.ring import matmul as ring_matmul
+from veil.runtime.ring import matmul as ring_matmul, matmul2
 
 # PRG stream numbers, one per independent draw under the same key within a kernel.
 S_A, S_B, S_C = 0, 1, 2        # Beaver triple: a, b and P0's part of c
@@ -100,11 +100,15 @@ def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> Kerne
     got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
     e = np.add(e_i, got[other][0].reshape(xs), out=e_i)
     f = np.add(f_i, got[other][1].reshape(ys), out=f_i)
-    z = asring(prod(e, b_i))
-    np.add(z, prod(a_i, f), out=z)
+    if prod is ring_matmul:  # e (b_i [+ f]) + a_i f in one pass of the C kernel: two products, not three
+        z = matmul2(e, b_i, a_i, f, b1x=f if ctx.index == 0 else None)
+    else:
+        z = asring(prod(e, b_i))
+        np.add(z, prod(a_i, f), out=z)
+        if ctx.index == 0:
+            np.add(z, prod(e, f), out=z)
     if ctx.index == 0:
-        np.add(z, ctx.rand(d, S_C, z.shape), out=z)
-        return np.add(z, prod(e, f), out=z)
+        return np.add(z, ctx.rand(d, S_C, z.shape), out=z)
     return np.add(z, got[d][0].reshape(z.shape), out=z)
 
 

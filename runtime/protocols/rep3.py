@@ -16,7 +16,7 @@ import numpy as np
 from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
 from veil.runtime.ring import asring
-from veil.runtime.ring import matmul as ring_matmul  # the C kernel where built, else numpy
+from veil.runtime.ring import matmul2  # one pass of the C kernel where built, else numpy
 
 U64 = np.uint64
 Share = tuple[np.ndarray, np.ndarray]
@@ -131,13 +131,25 @@ def _mul_share(x: Share, y: Share) -> tuple[np.ndarray, tuple[int, ...]]:
     return _cross((xa, xb), (ya, yb), np.multiply), shape
 
 
-def _matmul_share(x: Share, y: Share) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Matrix product share, flat, and the output shape."""
+def _matmul_share(ctx: Context, x: Share, y: Share) -> tuple[np.ndarray, tuple[int, ...]]:
+    """My additive share of the matrix product x @ y, flat, and the output shape.
+
+    The nine products x_a y_b are split so that P0 needs one matrix product and P1, P2 two each
+    (five, not six: the parties share two cores here, so the total is what counts; no split gives
+    every party one, since over Z_2^64 two single-product parties would both put an odd weight on
+    the diagonal term they share). P0: (x0 + x1)(y0 + y1); P1: x1 y2 + x2 (y1 + y2); P2: x2 y0 + x0 y2.
+    The share is re-randomized (reshare's or the truncation's zero sharing) before it is sent."""
     xa, xb = (np.asarray(c, dtype=U64) for c in x)
     ya, yb = (np.asarray(c, dtype=U64) for c in y)
     if xa.ndim != 2 or ya.ndim != 2 or xa.shape[1] != ya.shape[0]:
         raise ValueError(f"rep3 matmul needs 2-D operands (m,k)@(k,n), got {xa.shape} and {ya.shape}")
-    z = _cross((xa, xb), (ya, yb), ring_matmul)
+    i = _roles(ctx)[0]
+    if i == 0:
+        z = matmul2(np.add(xa, xb), ya, b1x=yb)
+    elif i == 1:
+        z = matmul2(xa, yb, xb, ya, b2x=yb)
+    else:
+        z = matmul2(xa, yb, xb, ya)
     return z.reshape(-1), z.shape
 
 
@@ -159,7 +171,7 @@ def mul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
 @kernel(KERNELS, _product_cost, counts=("multiplications",))
 def matmul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """Ring matrix product of two 2-D secrets (no truncation): 1 round, n elements per party."""
-    z, shape = _matmul_share(x, y)
+    z, shape = _matmul_share(ctx, x, y)
     return (yield from _reshare(ctx, z, shape))
 
 
@@ -254,7 +266,7 @@ def mul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGe
 @kernel(KERNELS, _trunc_cost, counts=("multiplications", "truncations"))
 def matmul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
     """Matrix product then truncation, fused into 2 rounds."""
-    z, shape = _matmul_share(x, y)
+    z, shape = _matmul_share(ctx, x, y)
     return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
 
 
@@ -270,7 +282,7 @@ def mul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
 @kernel(KERNELS, _local_product_cost, counts=("multiplications",))
 def matmul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """My additive share of a matrix product, kept local (see mul_add)."""
-    z, shape = _matmul_share(x, y)
+    z, shape = _matmul_share(ctx, x, y)
     return z.reshape(shape)
     yield  # noqa: unreachable
 
