@@ -110,9 +110,12 @@ class CorrectionWords:
     final: np.ndarray  # (n, w)
 
     def pack(self) -> np.ndarray:
-        """One flat uint64 array: the seeds', values' and final words, then the control bits packed."""
-        return np.concatenate([self.s.reshape(-1), self.v.reshape(-1), self.final.reshape(-1),
-                               pack_bits(self.t.reshape(-1))])
+        """One flat uint64 array: the seeds (t_CW^L in the low bit of s_CW, which a seed's control
+        bit leaves free), the values, the final words, then t_CW^R packed."""
+        s = self.s.copy()
+        s[..., 0] |= self.t[:, 0, :]
+        return np.concatenate([s.reshape(-1), self.v.reshape(-1), self.final.reshape(-1),
+                               pack_bits(self.t[:, 1, :].reshape(-1))])
 
     @classmethod
     def unpack(cls, words: np.ndarray, n: int, n_bits: int, w: int) -> "CorrectionWords":
@@ -121,16 +124,20 @@ class CorrectionWords:
         if words.size != cw_words(n, n_bits, w):
             raise ValueError(f"DCF correction words: {words.size} words for n={n}, n_bits={n_bits}, w={w}")
         a, b, c = n_bits * n * 2, n_bits * n * w, n * w
-        s = words[:a].reshape(n_bits, n, 2)
+        s = words[:a].reshape(n_bits, n, 2).copy()
+        t = np.empty((n_bits, 2, n), dtype=U64)
+        t[:, 0, :] = s[..., 0] & ONE
+        s[..., 0] &= NOT_ONE
+        t[:, 1, :] = unpack_bits(words[a + b + c:], n_bits * n).reshape(n_bits, n)
         v = words[a:a + b].reshape(n_bits, n, w)
         final = words[a + b:a + b + c].reshape(n, w)
-        t = unpack_bits(words[a + b + c:], 2 * n_bits * n).reshape(n_bits, 2, n)
         return cls(s, v, t, final)
 
 
 def cw_words(n: int, n_bits: int, w: int) -> int:
-    """Ring words of n keys' correction words: 2 per 128-bit seed, w per value, 2 packed bits a level."""
-    return n * (n_bits * (2 + w) + w) + words_for_bits(2 * n_bits * n)
+    """Ring words of n keys' correction words: per level 2 for the 128-bit seed (carrying t_CW^L)
+    and w for the value, w for the final correction, and t_CW^R packed 64 to a word."""
+    return n * (n_bits * (2 + w) + w) + words_for_bits(n_bits * n)
 
 
 def _check(n_bits: int, w: int) -> None:
