@@ -135,3 +135,30 @@ def test_the_prg_is_fixed_key_mmo():
     parts = np.stack([dcf.mmo(z[i]) for i in range(9)])
     assert np.array_equal(whole, parts) and not np.array_equal(whole, z)
     assert np.array_equal(dcf.mmo(np.zeros((1, 2), U64)) ^ dcf.mmo(np.zeros((1, 2), U64)), np.zeros((1, 2), U64))
+
+
+@pytest.mark.skipif(not dcf.HAVE_NATIVE, reason="the C kernels are not built here, or this CPU lacks AES-NI")
+@pytest.mark.parametrize("n_bits", [1, 2, 17, 63, 64])
+@pytest.mark.parametrize("w", [1, 2, 3, 4])
+def test_the_c_kernel_agrees_with_numpy_word_for_word(n_bits, w):
+    for n in (0, 1, 3, 130):  # groups of 2 and 4 keys in C, and their tails
+        alpha, beta, offset = below(n_bits, n), rand((n, w)), rand((n, w))
+        s0, s1 = rand((n, 2)), rand((n, 2))
+        a = dcf.gen(alpha, beta, s0, s1, n_bits, offset, native=False)
+        b = dcf.gen(alpha, beta, s0, s1, n_bits, offset, native=True)
+        for field in ("s", "v", "t", "final"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
+        assert np.array_equal(a.pack(), b.pack())
+        for x in edges(alpha, n_bits) + [below(n_bits, n)]:
+            for party, seed in ((0, s0), (1, s1)):
+                assert np.array_equal(dcf.evaluate(party, seed, a, x, n_bits, native=False),
+                                      dcf.evaluate(party, seed, a, x, n_bits, native=True))
+
+
+def test_a_wide_payload_falls_back_to_numpy():
+    n, w = 3, dcf.MAX_NATIVE_W + 1
+    alpha, beta = below(63, n), rand((n, w))
+    s0, s1, cw = keys(alpha, beta, 63)
+    assert np.array_equal(shared(s0, s1, cw, alpha - U64(1), 63), beta)
+    with pytest.raises(ValueError, match="not available"):
+        dcf.gen(alpha, beta, s0, s1, 63, native=True)

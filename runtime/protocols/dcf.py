@@ -25,13 +25,39 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from veil.runtime.protocols.boolean import pack_bits, unpack_bits, words_for_bits
 
+try:
+    from veil.cffi_kernels._ring import ffi as _ffi, lib as _lib
+except ImportError:  # built only when a C compiler was present at install time
+    _ffi = _lib = None
+
 U64 = np.uint64
 ONE = U64(1)
 NOT_ONE = ~U64(1)
 # The public fixed key of the PRG (any constant works; it is not a secret).
 FIXED_KEY = bytes.fromhex("7665696c2d6463662d6669786564214b")
 CONV_TWEAK = 64            # tweaks of the final seed's conversion to group elements
+MAX_NATIVE_W = 4           # payload words the C kernel supports (cffi_kernels/dcf.c)
 _local = threading.local()
+
+
+def _native_available() -> bool:
+    """The C kernel is built (a stale build lacks it) and this CPU has AES-NI."""
+    return _lib is not None and hasattr(_lib, "veil_dcf_gen") and bool(_lib.veil_aes_available())
+
+
+HAVE_NATIVE: bool = _native_available()
+
+
+def _use_native(native: bool | None, w: int) -> bool:
+    if native is None:
+        return HAVE_NATIVE and w <= MAX_NATIVE_W
+    if native and not (HAVE_NATIVE and w <= MAX_NATIVE_W):
+        raise ValueError("the C DCF kernel is not available here (or not for this payload width)")
+    return native
+
+
+def _ptr(a: np.ndarray):
+    return _ffi.from_buffer("uint64_t[]", a)
 
 
 def _encryptor():
@@ -148,7 +174,7 @@ def _check(n_bits: int, w: int) -> None:
 
 
 def gen(alpha: np.ndarray, beta: np.ndarray, seed0: np.ndarray, seed1: np.ndarray, n_bits: int,
-        offset: np.ndarray | None = None) -> CorrectionWords:
+        offset: np.ndarray | None = None, native: bool | None = None) -> CorrectionWords:
     """The correction words for keys (seed0, CW) and (seed1, CW) of f(x) = offset + beta [x < alpha].
 
     alpha (n,) < 2^n_bits; beta and offset (n, w); seeds (n, 2) uniform. The offset is subtracted
@@ -159,6 +185,8 @@ def gen(alpha: np.ndarray, beta: np.ndarray, seed0: np.ndarray, seed1: np.ndarra
     beta = np.asarray(beta, dtype=U64)
     n, w = beta.shape
     _check(n_bits, w)
+    if _use_native(native, w):
+        return _gen_native(alpha, beta, seed0, seed1, n_bits, offset)
     s = [np.asarray(seed0, dtype=U64).reshape(n, 2), np.asarray(seed1, dtype=U64).reshape(n, 2)]
     t = [np.zeros(n, dtype=U64), np.ones(n, dtype=U64)]
     v_alpha = np.zeros((n, w), dtype=U64)
@@ -192,11 +220,14 @@ def gen(alpha: np.ndarray, beta: np.ndarray, seed0: np.ndarray, seed1: np.ndarra
     return cw
 
 
-def evaluate(b: int, seed: np.ndarray, cw: CorrectionWords, x: np.ndarray, n_bits: int) -> np.ndarray:
+def evaluate(b: int, seed: np.ndarray, cw: CorrectionWords, x: np.ndarray, n_bits: int,
+             native: bool | None = None) -> np.ndarray:
     """Party b's (0 or 1) share (n, w) of f(x) for its keys (seed, cw) at the n inputs x."""
     x = np.asarray(x, dtype=U64).reshape(-1)
     n, w = cw.final.shape
     _check(n_bits, w)
+    if _use_native(native, w):
+        return _evaluate_native(b, seed, cw, x, n_bits)
     s = np.asarray(seed, dtype=U64).reshape(n, 2)
     t = np.full(n, b, dtype=U64)
     acc = np.zeros((n, w), dtype=U64)
@@ -211,3 +242,39 @@ def evaluate(b: int, seed: np.ndarray, cw: CorrectionWords, x: np.ndarray, n_bit
         s, t = child, tc
     acc += convert(s, w) + cw.final * t[:, None]
     return acc if b == 0 else U64(0) - acc
+
+
+def _contiguous(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=U64).reshape(shape))
+
+
+def _gen_native(alpha: np.ndarray, beta: np.ndarray, seed0: np.ndarray, seed1: np.ndarray, n_bits: int,
+                offset: np.ndarray | None) -> CorrectionWords:
+    """gen through cffi_kernels/dcf.c: the same words as the numpy path."""
+    n, w = beta.shape
+    cw = CorrectionWords(np.empty((n_bits, n, 2), U64), np.empty((n_bits, n, w), U64),
+                         np.empty((n_bits, 2, n), U64), np.empty((n, w), U64))
+    if n == 0:
+        return cw
+    off = _ffi.NULL if offset is None else _ptr(_contiguous(offset, (n, w)))
+    rc = _lib.veil_dcf_gen(_ptr(_contiguous(alpha, (n,))), _ptr(_contiguous(beta, (n, w))), off,
+                           _ptr(_contiguous(seed0, (n, 2))), _ptr(_contiguous(seed1, (n, 2))), n, n_bits, w,
+                           _ptr(cw.s), _ptr(cw.v), _ptr(cw.t), _ptr(cw.final))
+    if rc != 0:
+        raise RuntimeError("the C DCF kernel failed")
+    return cw
+
+
+def _evaluate_native(b: int, seed: np.ndarray, cw: CorrectionWords, x: np.ndarray, n_bits: int) -> np.ndarray:
+    """evaluate through cffi_kernels/dcf.c."""
+    n, w = cw.final.shape
+    out = np.empty((n, w), dtype=U64)
+    if n == 0:
+        return out
+    rc = _lib.veil_dcf_eval(int(b), _ptr(_contiguous(seed, (n, 2))), _ptr(_contiguous(cw.s, cw.s.shape)),
+                            _ptr(_contiguous(cw.v, cw.v.shape)), _ptr(_contiguous(cw.t, cw.t.shape)),
+                            _ptr(_contiguous(cw.final, cw.final.shape)), _ptr(_contiguous(x, (n,))), n, n_bits, w,
+                            _ptr(out))
+    if rc != 0:
+        raise RuntimeError("the C DCF kernel failed")
+    return out
