@@ -13,6 +13,10 @@ placeholder. For x = x0 + x1:
 - a2b: the sum bits are M ^ N ^ carries, re-randomized by P0-P1 randomness: 6 rounds;
 - bitinject: the same masked-bit opening alone: 1 round.
 
+msb and msb_mul of at most fss_msb.FSS_MAX elements skip the circuit: the dealer deals the keys of
+a distributed comparison function (fss_msb.py) for r = r0 + r1, while P0 and P1 exchange
+x_j + r_j (and d_j - b_j): 1 round, the outputs already additive.
+
 The dealer only sends; the security argument is in docs/security.md.
 """
 from __future__ import annotations
