@@ -16,7 +16,7 @@ static const uint8_t dcf_fixed_key[16] = {0x76, 0x65, 0x69, 0x6c, 0x2d, 0x64, 0x
 
 /* H(z) = AES_K(z) ^ z on m blocks at once (interleaved, so the AES unit's pipeline stays full). */
 __attribute__((target("aes,sse4.1")))
-static inline void dcf_mmo(const __m128i *rk, __m128i *z, int m)
+static inline void dcf_mmo_ni(const __m128i *rk, __m128i *z, int m)
 {
     __m128i x[24];
     for (int t = 0; t < m; t++)
@@ -26,6 +26,36 @@ static inline void dcf_mmo(const __m128i *rk, __m128i *z, int m)
             x[t] = _mm_aesenc_si128(x[t], rk[r]);
     for (int t = 0; t < m; t++)
         z[t] = _mm_xor_si128(_mm_aesenclast_si128(x[t], rk[10]), z[t]);
+}
+
+/* The same through VAES, two blocks per instruction (m even); rk2 holds the round keys twice. */
+__attribute__((target("vaes,avx2,aes,sse4.1")))
+static void dcf_mmo_vaes(const __m256i *rk2, __m128i *z, int m)
+{
+    __m256i x[12];
+    const int h = m / 2;
+    for (int t = 0; t < h; t++)
+        x[t] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(z + 2 * t)), rk2[0]);
+    for (int r = 1; r < 10; r++)
+        for (int t = 0; t < h; t++)
+            x[t] = _mm256_aesenc_epi128(x[t], rk2[r]);
+    for (int t = 0; t < h; t++) {
+        __m256i y = _mm256_xor_si256(_mm256_aesenclast_epi128(x[t], rk2[10]),
+                                     _mm256_loadu_si256((const __m256i *)(z + 2 * t)));
+        _mm256_storeu_si256((__m256i *)(z + 2 * t), y);
+    }
+}
+
+static __m256i dcf_rk2[11];
+static int dcf_use_vaes = -1;
+
+__attribute__((target("aes,sse4.1")))
+static inline void dcf_mmo(const __m128i *rk, __m128i *z, int m)
+{
+    if (dcf_use_vaes && m >= 4 && (m & 1) == 0)
+        dcf_mmo_vaes(dcf_rk2, z, m);
+    else
+        dcf_mmo_ni(rk, z, m);
 }
 
 __attribute__((target("aes,sse4.1")))
@@ -66,10 +96,20 @@ static void dcf_convert(const __m128i *rk, const uint64_t *s, unsigned w, uint64
 static __m128i dcf_rk[11];
 static int dcf_rk_ready = 0;
 
+__attribute__((target("vaes,avx2,aes,sse4.1")))
+static void dcf_broadcast_keys(void)
+{
+    for (int r = 0; r < 11; r++)
+        dcf_rk2[r] = _mm256_broadcastsi128_si256(dcf_rk[r]);
+}
+
 static const __m128i *dcf_keys(void)
 {
     if (!dcf_rk_ready) {
         aes_expand(dcf_fixed_key, dcf_rk);
+        dcf_use_vaes = vaes_available();
+        if (dcf_use_vaes)
+            dcf_broadcast_keys();
         dcf_rk_ready = 1;
     }
     return dcf_rk;

@@ -3,6 +3,7 @@ bytes each party sends and each party's CPU milliseconds per call, all parties i
 (tests/kernel_driver.py, which also holds each run to its declared costs; no network).
 
     python programs/bench_fss.py [--runs 5] [--sizes 128,1024,2048]
+    python programs/bench_fss.py --lan [--protocol dealer2] [--runs 3] [--sizes ...]   # real processes
 """
 from __future__ import annotations
 
@@ -81,7 +82,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="128,1024,2048")
+    ap.add_argument("--lan", action="store_true", help="time relu of n elements in three processes instead")
+    ap.add_argument("--protocol", default="rep3", choices=("rep3", "dealer2"))
     args = ap.parse_args()
+    if args.lan:
+        lan([int(s) for s in args.sizes.split(",")], args.runs, args.protocol)
+        return
     print(f"{'protocol':8} {'kernel':8} {'path':7} {'n':>5} {'rounds':>6} {'bytes P0':>11} {'bytes P1':>11} "
           f"{'bytes P2/D':>11} {'ms P0':>7} {'ms P1':>7} {'ms P2/D':>7}")
     for proto in ("rep3", "dealer2"):
@@ -91,6 +97,25 @@ def main() -> None:
                     rounds, sent, ms = measure(proto, kernel, n, args.runs, fss)
                     print(f"{proto:8} {kernel:8} {'dcf' if fss else 'circuit':7} {n:>5} {rounds:>6} "
                           + " ".join(f"{b:>11,}" for b in sent) + " " + " ".join(f"{t:>7.2f}" for t in ms))
+
+
+
+def lan(sizes: list[int], repeats: int, protocol: str) -> None:
+    """Seconds per comparison-and-selection (relu) of n elements, three `veil run` processes over
+    127.0.0.1 (programs/bench.py's method). Which path runs is fss_msb.FSS_MAX in the source
+    file, which the party processes import: run once as is and once with FSS_MAX = -1."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench  # noqa: E402  (programs/bench.py)
+    head = bench.HEAD if protocol == "rep3" else bench.HEAD.replace("rep3(alice, bob, carol)",
+                                                                    "dealer2(alice, bob, dealer=carol)")
+    print(f"FSS_MAX = {fss_msb.FSS_MAX}, {protocol}")
+    print(f"{'n':>6} {'rounds':>6} {'bytes (all)':>12} {'ms/unit':>8}")
+    for n in sizes:
+        src = bench._repeated(n, "where(x > 0.0, x, 0.0)").replace(bench.HEAD, head)
+        w = bench.Workload(f"relu {n}", "relu", src, "T", (1, 5),
+                           lambda g, n=n: {"alice": {"x": g.uniform(-1, 1, n)}})
+        row = bench.per_unit(w, [], repeats)
+        print(f"{n:>6} {row.rounds:>6.0f} {row.bytes:>12,.0f} {1e3 * row.seconds:>8.2f}")
 
 
 if __name__ == "__main__":
