@@ -27,10 +27,9 @@ void veil_rep3_trunc_p1(const uint64_t *s, const uint64_t *g0, const uint64_t *z
                         const uint64_t *rlb, const uint64_t *q, const uint64_t *w, unsigned m,
                         uint64_t *out, size_t n);
 int veil_dcf_gen(const uint64_t *alpha, const uint64_t *beta, const uint64_t *offset, const uint64_t *seed0,
-                 const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *s_cw, uint64_t *v_cw,
-                 uint64_t *t_cw, uint64_t *final);
-int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *s_cw, const uint64_t *v_cw, const uint64_t *t_cw,
-                  const uint64_t *final, const uint64_t *x, size_t n, unsigned n_bits, unsigned w, uint64_t *out);
+                 const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *words);
+int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x, size_t n, unsigned n_bits,
+                  unsigned w, uint64_t *out);
 """
 
 

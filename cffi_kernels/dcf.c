@@ -116,8 +116,9 @@ static const __m128i *dcf_keys(void)
 }
 #endif
 
-/* Correction words for n keys: s_cw (n_bits, n, 2), v_cw (n_bits, n, w), t_cw (n_bits, 2, n),
- * final (n, w); offset may be NULL.  -1 without AES-NI or for an unsupported width. */
+/* n keys' correction words in dcf.CorrectionWords.pack's layout (`words`, dcf.cw_words of them):
+ * s_cw (n_bits, n, 2) with t_CW^L in bit 0, v_cw (n_bits, n, w), final (n, w), then t_CW^R packed
+ * 64 to a word (bit l*n + i); offset may be NULL.  -1 without AES-NI or for an unsupported width. */
 #ifdef VEIL_AESNI
 #define DCF_GROUP 2              /* keys expanded together in Gen (4 seeds-sides of k blocks each) */
 #define DCF_EGROUP 4             /* keys expanded together in Eval */
@@ -127,9 +128,12 @@ static const __m128i *dcf_keys(void)
 __attribute__((target("aes,sse4.1")))
 static int dcf_gen_keys(const __m128i *rk, const uint64_t *alpha, const uint64_t *beta, const uint64_t *offset,
                         const uint64_t *seed0, const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w,
-                        uint64_t *s_cw, uint64_t *v_cw, uint64_t *t_cw, uint64_t *final)
+                        uint64_t *words)
 {
     const int k = 1 + (int)((w + 1) / 2);
+    uint64_t *s_cw = words, *v_cw = words + 2 * (size_t)n_bits * n, *final = v_cw + (size_t)w * n_bits * n;
+    uint64_t *bits = final + (size_t)w * n;
+    memset(bits, 0, sizeof(uint64_t) * (((size_t)n_bits * n + 63) / 64));
     uint64_t *st = malloc(sizeof(uint64_t) * n * (4 + 2 + w));   /* seeds 0,1 (2 words each), t0, t1, V_alpha */
     if (!st)
         return -2;
@@ -164,8 +168,7 @@ static int dcf_gen_keys(const __m128i *rk, const uint64_t *alpha, const uint64_t
                 uint64_t *scw = s_cw + 2 * ((size_t)l * n + i);
                 uint64_t *vcw = v_cw + (size_t)w * ((size_t)l * n + i);
                 uint64_t *vai = va + (size_t)w * i;
-                scw[0] = cs[0][lose][0] ^ cs[1][lose][0];
-                scw[1] = cs[0][lose][1] ^ cs[1][lose][1];
+                const uint64_t scw0 = cs[0][lose][0] ^ cs[1][lose][0], scw1 = cs[0][lose][1] ^ cs[1][lose][1];
                 for (unsigned j = 0; j < w; j++) {
                     vcw[j] = sign * (cv[1][lose][j] - cv[0][lose][j] - vai[j] + beta[i * w + j] * a);
                     vai[j] = vai[j] - cv[1][keep][j] + cv[0][keep][j] + sign * vcw[j];
@@ -175,15 +178,17 @@ static int dcf_gen_keys(const __m128i *rk, const uint64_t *alpha, const uint64_t
                 uint64_t *sb[2] = {s0 + 2 * i, s1 + 2 * i}, *tb[2] = {t0 + i, t1 + i};
                 for (int b = 0; b < 2; b++) {
                     const uint64_t mask = (uint64_t)0 - *tb[b];
-                    sb[b][0] = cs[b][keep][0] ^ (scw[0] & mask);
-                    sb[b][1] = cs[b][keep][1] ^ (scw[1] & mask);
+                    sb[b][0] = cs[b][keep][0] ^ (scw0 & mask);
+                    sb[b][1] = cs[b][keep][1] ^ (scw1 & mask);
                     *tb[b] = ct[b][keep] ^ (*tb[b] & tkeep);
                 }
                 if (l == 0 && offset)
                     for (unsigned j = 0; j < w; j++)
                         vcw[j] -= offset[i * w + j];
-                t_cw[(size_t)(2 * l) * n + i] = tl;
-                t_cw[(size_t)(2 * l + 1) * n + i] = tr;
+                scw[0] = scw0 | tl;
+                scw[1] = scw1;
+                const size_t at = (size_t)l * n + i;
+                bits[at >> 6] |= tr << (at & 63);
             }
         }
     }
@@ -201,28 +206,28 @@ static int dcf_gen_keys(const __m128i *rk, const uint64_t *alpha, const uint64_t
 #endif
 
 int veil_dcf_gen(const uint64_t *alpha, const uint64_t *beta, const uint64_t *offset, const uint64_t *seed0,
-                 const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *s_cw, uint64_t *v_cw,
-                 uint64_t *t_cw, uint64_t *final)
+                 const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *words)
 {
 #ifdef VEIL_AESNI
     if (!veil_aes_available() || w < 1 || w > DCF_MAX_W || n_bits < 1 || n_bits > 64)
         return -1;
-    return dcf_gen_keys(dcf_keys(), alpha, beta, offset, seed0, seed1, n, n_bits, w, s_cw, v_cw, t_cw, final);
+    return dcf_gen_keys(dcf_keys(), alpha, beta, offset, seed0, seed1, n, n_bits, w, words);
 #else
     (void)alpha; (void)beta; (void)offset; (void)seed0; (void)seed1; (void)n; (void)n_bits; (void)w;
-    (void)s_cw; (void)v_cw; (void)t_cw; (void)final;
+    (void)words;
     return -1;
 #endif
 }
 
-/* Party b's shares out (n, w) of f at x for keys (seed (n, 2), the correction words). */
+/* Party b's shares out (n, w) of f at x for keys (seed (n, 2), the packed correction words). */
 #ifdef VEIL_AESNI
 __attribute__((target("aes,sse4.1")))
-static int dcf_eval_keys(const __m128i *rk, int b, const uint64_t *seed, const uint64_t *s_cw, const uint64_t *v_cw,
-                         const uint64_t *t_cw, const uint64_t *final, const uint64_t *x, size_t n, unsigned n_bits,
-                         unsigned w, uint64_t *out)
+static int dcf_eval_keys(const __m128i *rk, int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x,
+                         size_t n, unsigned n_bits, unsigned w, uint64_t *out)
 {
     const int k = 1 + (int)((w + 1) / 2);
+    const uint64_t *s_cw = words, *v_cw = words + 2 * (size_t)n_bits * n, *final = v_cw + (size_t)w * n_bits * n;
+    const uint64_t *bits = final + (size_t)w * n;
     uint64_t *st = malloc(sizeof(uint64_t) * n * 3);   /* seeds (2 words), control bits */
     if (!st)
         return -2;
@@ -249,11 +254,13 @@ static int dcf_eval_keys(const __m128i *rk, int b, const uint64_t *seed, const u
                 const uint64_t mask = (uint64_t)0 - t[i];
                 const uint64_t *scw = s_cw + 2 * ((size_t)l * n + i);
                 const uint64_t *vcw = v_cw + (size_t)w * ((size_t)l * n + i);
-                s[2 * i] = child[0] ^ (scw[0] & mask);
+                s[2 * i] = child[0] ^ (scw[0] & ~(uint64_t)1 & mask);
                 s[2 * i + 1] = child[1] ^ (scw[1] & mask);
                 for (unsigned j = 0; j < w; j++)
                     acc[i * w + j] += v[j] + (vcw[j] & mask);
-                t[i] = tc ^ (t[i] & t_cw[(size_t)(2 * l + side[q]) * n + i]);
+                const size_t at = (size_t)l * n + i;
+                const uint64_t tcw = side[q] ? (bits[at >> 6] >> (at & 63)) & 1u : scw[0] & 1u;
+                t[i] = tc ^ (t[i] & tcw);
             }
         }
     }
@@ -271,15 +278,15 @@ static int dcf_eval_keys(const __m128i *rk, int b, const uint64_t *seed, const u
 }
 #endif
 
-int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *s_cw, const uint64_t *v_cw, const uint64_t *t_cw,
-                  const uint64_t *final, const uint64_t *x, size_t n, unsigned n_bits, unsigned w, uint64_t *out)
+int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x, size_t n, unsigned n_bits,
+                  unsigned w, uint64_t *out)
 {
 #ifdef VEIL_AESNI
     if (!veil_aes_available() || w < 1 || w > DCF_MAX_W || n_bits < 1 || n_bits > 64)
         return -1;
-    return dcf_eval_keys(dcf_keys(), b, seed, s_cw, v_cw, t_cw, final, x, n, n_bits, w, out);
+    return dcf_eval_keys(dcf_keys(), b, seed, words, x, n, n_bits, w, out);
 #else
-    (void)b; (void)seed; (void)s_cw; (void)v_cw; (void)t_cw; (void)final; (void)x; (void)n; (void)n_bits; (void)w;
+    (void)b; (void)seed; (void)words; (void)x; (void)n; (void)n_bits; (void)w;
     (void)out;
     return -1;
 #endif

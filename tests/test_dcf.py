@@ -148,7 +148,13 @@ def test_the_c_kernel_agrees_with_numpy_word_for_word(n_bits, w):
         b = dcf.gen(alpha, beta, s0, s1, n_bits, offset, native=True)
         for field in ("s", "v", "t", "final"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), field
-        assert np.array_equal(a.pack(), b.pack())
+        packed = dcf.gen_packed(alpha, beta, s0, s1, n_bits, offset, native=True)
+        assert np.array_equal(a.pack(), b.pack()) and np.array_equal(packed, a.pack())
+        assert np.array_equal(dcf.gen_packed(alpha, beta, s0, s1, n_bits, offset, native=False), packed)
+        x = below(n_bits, n)
+        for party, seed in ((0, s0), (1, s1)):
+            assert np.array_equal(dcf.evaluate_packed(party, seed, packed, x, n_bits, w, native=True),
+                                  dcf.evaluate_packed(party, seed, packed, x, n_bits, w, native=False))
         for x in edges(alpha, n_bits) + [below(n_bits, n)]:
             for party, seed in ((0, s0), (1, s1)):
                 assert np.array_equal(dcf.evaluate(party, seed, a, x, n_bits, native=False),

@@ -186,7 +186,7 @@ def gen(alpha: np.ndarray, beta: np.ndarray, seed0: np.ndarray, seed1: np.ndarra
     n, w = beta.shape
     _check(n_bits, w)
     if _use_native(native, w):
-        return _gen_native(alpha, beta, seed0, seed1, n_bits, offset)
+        return CorrectionWords.unpack(_gen_native(alpha, beta, seed0, seed1, n_bits, offset), n, n_bits, w)
     s = [np.asarray(seed0, dtype=U64).reshape(n, 2), np.asarray(seed1, dtype=U64).reshape(n, 2)]
     t = [np.zeros(n, dtype=U64), np.ones(n, dtype=U64)]
     v_alpha = np.zeros((n, w), dtype=U64)
@@ -227,7 +227,7 @@ def evaluate(b: int, seed: np.ndarray, cw: CorrectionWords, x: np.ndarray, n_bit
     n, w = cw.final.shape
     _check(n_bits, w)
     if _use_native(native, w):
-        return _evaluate_native(b, seed, cw, x, n_bits)
+        return _evaluate_native(b, seed, cw.pack(), x, n_bits, w)
     s = np.asarray(seed, dtype=U64).reshape(n, 2)
     t = np.full(n, b, dtype=U64)
     acc = np.zeros((n, w), dtype=U64)
@@ -249,32 +249,52 @@ def _contiguous(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _gen_native(alpha: np.ndarray, beta: np.ndarray, seed0: np.ndarray, seed1: np.ndarray, n_bits: int,
-                offset: np.ndarray | None) -> CorrectionWords:
-    """gen through cffi_kernels/dcf.c: the same words as the numpy path."""
+                offset: np.ndarray | None) -> np.ndarray:
+    """gen through cffi_kernels/dcf.c, straight into CorrectionWords.pack's layout."""
     n, w = beta.shape
-    cw = CorrectionWords(np.empty((n_bits, n, 2), U64), np.empty((n_bits, n, w), U64),
-                         np.empty((n_bits, 2, n), U64), np.empty((n, w), U64))
+    words = np.empty(cw_words(n, n_bits, w), dtype=U64)
     if n == 0:
-        return cw
+        return words
     off = _ffi.NULL if offset is None else _ptr(_contiguous(offset, (n, w)))
     rc = _lib.veil_dcf_gen(_ptr(_contiguous(alpha, (n,))), _ptr(_contiguous(beta, (n, w))), off,
                            _ptr(_contiguous(seed0, (n, 2))), _ptr(_contiguous(seed1, (n, 2))), n, n_bits, w,
-                           _ptr(cw.s), _ptr(cw.v), _ptr(cw.t), _ptr(cw.final))
+                           _ptr(words))
     if rc != 0:
         raise RuntimeError("the C DCF kernel failed")
-    return cw
+    return words
 
 
-def _evaluate_native(b: int, seed: np.ndarray, cw: CorrectionWords, x: np.ndarray, n_bits: int) -> np.ndarray:
-    """evaluate through cffi_kernels/dcf.c."""
-    n, w = cw.final.shape
+def _evaluate_native(b: int, seed: np.ndarray, words: np.ndarray, x: np.ndarray, n_bits: int, w: int) -> np.ndarray:
+    """evaluate through cffi_kernels/dcf.c, reading the packed correction words in place."""
+    n = x.size
+    words = np.ascontiguousarray(words, dtype=U64)
+    if words.size != cw_words(n, n_bits, w):
+        raise ValueError(f"DCF correction words: {words.size} words for n={n}, n_bits={n_bits}, w={w}")
     out = np.empty((n, w), dtype=U64)
     if n == 0:
         return out
-    rc = _lib.veil_dcf_eval(int(b), _ptr(_contiguous(seed, (n, 2))), _ptr(_contiguous(cw.s, cw.s.shape)),
-                            _ptr(_contiguous(cw.v, cw.v.shape)), _ptr(_contiguous(cw.t, cw.t.shape)),
-                            _ptr(_contiguous(cw.final, cw.final.shape)), _ptr(_contiguous(x, (n,))), n, n_bits, w,
-                            _ptr(out))
+    rc = _lib.veil_dcf_eval(int(b), _ptr(_contiguous(seed, (n, 2))), _ptr(words), _ptr(_contiguous(x, (n,))), n,
+                            n_bits, w, _ptr(out))
     if rc != 0:
         raise RuntimeError("the C DCF kernel failed")
     return out
+
+
+def gen_packed(alpha: np.ndarray, beta: np.ndarray, seed0: np.ndarray, seed1: np.ndarray, n_bits: int,
+               offset: np.ndarray | None = None, native: bool | None = None) -> np.ndarray:
+    """gen(...).pack(), written directly by the C kernel where it is available."""
+    beta = np.asarray(beta, dtype=U64)
+    _check(n_bits, beta.shape[1])
+    if _use_native(native, beta.shape[1]):
+        return _gen_native(np.asarray(alpha, dtype=U64).reshape(-1), beta, seed0, seed1, n_bits, offset)
+    return gen(alpha, beta, seed0, seed1, n_bits, offset, native=False).pack()
+
+
+def evaluate_packed(b: int, seed: np.ndarray, words: np.ndarray, x: np.ndarray, n_bits: int, w: int,
+                    native: bool | None = None) -> np.ndarray:
+    """evaluate on packed correction words (no unpacking copy in the C kernel)."""
+    x = np.asarray(x, dtype=U64).reshape(-1)
+    _check(n_bits, w)
+    if _use_native(native, w):
+        return _evaluate_native(b, seed, words, x, n_bits, w)
+    return evaluate(b, seed, CorrectionWords.unpack(words, x.size, n_bits, w), x, n_bits, native=False)

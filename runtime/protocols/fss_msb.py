@@ -56,7 +56,7 @@ def deal(r: np.ndarray, seed0: np.ndarray, seed1: np.ndarray, b: np.ndarray | No
         beta, offset = k[:, None], r63[:, None]
     else:
         beta, offset = np.stack([k, k * b], axis=1), np.stack([r63, r63 * b], axis=1)
-    return dcf.gen(r & LOW, beta, seed0, seed1, N_BITS, offset).pack()
+    return dcf.gen_packed(r & LOW, beta, seed0, seed1, N_BITS, offset)
 
 
 def evaluate(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray,
@@ -65,8 +65,7 @@ def evaluate(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray,
     opened c = x + r, f = d - b and its part of b."""
     n = c.size
     times = f is not None
-    cw = dcf.CorrectionWords.unpack(words, n, N_BITS, width(times))
-    shares = dcf.evaluate(party, seed.reshape(n, 2), cw, c & LOW, N_BITS)
+    shares = dcf.evaluate_packed(party, seed.reshape(n, 2), words, c & LOW, N_BITS, width(times))
     c63 = c >> TOP
     k = ONE - U64(2) * c63
     if not times:
