@@ -123,3 +123,13 @@ def test_view_check_catches_an_unmasked_operand(proto, monkeypatch):
                         lambda self, peer, s, shape: real(self, peer, s, shape) * U64(s not in streams))
     with pytest.raises(AssertionError, match="non-uniform"):
         assert_views_uniform(views(proto, "msb_mul", SECRETS["ones"], public_like=True))
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_the_numpy_fallback_runs_the_kernels_exactly(proto, monkeypatch):
+    """Without the C kernels (not built, or no AES-NI) the DCF runs in numpy, with the same costs."""
+    from veil.runtime.protocols import dcf
+    monkeypatch.setattr(dcf, "HAVE_NATIVE", False)
+    x, d = values(60)[:60], rand_ring(60)
+    out = run_kernel(PROTOCOLS[proto], "msb_mul", mul_inputs(proto, x, d), {}, PARTIES, COMPUTE)
+    assert np.array_equal(open_arith(proto, out), (x >> U64(63)) * d)
