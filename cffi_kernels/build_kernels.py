@@ -29,6 +29,10 @@ void veil_rep3_trunc_p0(const uint64_t *s, const uint64_t *g1, const uint64_t *g
 void veil_rep3_trunc_p1(const uint64_t *s, const uint64_t *g0, const uint64_t *z2, const uint64_t *r63b,
                         const uint64_t *rlb, const uint64_t *q, const uint64_t *w, unsigned m,
                         uint64_t *out, size_t n);
+int veil_dcf_gen(const uint64_t *alpha, const uint64_t *beta, const uint64_t *offset, const uint64_t *seed0,
+                 const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *words);
+int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x, size_t n, unsigned n_bits,
+                  unsigned w, uint64_t *out);
 """
 
 
@@ -43,7 +47,7 @@ ffibuilder = cffi.FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "veil.cffi_kernels._ring",
-    "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("ring.c", "aes.c", "trunc.c")),
+    "\n".join((_HERE / name).read_text(encoding="utf-8") for name in ("ring.c", "aes.c", "trunc.c", "dcf.c")),
     extra_compile_args=_compile_args(),
 )
 

@@ -84,10 +84,12 @@ def test_fused_selections_are_exact(name):
     np.testing.assert_array_equal(mpc["bit_second"], np.where(x < 2.0, y, 0.0))
     np.testing.assert_array_equal(mpc["both"], (x < -1.0) & (y < 0.5))
     kernels = _kernel_names(c)
-    # relu and bit_first fuse; y * (x < 2.0) has the bit second; prod's x * y and both's y < 0.5
-    # are ready after x's comparison could start, so msb then mul finishes before a fused kernel
-    # that waits for them (compiler/rounds.py)
-    assert kernels.count("msb_mul") == 2 and kernels.count("msb") == 4, kernels
+    # relu and bit_first fuse; y * (x < 2.0) has the bit second. rep3 (msb 2 rounds, mul 1): prod's
+    # x * y and both's y < 0.5 are ready after x's comparison could start, so msb then mul finishes
+    # before a fused kernel that waits for them (compiler/rounds.py). dealer2 (msb and msb_mul 1
+    # round, like mul): fused finishes no later, so those two selections fuse as well.
+    fused, alone = {"rep3": (2, 4), "dealer2": (4, 2)}[name]
+    assert kernels.count("msb_mul") == fused and kernels.count("msb") == alone, kernels
     assert np.all(np.abs(mpc["scaled"] - np.maximum(x, 0.0) * y) <= 2 * UNIT)
     assert np.all(np.abs(mpc["prod"] - np.where(x < y, x * y, y)) <= 2 * UNIT)
 

@@ -13,6 +13,10 @@ placeholder. For x = x0 + x1:
 - a2b: the sum bits are M ^ N ^ carries, re-randomized by P0-P1 randomness: 6 rounds;
 - bitinject: the same masked-bit opening alone: 1 round.
 
+msb and msb_mul of at most fss_msb.FSS_MAX elements skip the circuit: the dealer deals the keys of
+a distributed comparison function (fss_msb.py) for r = r0 + r1, while P0 and P1 exchange
+x_j + r_j (and d_j - b_j): 1 round, the outputs already additive.
+
 The dealer only sends; the security argument is in docs/security.md.
 """
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from veil.runtime.protocols import fss_msb
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel
 from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
                                             local_p, pack_bits, pair_words, slots, unpack_bits, words_for_bits)
@@ -35,23 +40,40 @@ S_ZETA = 31                # a2b: the output's re-randomization (P0-P1)
 S_R0, S_R1, S_RA = 40, 41, 42  # the random bit's XOR parts and P0's additive part
 S_B0, S_B1 = 43, 44        # msb_mul: the mask of d, P0's and P1's parts (each with the dealer)
 S_RB = 45                  # msb_mul: P0's additive part of r * b (P0-dealer)
+S_FR = 60                  # DCF msb: the mask's part r_j (Pj-dealer)
+S_FS = 61                  # DCF msb: Pj's DCF seed (Pj-dealer)
 
 
 def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """7 rounds: P0 and P1 send 2n layer-0 words, 5n AND layers, the packed opened bit; the
-    dealer 4n (the layer-0 and layer products, P1's additive part of the random bit)."""
+    """n <= FSS_MAX: 1 round (see _fss_cost). Otherwise 7 rounds: P0 and P1 send 2n layer-0
+    words, 5n AND layers, the packed opened bit; the dealer 4n (the layer-0 and layer products,
+    P1's additive part of the random bit)."""
+    if fss_msb.use_fss(n):
+        return _fss_cost(compute, n, times=False)
     p0, p1, d = compute
     w = words_for_bits(n)
     return Cost(7, {p0: 7 * n + w, p1: 7 * n + w, d: 4 * n}, {p0: 11 * n + w, p1: 7 * n + w, d: 18 * n + 2 * w})
 
 
 def _msb_mul_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """msb's 7 rounds; P0 and P1 also open d - b in round 1 (n each), the dealer sends P1 its part
-    of r * b (n); draws: b's parts, P0's part of r * b."""
+    """n <= FSS_MAX: 1 round. Otherwise msb's 7 rounds; P0 and P1 also open d - b in round 1 (n
+    each), the dealer sends P1 its part of r * b (n); draws: b's parts, P0's part of r * b."""
+    if fss_msb.use_fss(n):
+        return _fss_cost(compute, n, times=True)
     p0, p1, d = compute
     m = _msb_cost(compute, n)
     return Cost(7, {p0: m.sent[p0] + n, p1: m.sent[p1] + n, d: m.sent[d] + n},
                 {p0: m.draws[p0] + 2 * n, p1: m.draws[p1] + n, d: m.draws[d] + 3 * n})
+
+
+def _fss_cost(compute: list[str], n: int, times: bool) -> Cost:
+    """The DCF path, 1 round: P0 and P1 send each other x_j + r_j (and d_j - b_j); the dealer sends
+    both the keys' correction words. Draws: each of P0, P1 its mask part and seed (2 words) (and
+    b's part); the dealer all of them."""
+    p0, p1, d = compute
+    each = (2 if times else 1) * n
+    mine = 3 * n + (n if times else 0)
+    return Cost(1, {p0: each, p1: each, d: 2 * fss_msb.key_words(n, times)}, {p0: mine, p1: mine, d: 2 * mine})
 
 
 def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -160,12 +182,44 @@ def _bit_share(ctx: Context, c: np.ndarray, r: np.ndarray) -> np.ndarray:
     return z + c if ctx.index == 0 else z
 
 
+# ---- msb and msb_mul through a DCF (n <= FSS_MAX): the dealer deals, P0 and P1 evaluate -------
+
+def _fss(ctx: Context, x: np.ndarray, d: np.ndarray | None) -> KernelGen:
+    """One round: Pj sends the other x_j + r_j (and d_j - b_j) for r = r0 + r1 and b = b0 + b1
+    drawn with the dealer, who sends both the keys' correction words; each then holds its
+    additive share of msb(x) (or msb(x) d)."""
+    p0, p1, dealer = _parties(ctx)
+    n = x.size
+    if ctx.index == 2:
+        r = ctx.rand(p0, S_FR, (n,)) + ctx.rand(p1, S_FR, (n,))
+        seeds = [ctx.rand(q, S_FS, (2 * n,)).reshape(n, 2) for q in (p0, p1)]
+        mask = None if d is None else ctx.rand(p0, S_B0, (n,)) + ctx.rand(p1, S_B1, (n,))
+        words = fss_msb.deal(r, seeds[0], seeds[1], mask)
+        yield Exchange(send={p0: [words], p1: [words]})
+        return _zeros((n,))
+    first = ctx.index == 0
+    peer = p1 if first else p0
+    head = [x + ctx.rand(dealer, S_FR, (n,))]
+    seed = ctx.rand(dealer, S_FS, (2 * n,))
+    part = None
+    if d is not None:
+        part = ctx.rand(dealer, S_B0 if first else S_B1, (n,))
+        head.append(d - part)
+    mine = np.concatenate(head)
+    got = yield Exchange(send={peer: [mine]}, expect={peer: 1, dealer: 1})
+    both = mine + np.asarray(got[peer][0], dtype=U64)
+    f = None if d is None else both[n:]
+    return fss_msb.evaluate(0 if first else 1, seed, np.asarray(got[dealer][0], dtype=U64), both[:n], f, part)
+
+
 # ---- the kernels -----------------------------------------------------------------------------
 
 @kernel(KERNELS, _msb_cost, counts=("comparisons",))
 def msb(ctx: Context, x: np.ndarray) -> KernelGen:
-    """The sign bit of a secret as a secret 0/1: 7 rounds."""
+    """The sign bit of a secret as a secret 0/1: 1 round up to FSS_MAX elements, else 7."""
     shape, flat = np.shape(x), np.ascontiguousarray(x, dtype=U64).reshape(-1)
+    if fss_msb.use_fss(flat.size):
+        return (yield from _fss(ctx, flat, None)).reshape(shape)
     if ctx.index == 2:
         yield Exchange(send={_parties(ctx)[1]: [_deal(ctx, flat.size, TREE, bit=True)]})
         yield from _idle(len(TREE) + 1)
@@ -177,13 +231,16 @@ def msb(ctx: Context, x: np.ndarray) -> KernelGen:
 
 @kernel(KERNELS, _msb_mul_cost, counts=("comparisons", "multiplications"))
 def msb_mul(ctx: Context, x: np.ndarray, d: np.ndarray, **_: Any) -> KernelGen:
-    """msb(x) * d for a secret d of x's shape, in msb's 7 rounds: [msb d] = c d + (1 - 2c)[r d],
-    with [r d] = f [r] + [r b] for f = d - b opened in round 1 (b dealt, so the dealer knows r b)."""
+    """msb(x) * d for a secret d of x's shape, in msb's rounds: the DCF path's, or the circuit's
+    [msb d] = c d + (1 - 2c)[r d], with [r d] = f [r] + [r b] for f = d - b opened in round 1 (b
+    dealt, so the dealer knows r b)."""
     p0, p1, dealer = _parties(ctx)
     shape, flat = np.shape(x), np.ascontiguousarray(x, dtype=U64).reshape(-1)
     if np.shape(d) != shape:
         raise ValueError(f"dealer2 msb_mul needs equal shapes, got {shape} and {np.shape(d)}")
     n = flat.size
+    if fss_msb.use_fss(n):
+        return (yield from _fss(ctx, flat, np.ascontiguousarray(d, dtype=U64).reshape(-1))).reshape(shape)
     if ctx.index == 2:
         yield Exchange(send={p1: [_deal(ctx, n, TREE, bit=True, times=True)]})
         yield from _idle(len(TREE) + 1)

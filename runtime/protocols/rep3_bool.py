@@ -16,6 +16,11 @@ b = b0 ^ b1 ^ b2. For x = x0 + x1 + x2, P0 knows M = x0 + x1 and P1, P2 both kno
 - bitinject: P2 deals a random bit with XOR and additive shares to P0 and P1, who open the masked
   bit (round 1) and turn their additive shares into the replicated form (round 2).
 
+msb and msb_mul of at most fss_msb.FSS_MAX elements skip the circuit: P0 deals the keys of a
+distributed comparison function (fss_msb.py) and sends P1 x0 + r and P2 x1 + r for its private r
+(round 1); P1 and P2 evaluate and re-share their additive outputs into the replicated form
+(round 2): 2 rounds, ~1.5 KB (msb) or 2 KB (msb_mul) per element to each evaluator.
+
 The security argument is in docs/security.md.
 """
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from veil.runtime.protocols import fss_msb
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel
 from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
                                             local_p, pack_bits, pair_words, rotl1, slots, unpack_bits,
@@ -42,6 +48,10 @@ S_ZETA = 45                # msb: P1-P2 re-randomization of the opened bit's par
 S_RDZ = 46                 # msb_mul: the zero sharing re-randomizing the product r * d
 S_R0, S_R1, S_RA = 50, 51, 52  # bitinject: the dealt bit's XOR parts, P0's additive part
 S_Y0, S_Y2 = 53, 54        # bitinject: the replicated output's parts held with P2
+S_FR = 60                  # DCF msb: P0's private mask r
+S_FS = 61                  # DCF msb: the evaluator's DCF seed (P0-P1, P0-P2)
+S_FT = 62                  # DCF msb: the replicated output's parts t1 (P0-P1) and t0 (P0-P2)
+S_FB = 63                  # DCF msb_mul: the evaluator's part of d's mask b (P0-P1, P0-P2)
 
 
 def _each(compute: list[str], *counts: int) -> dict[str, int]:
@@ -49,17 +59,34 @@ def _each(compute: list[str], *counts: int) -> dict[str, int]:
 
 
 def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """7 rounds: P0 sends 4n (layer-0 words, dealt products, the bit's product); P1 and P2 a word
-    per AND layer, the bit's sharing and product, and the packed opened bit (2 ceil(n/64))."""
+    """n <= FSS_MAX, 2 rounds: P0 sends each evaluator c's mask and the DCF keys, they exchange
+    the re-sharing. Otherwise 7 rounds: P0 sends 4n (layer-0 words, dealt products, the bit's
+    product); P1 and P2 a word per AND layer, the bit's sharing and product, and the packed
+    opened bit (2 ceil(n/64))."""
+    if fss_msb.use_fss(n):
+        return _fss_cost(compute, n, times=False)
     w = words_for_bits(n)
     return Cost(7, _each(compute, 4 * n, 7 * n + 2 * w, 6 * n + 2 * w),
                 _each(compute, 16 * n + 2 * w, 10 * n + 3 * w, 8 * n + 3 * w))
 
 
 def _msb_mul_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """msb's 7 rounds; the product r * d rides along round 3: n more elements sent, 2n more drawn."""
+    """n <= FSS_MAX: msb's 2 rounds, with d's mask and 2-word payloads. Otherwise msb's 7
+    rounds; the product r * d rides along round 3: n more elements sent, 2n more drawn."""
+    if fss_msb.use_fss(n):
+        return _fss_cost(compute, n, times=True)
     m = _msb_cost(compute, n)
     return Cost(7, {p: e + n for p, e in m.sent.items()}, {p: k + 2 * n for p, k in m.draws.items()})
+
+
+def _fss_cost(compute: list[str], n: int, times: bool) -> Cost:
+    """The DCF path: P0 sends each evaluator c's mask (and f's) and the keys' correction words;
+    P1 and P2 one word each in round 2. Draws: P0 r (private), both seeds (2 words each), both
+    output parts (and b's two parts); an evaluator its seed and output part (and b's part)."""
+    head = (2 if times else 1) * n
+    extra = n if times else 0
+    return Cost(2, _each(compute, 2 * (head + fss_msb.key_words(n, times)), n, n),
+                _each(compute, 7 * n + 2 * extra, 3 * n + extra, 3 * n + extra))
 
 
 def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -142,22 +169,22 @@ def _dealt_share(ctx: Context, got: dict[str, list[np.ndarray]] | None, layers: 
 
 @kernel(KERNELS, _msb_cost, counts=("comparisons",))
 def msb(ctx: Context, x: Share) -> KernelGen:
-    """The sign bit of a secret as a secret 0/1: 7 rounds (see the module docstring)."""
+    """The sign bit of a secret as a secret 0/1: 2 rounds up to FSS_MAX elements, else 7."""
     a, b, shape = _components(x)
-    run = (_msb_p0, _msb_p1, _msb_p2)[ctx.index]
-    return _shaped((yield from run(ctx, a, b, None)), shape)
+    run = (_fss_p0, _fss_p1, _fss_p2) if fss_msb.use_fss(a.size) else (_msb_p0, _msb_p1, _msb_p2)
+    return _shaped((yield from run[ctx.index](ctx, a, b, None)), shape)
 
 
 @kernel(KERNELS, _msb_mul_cost, counts=("comparisons", "multiplications"))
 def msb_mul(ctx: Context, x: Share, d: Share, **_: Any) -> KernelGen:
-    """msb(x) * d for a secret d of x's shape, in msb's 7 rounds: [msb d] = c d + (1 - 2c)[r d], the
-    product [r d] computed in round 3, as soon as [r] is shared."""
+    """msb(x) * d for a secret d of x's shape, in msb's rounds: the DCF path's (f = d - b opened
+    alongside c), or the circuit's [msb d] = c d + (1 - 2c)[r d], [r d] computed in round 3."""
     a, b, shape = _components(x)
     da, db, dshape = _components(d)
     if dshape != shape:
         raise ValueError(f"rep3 msb_mul needs equal shapes, got {shape} and {dshape}")
-    run = (_msb_p0, _msb_p1, _msb_p2)[ctx.index]
-    return _shaped((yield from run(ctx, a, b, (da, db))), shape)
+    run = (_fss_p0, _fss_p1, _fss_p2) if fss_msb.use_fss(a.size) else (_msb_p0, _msb_p1, _msb_p2)
+    return _shaped((yield from run[ctx.index](ctx, a, b, (da, db))), shape)
 
 
 def _one_minus_2c(c: np.ndarray) -> np.ndarray:
@@ -263,6 +290,52 @@ def _msb_p2(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> Kern
     got = yield Exchange(send={p0: [u], p1: [u]}, expect={p1: 1})
     c = unpack_bits(u ^ got[p1][0], n)
     return _finish(ctx, c, r, d, rd)
+
+
+# ---- msb and msb_mul through a DCF (n <= FSS_MAX): P0 deals, P1 and P2 evaluate ----------------
+
+def _fss_p0(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> KernelGen:
+    """P0 (x0, x1): round 1 sends P1 x0 + r, P2 x1 + r (and d0 - m, d1 - m for d's mask m) and
+    both the keys' correction words; it holds (t0, t1) of the output, drawn with P2 and P1."""
+    _, p1, p2 = ctx.compute
+    n = a.size
+    r = ctx.rand(None, S_FR, (n,))
+    seeds = [ctx.rand(q, S_FS, (2 * n,)).reshape(n, 2) for q in (p1, p2)]
+    heads = [[a + r], [b + r]]
+    mask = None
+    if d is not None:
+        mask = ctx.rand(p1, S_FB, (n,)) + ctx.rand(p2, S_FB, (n,))
+        heads = [[a + r, d[0] - mask], [b + r, d[1] - mask]]
+    words = fss_msb.deal(r, seeds[0], seeds[1], mask)
+    yield Exchange(send={p1: [np.concatenate(heads[0]), words], p2: [np.concatenate(heads[1]), words]})
+    yield Exchange()
+    return ctx.rand(p2, S_FT, (n,)), ctx.rand(p1, S_FT, (n,))
+
+
+def _fss_eval(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> KernelGen:
+    """P1 (x1, x2; evaluator 0) or P2 (x2, x0; evaluator 1): c = x + r and f = d - m from P0's
+    words and its own pair, its additive share u of the output, then round 2's re-sharing:
+    t2 = (u1 - t1) + (u2 - t0)."""
+    p0, p1, p2 = ctx.compute
+    n, first = a.size, ctx.index == 1
+    seed = ctx.rand(p0, S_FS, (2 * n,))
+    got = yield Exchange(expect={p0: 2})
+    head, words = (np.asarray(v, dtype=U64) for v in got[p0])
+    c = head[:n] + a + b
+    f = part = None
+    if d is not None:
+        f = head[n:] + d[0] + d[1]
+        part = ctx.rand(p0, S_FB, (n,))
+    u = fss_msb.evaluate(0 if first else 1, seed, words, c, f, part)
+    drawn = ctx.rand(p0, S_FT, (n,))          # t1 (P1) or t0 (P2)
+    mine = u - drawn
+    peer = p2 if first else p1
+    got = yield Exchange(send={peer: [mine]}, expect={peer: 1})
+    t2 = mine + np.asarray(got[peer][0], dtype=U64)
+    return (drawn, t2) if first else (t2, drawn)
+
+
+_fss_p1 = _fss_p2 = _fss_eval
 
 
 # ---- a2b -------------------------------------------------------------------------------------

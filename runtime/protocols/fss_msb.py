@@ -1,0 +1,75 @@
+"""msb and msb_mul through a distributed comparison function (dcf.py): 2 rounds in rep3, 1 in dealer2.
+
+A dealer (rep3: P0, which already deals the AND masks; dealer2: the dealer) masks x with a random
+r it knows and deals DCF keys for alpha = r mod 2^63; two evaluators learn c = x + r and, writing
+c = c63 2^63 + c_low and likewise r,
+
+    msb(x) = c63 ^ r63 ^ [c_low < r_low]      (the borrow out of the low 63 bits of c - r).
+
+The dealer knows r63, so it folds it in: payload beta = 1 - 2 r63 and offset r63 give additive
+shares of t = r63 ^ borrow = r63 + (1 - 2 r63) borrow, and msb = c63 + (1 - 2 c63) t is linear
+for the evaluators, who know c63. msb_mul(x, d) also opens f = d - b for a dealt mask b = b_1 + b_2
+(one part from the stream the dealer shares with each evaluator) and widens the payload to
+(1 - 2 r63, (1 - 2 r63) b) with offsets (r63, r63 b), so the evaluators hold shares of t and t b:
+
+    msb d = f msb + msb b,    msb b = c63 b + (1 - 2 c63) t b.
+
+Kernels use this path for n <= FSS_MAX elements: the keys cost `key_words` ring words per element
+(about 1.5 KB for msb, 2 KB for msb_mul) to each evaluator, so large vectors keep the carry circuit
+(7 rounds, ~100 bytes per element). The security argument is in docs/security.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from veil.runtime.protocols import dcf
+
+U64 = np.uint64
+ONE = U64(1)
+TOP = U64(63)
+LOW = U64((1 << 63) - 1)
+N_BITS = 63               # the DCF compares the low 63 bits
+FSS_MAX = 2048            # kernels of at most this many elements take the DCF path
+
+
+def use_fss(n: int) -> bool:
+    """Whether an n-element comparison takes the DCF path (the kernels and their costs agree)."""
+    return n <= FSS_MAX
+
+
+def width(times: bool) -> int:
+    """Payload words: t alone (msb), or t and t b (msb_mul)."""
+    return 2 if times else 1
+
+
+def key_words(n: int, times: bool) -> int:
+    """Ring words of the correction words the dealer sends each evaluator for n comparisons."""
+    return dcf.cw_words(n, N_BITS, width(times))
+
+
+def deal(r: np.ndarray, seed0: np.ndarray, seed1: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """The dealer's correction words (packed) for mask r, the evaluators' seeds (n, 2), and
+    (msb_mul) d's mask b: payloads (1 - 2 r63[, (1 - 2 r63) b]), offsets (r63[, r63 b])."""
+    r63 = r >> TOP
+    k = ONE - U64(2) * r63
+    if b is None:
+        beta, offset = k[:, None], r63[:, None]
+    else:
+        beta, offset = np.stack([k, k * b], axis=1), np.stack([r63, r63 * b], axis=1)
+    return dcf.gen_packed(r & LOW, beta, seed0, seed1, N_BITS, offset)
+
+
+def evaluate(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray,
+             f: np.ndarray | None = None, b_part: np.ndarray | None = None) -> np.ndarray:
+    """Evaluator `party` (0 or 1): its additive share of msb(x) (f None) or of msb(x) d, from the
+    opened c = x + r, f = d - b and its part of b."""
+    n = c.size
+    times = f is not None
+    shares = dcf.evaluate_packed(party, seed.reshape(n, 2), words, c & LOW, N_BITS, width(times))
+    c63 = c >> TOP
+    k = ONE - U64(2) * c63
+    if not times:
+        u = k * shares[:, 0]
+        return u + c63 if party == 0 else u
+    u = k * (f * shares[:, 0] + shares[:, 1]) + c63 * b_part
+    return u + f * c63 if party == 0 else u
