@@ -29,7 +29,9 @@ ONE = U64(1)
 TOP = U64(63)
 LOW = U64((1 << 63) - 1)
 N_BITS = 63               # the DCF compares the low 63 bits
-FSS_MAX = 2048            # kernels of at most this many elements take the DCF path
+FSS_MAX = 1024            # kernels of at most this many elements take the DCF path: above ~1000 its
+                          # keys cost more than the 5 rounds they save, on this machine's loopback and
+                          # nearly so at 352 Mbit/s (docs/perf.md, "The FSS_MAX trade-off")
 
 
 def use_fss(n: int) -> bool:
