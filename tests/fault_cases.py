@@ -325,7 +325,10 @@ def _strangers(tls: bool) -> Callable[[Run], None]:
     def inject(run: Run) -> None:
         config = parties_toml(run.root / "parties.toml", tls_dir=run.builds.keys if tls else None)
         ports = ports_of(config)
-        run.start_all(run.builds.small, config, parties=["alice", "bob"])
+        # strangers are the fault here, not a slow start: carol starts after the pokes, and a loaded
+        # machine may take seconds to start a party, so the wait for her is not the cases' usual 4 s
+        patient = ("--connect-timeout", "20")
+        run.start_all(run.builds.small, config, *patient, parties=["alice", "bob"])
         hello = control_frame({"t": "hello", "hello": {"party": "mallory", "veil": 1, "program": "x"}})
         pokes = [(None, 0.0, False), (b"GET / HTTP/1.0\r\n\r\n" * 4, 0.0, False),
                  (struct.pack("<Q", 4 << 30), 0.3, False), (hello, 0.0, True), (os.urandom(300), 0.0, False),
@@ -336,7 +339,7 @@ def _strangers(tls: bool) -> Callable[[Run], None]:
             list(pool.map(lambda a: _poke(ports[a[0]], *a[1]),
                           [(p, k) for p in ("alice", "bob") for k in pokes]))
         run.fault()
-        run.start("carol", run.builds.small, config)
+        run.start("carol", run.builds.small, config, *patient)
     return inject
 
 
