@@ -23,13 +23,12 @@ DIRECT = 1 << 16        # a payload from this size up is read straight into a bu
 
 
 def views(data: Any, entries: list) -> Arrays:
-    """The message's arrays as read-only views of its payload buffer, in header order."""
+    """The message's arrays as views of its (read-only) payload buffer, in header order."""
     arrays: Arrays = []
     offset = 0
     for dtype, shape, nbytes in entries:
-        a = np.frombuffer(data, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset).reshape(shape)
-        a.flags.writeable = False
-        arrays.append(a)
+        a = np.frombuffer(data, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset)
+        arrays.append(a if len(shape) == 1 else a.reshape(shape))
         offset += nbytes
     return arrays
 
@@ -104,7 +103,7 @@ class FrameReader(asyncio.BufferedProtocol):
                 self._deliver_big()
             else:
                 self.end += nbytes
-            while self._one_frame():
+            while self.start < self.end and self._one_frame():
                 pass
         except Malformed as exc:
             self._end(exc)
@@ -200,6 +199,7 @@ class FrameReader(asyncio.BufferedProtocol):
         assert payload is not None and self.pending is not None
         head, (header, entries, total) = self.pending
         self.pending = None
+        payload.flags.writeable = False  # so are its views: received arrays are read-only
         self.mesh._frame(self.peer, header, views(payload, entries), total, head + total)  # noqa: SLF001
 
     def _finish(self) -> None:
