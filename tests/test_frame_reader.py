@@ -301,3 +301,37 @@ def test_big_sends_in_a_row_survive_the_sender_reusing_its_array(use_uvloop):
         await close_all(meshes)
 
     net.run(main(), use_uvloop=use_uvloop)
+
+
+# -- the io timeout: one watchdog timer per mesh, each wait with its own deadline
+
+
+def test_every_wait_gets_its_own_io_timeout_under_one_timer():
+    """A wait after a satisfied one, and waits on two peers at once, each time out at their own
+    deadline; a cancelled wait leaves no deadline behind that could cut a later wait short."""
+    from veil.runtime.diagnostics import NetworkError
+    from veil.runtime.mesh import make_local_meshes
+
+    async def main():
+        m = make_local_meshes(["alice", "bob", "carol"], io_timeout=1.0)
+        loop = asyncio.get_running_loop()
+        alice = m["alice"]
+        # a cancelled wait, then a wait that starts later and gets its message after the first
+        # wait's deadline but before its own
+        first = asyncio.ensure_future(alice.recv("bob"))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await asyncio.sleep(0.6)
+        loop.call_later(0.6, lambda: asyncio.ensure_future(m["bob"].send("alice", [np.arange(2)])))
+        (got,) = await alice.recv("bob")  # its deadline is 1.0 s after it started, not the first's
+        assert got.tolist() == [0, 1]
+        # two peers at once, after a satisfied wait: both time out, each naming its peer
+        t0 = loop.time()
+        res = await asyncio.gather(alice.recv("bob"), alice.recv("carol"), return_exceptions=True)
+        assert loop.time() - t0 >= 1.0 - 0.05
+        assert [type(r) for r in res] == [NetworkError, NetworkError]
+        assert "from bob within 1 s" in res[0].message and "from carol within 1 s" in res[1].message
+        assert alice._watch is None  # nothing waits: the timer is not re-armed
+
+    asyncio.run(main())
