@@ -166,7 +166,9 @@ class FrameReader(asyncio.BufferedProtocol):
         if have < head + total:
             return self._wait(head + total)
         data = bytes(self.view[start + head:start + head + total])
-        self._consumed(head + total)
+        self.start = start = start + head + total
+        if start == self.end:
+            self.start = self.end = 0
         self.pending = None
         self.mesh._frame(self.peer, header, views(data, entries), total, head + total)  # noqa: SLF001
         return True
