@@ -26,6 +26,7 @@ STREAM_LIMIT = 1 << 24          # StreamReader buffer before reading pauses (mes
 MAX_HEADER = 1 << 24            # a header bigger than this is garbage, not a message
 MAX_CONTROL = 1 << 16           # control frames (hello, abort, ...) are small
 DEFAULT_MAX_PAYLOAD = 1 << 30   # a message's arrays, until the program's own bound is known
+LAYOUT_CACHE = 4096             # distinct message layouts remembered (each side)
 
 Arrays = list[np.ndarray]
 
@@ -62,6 +63,29 @@ def pack_message(arrays: Iterable[Any]) -> tuple[bytes, list[memoryview], int]:
     return _LEN.pack(len(header)) + header, bufs, payload
 
 
+_HEADS: dict[tuple, tuple[bytes, int]] = {}  # (dtype, shape) of each array -> (length prefix + header, payload)
+
+
+def message_head(arrays: Arrays) -> tuple[bytes, int] | None:
+    """(length prefix + header, payload bytes) of a message of plain ndarrays, cached by their
+    dtypes and shapes (a loop sends the same layout every trip); None for anything else."""
+    key = tuple([(a.dtype, a.shape) if type(a) is np.ndarray else None for a in arrays])
+    hit = _HEADS.get(key)
+    if hit is None:
+        if None in key:
+            return None
+        head, _, payload = pack_message(arrays)
+        hit = (head, payload)
+        if len(_HEADS) < LAYOUT_CACHE:
+            _HEADS[key] = hit
+    return hit
+
+
+def small_frame(head: bytes, arrays: Arrays) -> bytes:
+    """A whole data message as one bytes object: its header and a C-order copy of each array."""
+    return head + b"".join([a.tobytes() for a in arrays])
+
+
 def _entry(entry: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     """Validate one [dtype, shape, nbytes] header entry."""
     if not (isinstance(entry, list) and len(entry) == 3):
@@ -84,7 +108,6 @@ def _entry(entry: Any) -> tuple[np.dtype, tuple[int, ...], int]:
 
 Layout = tuple[list, list[tuple[np.dtype, tuple[int, ...], int]], int]
 _LAYOUTS: dict[bytes, Layout] = {}  # a message header's bytes -> its checked layout (rounds repeat them)
-LAYOUT_CACHE = 4096
 
 
 def _layout(raw: bytes) -> Any:

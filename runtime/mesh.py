@@ -9,7 +9,7 @@ and the traffic counters the VM and the tests read.
 Each TCP peer's bytes are parsed as they arrive (veil.runtime.frame_reader), so a peer's sends
 never stall on our compute. Arrays returned by ``recv`` are read-only; ``send`` returns once the
 data is handed to the OS or copied, so the caller may then reuse its arrays. A ``recv`` waits on one
-future and one timer (its io timeout), not a task. `shape(LinkShape)` turns on WAN emulation (veil.runtime.shaping):
+future, not a task, under one watchdog timer per mesh (the io timeout). `shape(LinkShape)` turns on WAN emulation (veil.runtime.shaping):
 each message is then delivered half an RTT after its paced transfer ends.
 """
 from __future__ import annotations
@@ -37,6 +37,8 @@ class MeshBase:
         self.max_payload = DEFAULT_MAX_PAYLOAD  # narrowed to the program's largest message once known
         self._inbox: dict[str, deque] = {p: deque() for p in self.peers}  # messages, then maybe an error
         self._waiter: dict[str, asyncio.Future] = {}  # the recv waiting on each empty inbox
+        self._due: dict[str, float] = {}              # ... and when its io timeout ends
+        self._watch: asyncio.TimerHandle | None = None  # the one timer for every wait's io timeout
         self._gone: dict[str, NetworkError] = {}
         self._failure: NetworkError | None = None
         self._closed = False
@@ -79,6 +81,8 @@ class MeshBase:
 
     def _check_sendable(self, peer: str) -> None:
         """Raise why nothing can be sent to `peer` (a failure, or the peer said goodbye), if so."""
+        if self._failure is None and not self._closed and peer in self._inbox and peer not in self._gone:
+            return  # the common case, in one test
         self._check_usable(peer)
         if peer in self._gone:
             raise _fresh(self._gone[peer])
@@ -101,7 +105,10 @@ class MeshBase:
         self.bytes_received[peer] += payload
         self.wire_bytes_received[peer] += wire
         self.messages_received[peer] += 1
-        self._put(peer, arrays)
+        self._inbox[peer].append(arrays)  # what _put does, inline: this runs once per message
+        waiter = self._waiter.pop(peer, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _put(self, peer: str, item: Arrays | NetworkError) -> None:
         """Queue a message (or the error that ends the inbox) and wake the recv waiting for it."""
@@ -110,25 +117,23 @@ class MeshBase:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _arrival(self, peer: str) -> None:
-        """Wait until `peer`'s inbox is not empty: one future and (with an io timeout) one timer,
-        no task; a cancelled wait leaves the inbox untouched (no message is lost)."""
+    def _watchdog(self) -> None:
+        """The io timeout's timer fired: expire the waits past their deadline and sleep until the
+        earliest remaining one (deadlines only move later, so the timer never fires too late)."""
+        self._watch = None
         loop = asyncio.get_running_loop()
-        waiter = self._waiter[peer] = loop.create_future()
-        timer = None
-        if self.io_timeout is not None:
-            timer = loop.call_later(self.io_timeout, _expire, waiter)
-        try:
-            await waiter
-        except TimeoutError:
-            raise NetworkError(
-                f"{self.me} got no message from {peer} within {secs(self.io_timeout or 0)} s (io timeout)"
-            ) from None
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if self._waiter.get(peer) is waiter:
-                del self._waiter[peer]
+        now = loop.time()
+        nxt = None
+        for peer, waiter in list(self._waiter.items()):
+            if waiter.done():
+                continue
+            due = self._due[peer]
+            if due <= now:
+                waiter.set_exception(TimeoutError())
+            elif nxt is None or due < nxt:
+                nxt = due
+        if nxt is not None:
+            self._watch = loop.call_at(nxt, self._watchdog)
 
     def _count_sent(self, peer: str, payload: int, wire: int) -> None:
         """Count one message sent to `peer`."""
@@ -152,12 +157,29 @@ class MeshBase:
 
     async def recv(self, peer: str) -> Arrays:
         """The next message from `peer`; NetworkError if the peer is lost, aborted or silent too long."""
-        self._check_usable(peer)
+        if self._failure is not None or self._closed or peer not in self._inbox:
+            self._check_usable(peer)
         box = self._inbox[peer]
         if not box:
             if peer in self._gone:
                 raise _fresh(self._gone[peer])
-            await self._arrival(peer)
+            # wait on one future, no task (a cancelled wait leaves the inbox untouched, so no message
+            # is lost); the io timeout is one watchdog timer per mesh: a wait only records its deadline
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter[peer] = loop.create_future()
+            if self.io_timeout is not None:
+                self._due[peer] = due = loop.time() + self.io_timeout
+                if self._watch is None:
+                    self._watch = loop.call_at(due, self._watchdog)
+            try:
+                await waiter
+            except TimeoutError:
+                raise NetworkError(
+                    f"{self.me} got no message from {peer} within {secs(self.io_timeout or 0)} s (io timeout)"
+                ) from None
+            finally:
+                if self._waiter.get(peer) is waiter:
+                    del self._waiter[peer]
         item = box.popleft()
         if isinstance(item, NetworkError):
             raise _fresh(self._failure or item)
@@ -196,12 +218,6 @@ class PeerAborted(NetworkError):
         self.origin = origin
         self.reason = reason
         self.early = early  # it failed before it connected (its abort before start)
-
-
-def _expire(waiter: asyncio.Future) -> None:
-    """A recv's io timeout fired: its wait ends in TimeoutError."""
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 def _fresh(exc: NetworkError) -> NetworkError:

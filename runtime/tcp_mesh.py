@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
+import numpy as np
+
 from veil.runtime.diagnostics import NetworkError
 
-from .framing import Arrays, Malformed, close_writer, control_frame, failure_reason, log, pack_message, secs
+from .framing import (Arrays, Malformed, close_writer, control_frame, failure_reason, log, message_head,
+                      pack_message, secs, small_frame)
 from .frame_reader import FrameReader
 from .mesh import MeshBase, PeerAborted, _fresh
 
@@ -47,6 +50,7 @@ class Mesh(MeshBase):
         self.heartbeat_timeout = heartbeat_timeout
         self.log = logger
         self._writers: dict[str, asyncio.StreamWriter] = {}
+        self._transports: dict[str, asyncio.WriteTransport] = {}  # the writers' transports (small sends)
         self._tls: dict[str, bool] = {}
         self._readers: dict[str, asyncio.Future] = {}  # per peer: done once its frames stop being read
         self._seen: dict[str, float] = {}
@@ -64,6 +68,7 @@ class Mesh(MeshBase):
         """Add an authenticated connection: its frames are read (and its failures seen) from now on."""
         self._check_peer(peer)
         self._writers[peer] = writer
+        self._transports[peer] = writer.transport
         # TLS streams encrypt a copy (see send); asyncio's SSL transport never resumes a writer
         # paused at a zero high-water mark, so only plain TCP gets one
         self._tls[peer] = writer.get_extra_info("ssl_object") is not None
@@ -165,17 +170,23 @@ class Mesh(MeshBase):
         reused). A small message is written straight to the transport, without a wait, unless the
         link's backlog is large (back-pressure); a big one waits until the OS has it all."""
         self._check_sendable(peer)
-        head, bufs, payload = pack_message(arrays)
+        known = message_head(arrays)
+        if known is None:  # not all plain ndarrays
+            arrays = [np.asarray(a) for a in arrays]
+            known = message_head(arrays)
+            assert known is not None
+        head, payload = known
         wire = len(head) + payload
-        if self._links:
-            data = b"".join([head, *bufs])  # the link keeps a copy: the caller may reuse its arrays
-            self._links[peer].submit(len(data), lambda: self._write_shaped(peer, data))
+        if self._links:  # the link keeps a copy: the caller may reuse its arrays
+            data = small_frame(head, arrays)
+            self._links[peer].submit(wire, lambda: self._write_shaped(peer, data))
         elif wire <= SMALL_MESSAGE:
-            self._write_now(peer, b"".join([head, *bufs]) if bufs else head)  # a copy: no wait needed
-            transport = self._writers[peer].transport
+            transport = self._transports[peer]
+            self._write_now(peer, small_frame(head, arrays))  # a copy: no wait needed
             if transport.is_closing() or transport.get_write_buffer_size() > BACKLOG:
                 await self._drain(peer)  # raises on a lost link; waits while the peer lags
         else:
+            _, bufs, _ = pack_message(arrays)  # views of the arrays: no copy (TCP), see _write
             await self._write(peer, head, bufs)
         self._count_sent(peer, payload, wire)
 
@@ -191,7 +202,7 @@ class Mesh(MeshBase):
     def _write_now(self, peer: str, data: bytes) -> None:
         """Hand bytes the caller no longer owns to the transport (it sends at once or buffers them)."""
         try:
-            self._writers[peer].write(data)
+            self._transports[peer].write(data)
         except (OSError, RuntimeError) as err:
             self._lost(peer, err)
 

@@ -100,10 +100,11 @@ class VM:
         return self.outputs
 
     async def block(self, code: list[Instr] | tuple[Instr, ...]) -> None:
+        clock = time.perf_counter
         for ins in code:
-            if time.perf_counter() - self._yielded > YIELD_SECONDS:
+            if clock() - self._yielded > YIELD_SECONDS:
                 await asyncio.sleep(0)
-                self._yielded = time.perf_counter()
+                self._yielded = clock()
             match ins:  # the instructions of every round first
                 case KernelInstr():
                     self.start_kernel(ins)
@@ -265,7 +266,7 @@ class VM:
             p = self.pending[0]
             received = await self._receive(p.exchange.expect)
             self.stats.rounds += 1
-            if not self._step(p, {peer: received[peer] if n else [] for peer, n in p.exchange.expect.items()}):
+            if not self._step(p, received):
                 self.pending = []
             return
         expects: dict[str, int] = {}
@@ -288,9 +289,10 @@ class VM:
         self.pending = still
 
     async def _receive(self, expects: dict[str, int]) -> dict[str, list[np.ndarray]]:
-        """The waiting part of a round: the expected message from each peer, checked for size."""
+        """The waiting part of a round: the expected message from each peer, checked for size
+        (an empty list for a peer nothing is expected from)."""
+        received: dict[str, list[np.ndarray]] = {}
         try:
-            received = {}
             for peer, n in expects.items():
                 if n:
                     got = await self.mesh.recv(peer)
@@ -298,6 +300,8 @@ class VM:
                         raise NetworkError(f"{self.party} expected {n} arrays from {peer}, got {len(got)}: "
                                            "the parties are not running the same program")
                     received[peer] = got
+                else:
+                    received[peer] = []
         except NetworkError as err:
             raise self._at_pending(err) from None
         return received
