@@ -19,8 +19,9 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from kernel_driver import COMPUTE, PARTIES, run_kernel_traced, share_value  # noqa: E402
+from kernel_driver import COMPUTE, PARTIES, run_kernel_traced  # noqa: E402
 
+from bench_boolean import inputs  # noqa: E402  (programs/: random shares in each protocol's format)
 from veil.runtime.protocols import fss_msb  # noqa: E402
 from veil.runtime.protocols.dealer2 import Dealer2  # noqa: E402
 from veil.runtime.protocols.rep3 import Rep3  # noqa: E402
@@ -42,15 +43,6 @@ def timed(fn: Callable, clock: dict[str, float]) -> Callable:
             clock[ctx.party] += time.perf_counter() - t0
             value = yield ex
     return run
-
-
-def inputs(proto: str, x: np.ndarray, rng: np.random.Generator) -> dict[str, tuple]:
-    """Random arithmetic shares of x in the protocol's format."""
-    if proto == "rep3":
-        sh = share_value(x, rng=rng)
-        return {p: (sh[p],) for p in COMPUTE}
-    r = rng.integers(0, 2**64, size=x.shape, dtype=U64)
-    return {COMPUTE[0]: (x - r,), COMPUTE[1]: (r,), COMPUTE[2]: (np.zeros_like(x),)}
 
 
 def measure(proto: str, kernel: str, n: int, runs: int, fss: bool) -> tuple[int, list[int], list[float]]:
