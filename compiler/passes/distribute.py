@@ -58,12 +58,18 @@ def _blocks(prog: Program, block: Block, uses: dict[int, int], consts: dict[int,
         if op.body is not None:
             _blocks(prog, op.body, uses, consts, caps)
     memo: dict[tuple, tuple[Value, int] | None] = {}
+    local, defs = _local_uses(block), _defs(block)
     i = 0
     while i < len(block.ops):
-        local = _local_uses(block)
-        found = _root(block.ops[i], block, local, consts)
+        found = _root(block.ops[i], defs, local, consts)
         moved = None if found is None else _try(prog, block, i, found, local, consts, caps, memo)
+        if moved is not None:  # the block changed: count again
+            local, defs = _local_uses(block), _defs(block)
         i = i + 1 if moved is None else moved
+
+
+def _defs(block: Block) -> dict[int, Op]:
+    return {o.out.id: o for o in block.ops if len(o.outs) == 1}
 
 
 def _local_uses(block: Block) -> dict[int, int]:
@@ -88,12 +94,12 @@ class _Factor:
         return (self.ring.tobytes(), self.const.type.scale, self.e)
 
 
-def _root(op: Op, block: Block, uses: dict[int, int], consts: dict[int, np.ndarray]) -> tuple[Op, Value, _Factor] | None:
+def _root(op: Op, defs: dict[int, Op], uses: dict[int, int],
+          consts: dict[int, np.ndarray]) -> tuple[Op, Value, _Factor] | None:
     """(c's product, the scaled value T, the factor) when `op` is trunc(T * c, q) for a public scalar
     fix constant 0 < |c| < 1 and a secret fix T that nothing else reads."""
     if op.opcode != "trunc" or op.out.type.vis != SECRET or op.out.type.dtype != "fix":
         return None
-    defs = {o.out.id: o for o in block.ops if len(o.outs) == 1}
     scaled = defs.get(op.ins[0].id)
     if scaled is None or scaled.opcode != "mul" or uses.get(scaled.out.id) != 1:
         return None
@@ -117,7 +123,7 @@ def _root(op: Op, block: Block, uses: dict[int, int], consts: dict[int, np.ndarr
 
 @dataclass
 class _Build:
-    """The ops a rewrite creates, in order, and how many elements its new truncations handle."""
+    """What a rewrite reads (the block's definitions and constants) and the ops it creates, in order."""
 
     prog: Program
     defs: dict[int, Op]
@@ -139,8 +145,7 @@ def _try(prog: Program, block: Block, at: int, found: tuple[Op, Value, _Factor],
     scaled, t, factor = found
     before, saved = list(block.ops), dict(memo)
     old = ready_times(block, uses, caps)
-    defs = {o.out.id: o for o in block.ops if len(o.outs) == 1}
-    build = _Build(prog, defs, consts, scaled.span)
+    build = _Build(prog, _defs(block), consts, scaled.span)
     got = _scale(build, t, factor, memo)
     if got is not None and got[1] <= root.out.type.size:
         bits = root.attrs["bits"] + factor.e - factor.const.type.scale
