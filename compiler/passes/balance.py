@@ -28,24 +28,18 @@ from ..capabilities import Capabilities
 from ..ir import Block, Op, Program, Value
 from ..rounds import ready_times
 from ..types import PUBLIC, SECRET
-from .util import clone, const_values, use_counts
+from .util import rewrite_blocks
 
 MAX_GROWTH = 2.0   # b * c truncated may be at most this many times b in magnitude
 
 
 def balance_constants(prog: Program) -> Program:
     """Move public factors onto the earlier operand of the product they scale, where that is shorter."""
-    prog = clone(prog)
-    caps = Capabilities.of(prog)
-    _balance(prog, prog.body, use_counts(prog.body), const_values(prog.body), caps)
-    return prog
+    return rewrite_blocks(prog, _balance)
 
 
 def _balance(prog: Program, block: Block, uses: dict[int, int], consts: dict[int, np.ndarray],
              caps: Capabilities) -> None:
-    for op in block.ops:
-        if op.body is not None:
-            _balance(prog, op.body, uses, consts, caps)
     defs = {op.out.id: op for op in block.ops if len(op.outs) == 1}
     ready = ready_times(block, uses, caps)
     out: list[Op] = []

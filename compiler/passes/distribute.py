@@ -41,22 +41,17 @@ from ..capabilities import Capabilities
 from ..ir import Block, Op, Program, Value
 from ..rounds import ready_times
 from ..types import PUBLIC, SECRET
-from .util import clone, const_values, use_counts
+from .util import rewrite_blocks, use_counts
 
 
 def distribute_constants(prog: Program) -> Program:
     """Scale the terms of a truncated value by the public factor applied to it, where that is faster."""
-    prog = clone(prog)
-    caps = Capabilities.of(prog)
-    _blocks(prog, prog.body, use_counts(prog.body), const_values(prog.body), caps)
-    return prog
+    return rewrite_blocks(prog, _block)
 
 
-def _blocks(prog: Program, block: Block, uses: dict[int, int], consts: dict[int, np.ndarray],
-            caps: Capabilities) -> None:
-    for op in block.ops:
-        if op.body is not None:
-            _blocks(prog, op.body, uses, consts, caps)
+def _block(prog: Program, block: Block, uses: dict[int, int], consts: dict[int, np.ndarray],
+           caps: Capabilities) -> None:
+    """Every root of one block, in order (uses: the program's; this pass counts the block's own)."""
     memo: dict[tuple, tuple[Value, int] | None] = {}
     local, defs = _local_uses(block), _defs(block)
     i = 0

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from veil.runtime.ops import OPS
 
+from ..capabilities import Capabilities
 from ..ir import Block, Op, Program, Value
 
 def pure(op: Op) -> bool:
@@ -97,3 +98,22 @@ def const_values(block: Block, out: dict[int, np.ndarray] | None = None) -> dict
 def op_count(block: Block) -> int:
     """How many ops a block holds, nested bodies included."""
     return sum(1 + (op_count(op.body) if op.body is not None else 0) for op in block.ops)
+
+
+BlockRewrite = Callable[[Program, Block, dict[int, int], dict[int, np.ndarray], Capabilities], None]
+
+
+def rewrite_blocks(prog: Program, rewrite: BlockRewrite) -> Program:
+    """A copy of the program with `rewrite(prog, block, uses, consts, caps)` applied to every block,
+    loop bodies before the block that holds them (for passes that rewrite a block in place)."""
+    prog = clone(prog)
+    caps = Capabilities.of(prog)
+    uses, consts = use_counts(prog.body), const_values(prog.body)
+
+    def visit(block: Block) -> None:
+        for op in block.ops:
+            if op.body is not None:
+                visit(op.body)
+        rewrite(prog, block, uses, consts, caps)
+    visit(prog.body)
+    return prog

@@ -238,15 +238,14 @@ def msb_mul(ctx: Context, x: np.ndarray, d: np.ndarray, **_: Any) -> KernelGen:
     shape, flat = np.shape(x), np.ascontiguousarray(x, dtype=U64).reshape(-1)
     if np.shape(d) != shape:
         raise ValueError(f"dealer2 msb_mul needs equal shapes, got {shape} and {np.shape(d)}")
-    n = flat.size
+    n, dflat = flat.size, np.ascontiguousarray(d, dtype=U64).reshape(-1)
     if fss_msb.use_fss(n):
-        return (yield from _fss(ctx, flat, np.ascontiguousarray(d, dtype=U64).reshape(-1))).reshape(shape)
+        return (yield from _fss(ctx, flat, dflat)).reshape(shape)
     if ctx.index == 2:
         yield Exchange(send={p1: [_deal(ctx, n, TREE, bit=True, times=True)]})
         yield from _idle(len(TREE) + 1)
         return _zeros(shape)
     first = ctx.index == 0
-    dflat = np.ascontiguousarray(d, dtype=U64).reshape(-1)
     f_mine = dflat - ctx.rand(dealer, S_B0 if first else S_B1, (n,))
     g, rest, theirs = yield from _carry(ctx, flat << ONE, TREE, [f_mine])
     f = f_mine + theirs[0]

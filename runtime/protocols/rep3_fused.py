@@ -103,6 +103,13 @@ def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np
     return c, sgn
 
 
+def _c_trunc(fn: Any, ops: list[np.ndarray | None], m: int, n: int) -> np.ndarray:
+    """One party's truncation formula as its C pass over the checked operands."""
+    out = np.empty(n, dtype=U64)
+    fn(*(_ptr(a) for a in ops), m, _ptr(out), n)
+    return out
+
+
 def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndarray, rla: np.ndarray,
              t: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
     """P0's u0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t - w for the opened c, K = 2^(63-m)
@@ -110,9 +117,7 @@ def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndar
     n = s.size
     ops = _check(n, s, g1, g2, r63a, rla, t, w)
     if use_c and HAVE_C:
-        out = np.empty(n, dtype=U64)
-        _lib.veil_rep3_trunc_p0(*(_ptr(a) for a in ops), m, _ptr(out), n)
-        return out
+        return _c_trunc(_lib.veil_rep3_trunc_p0, ops, m, n)
     s, g1, g2, r63a, rla, t, w = ops
     k = U64(1 << (63 - m))
     c, y = _opened_sign(s, g1, g2)
@@ -137,9 +142,7 @@ def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, r63b: np.ndar
     n = s.size
     ops = _check(n, s, g0, z2, r63b, rlb, q, w)
     if use_c and HAVE_C:
-        out = np.empty(n, dtype=U64)
-        _lib.veil_rep3_trunc_p1(*(_ptr(a) for a in ops), m, _ptr(out), n)
-        return out
+        return _c_trunc(_lib.veil_rep3_trunc_p1, ops, m, n)
     s, g0, z2, r63b, rlb, q, w = ops
     _, y = _opened_sign(s, g0, z2)
     np.multiply(y, r63b, out=y)
