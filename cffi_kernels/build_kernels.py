@@ -11,7 +11,8 @@ _HERE = Path(__file__).resolve().parent
 CDEF = """
 int ring_matmul(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, size_t k, size_t n);
 int ring_matmul2(const uint64_t *a1, const uint64_t *b1, const uint64_t *b1x, const uint64_t *a2,
-                 const uint64_t *b2, const uint64_t *b2x, uint64_t *c, size_t m, size_t k, size_t n);
+                 const uint64_t *b2, const uint64_t *b2x, const int64_t *strides, uint64_t *c,
+                 size_t m, size_t k, size_t n);
 int ring_avx2(int on);
 int veil_aes_available(void);
 int veil_aes128_expand(const uint8_t *key, uint8_t *round_keys);

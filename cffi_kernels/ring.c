@@ -3,6 +3,7 @@
  * naive triple loop; these kernels are register- and cache-blocked so the compiler's
  * auto-vectoriser can do the work.  Only portable compiler flags are used; on x86-64 with GCC or
  * clang the hot loops are additionally cloned for AVX2 and picked at load time. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,26 +45,42 @@ static inline void ring_row4(uint64_t *restrict c0, uint64_t *restrict c1, uint6
     }
 }
 
-/* C[0:mr, 0:nb] += A[0:mr, 0:kb] @ B[0:kb, 0:nb] for one tile (mr <= RING_MR). */
+/* C[0:mr, 0:nb] += A[0:mr, 0:kb] @ B[0:kb, 0:nb] for one tile (mr <= RING_MR); A[i, p] is
+ * a[i * ars + p * acs] (a transposed or sliced view read in place), B's rows are contiguous. */
 RING_CLONES
-static void ring_tile(const uint64_t *a, size_t lda, const uint64_t *b, size_t ldb,
+static void ring_tile(const uint64_t *a, ptrdiff_t ars, ptrdiff_t acs, const uint64_t *b, size_t ldb,
                       uint64_t *c, size_t ldc, size_t mr, size_t kb, size_t nb)
 {
     if (mr == RING_MR) {
-        for (size_t p = 0; p < kb; p++)
-            ring_row4(c, c + ldc, c + 2 * ldc, c + 3 * ldc, b + p * ldb, a[p], a[lda + p],
-                      a[2 * lda + p], a[3 * lda + p], nb);
+        for (size_t p = 0; p < kb; p++) {
+            const uint64_t *ap = a + (ptrdiff_t)p * acs;
+            ring_row4(c, c + ldc, c + 2 * ldc, c + 3 * ldc, b + p * ldb, ap[0], ap[ars], ap[2 * ars],
+                      ap[3 * ars], nb);
+        }
         return;
     }
     for (size_t i = 0; i < mr; i++) {
         uint64_t *ci = c + i * ldc;
         for (size_t p = 0; p < kb; p++) {
             const uint64_t *bp = b + p * ldb;
-            const uint64_t ai = a[i * lda + p];
+            const uint64_t ai = a[(ptrdiff_t)i * ars + (ptrdiff_t)p * acs];
             for (size_t j = 0; j < nb; j++)
                 ci[j] += ai * bp[j];
         }
     }
+}
+
+/* A matrix operand read in place: element [i, j] is p[i * rs + j * cs] (strides in words, any
+ * sign), so transposed views and slices need no contiguous copy. */
+typedef struct {
+    const uint64_t *p;
+    ptrdiff_t rs, cs;
+} ring_view;
+
+/* The address of element [i, j] of a view. */
+static inline const uint64_t *ring_at(const ring_view *v, size_t i, size_t j)
+{
+    return v->p + (ptrdiff_t)i * v->rs + (ptrdiff_t)j * v->cs;
 }
 
 #ifdef RING_AVX2
@@ -88,35 +105,49 @@ static inline __m256i ring_fold(__m256i lo, __m256i cross)
 
 /* panel[4p + j] = B[p0 + p, j0 + j] (+ BX[...]) for p < kb, j < 4, zero past column n: copied
  * contiguously because B's rows, n words apart, map onto a handful of L1 sets when read in place,
- * and the sum B + BX (rep3's y_i + y_{i+1}) is formed here instead of in a pass of its own. */
+ * and the sum B + BX (rep3's y_i + y_{i+1}) is formed here instead of in a pass of its own.  Views
+ * with contiguous rows are read four words at a time; others (a transposed B) word by word. */
 __attribute__((target("avx2")))
-static void ring_pack(const uint64_t *b, const uint64_t *bx, size_t n, size_t p0, size_t kb,
+static void ring_pack(const ring_view *b, const ring_view *bx, size_t n, size_t p0, size_t kb,
                       size_t j0, uint64_t *restrict panel)
 {
     const size_t w = n - j0 < 4 ? n - j0 : 4;
-    for (size_t p = 0; p < kb; p++) {
-        const size_t at = (p0 + p) * n + j0;
-        uint64_t *dst = panel + 4 * p;
-        if (w == 4) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(b + at));
+    if (w == 4 && b->cs == 1 && (bx == NULL || bx->cs == 1)) {
+        for (size_t p = 0; p < kb; p++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)ring_at(b, p0 + p, j0));
             if (bx != NULL)
-                v = _mm256_add_epi64(v, _mm256_loadu_si256((const __m256i *)(bx + at)));
-            _mm256_store_si256((__m256i *)dst, v);
+                v = _mm256_add_epi64(v, _mm256_loadu_si256((const __m256i *)ring_at(bx, p0 + p, j0)));
+            _mm256_store_si256((__m256i *)(panel + 4 * p), v);
+        }
+        return;
+    }
+    for (size_t j = 0; j < 4; j++) {
+        if (j >= w) {
+            for (size_t p = 0; p < kb; p++)
+                panel[4 * p + j] = 0;
             continue;
         }
-        for (size_t j = 0; j < 4; j++)
-            dst[j] = j < w ? b[at + j] + (bx != NULL ? bx[at + j] : 0) : 0;
+        const uint64_t *bj = ring_at(b, p0, j0 + j);
+        if (bx == NULL) {
+            for (size_t p = 0; p < kb; p++)
+                panel[4 * p + j] = bj[(ptrdiff_t)p * b->rs];
+            continue;
+        }
+        const uint64_t *xj = ring_at(bx, p0, j0 + j);
+        for (size_t p = 0; p < kb; p++)
+            panel[4 * p + j] = bj[(ptrdiff_t)p * b->rs] + xj[(ptrdiff_t)p * bx->rs];
     }
 }
 
 #define RING_ROW(r)                                                          \
-    va = _mm256_set1_epi64x((long long)row##r[p]);                           \
+    va = _mm256_set1_epi64x((long long)row##r[q]);                           \
     lo##r = _mm256_add_epi64(lo##r, _mm256_mul_epu32(va, vb));               \
     x##r = _mm256_add_epi32(x##r, _mm256_mullo_epi32(va, vs));
 
-/* The running 4x4 tile sums lo*, x* over p < kb of the rows row0..row3 against a packed panel. */
-#define RING_TILE_PASS(panel, kb)                                            \
-    for (size_t p = 0; p < (kb); p++) {                                      \
+/* The running 4x4 tile sums lo*, x* over p < kb of the rows row0..row3 (A[r, p] at row_r[p * cs])
+ * against a packed panel. */
+#define RING_TILE_PASS(panel, kb, cs)                                        \
+    for (ptrdiff_t p = 0, q = 0; p < (ptrdiff_t)(kb); p++, q += (cs)) {      \
         const __m256i vb = _mm256_load_si256((const __m256i *)((panel) + 4 * p)); \
         const __m256i vs = _mm256_shuffle_epi32(vb, 0xB1); /* halves swapped */   \
         __m256i va;                                                          \
@@ -124,21 +155,30 @@ static void ring_pack(const uint64_t *b, const uint64_t *bx, size_t n, size_t p0
     }
 
 /* C[0:rows, 0:cols] += U[0:rows, 0:kb] @ panel1 (+ V[0:rows, 0:kb] @ panel2): both products
- * accumulate in the same registers, so C is read and written once.  A tile past the bottom edge
- * repeats its last row (its lanes are dropped); past the right edge the panels hold zeros. */
+ * accumulate in the same registers, so C is read and written once.  U and V start at the tile's
+ * corner with their own strides.  A tile past the bottom edge repeats its last row (its lanes are
+ * dropped); past the right edge the panels hold zeros. */
 __attribute__((target("avx2")))
-static void ring_avx2_tile(const uint64_t *u, const uint64_t *v, size_t lda, const uint64_t *pan1,
-                           const uint64_t *pan2, size_t kb, uint64_t *c, size_t ldc, size_t rows,
-                           size_t cols)
+static void ring_avx2_tile(const uint64_t *u, ptrdiff_t urs, ptrdiff_t ucs, const uint64_t *v,
+                           ptrdiff_t vrs, ptrdiff_t vcs, const uint64_t *pan1, const uint64_t *pan2,
+                           size_t kb, uint64_t *c, size_t ldc, size_t rows, size_t cols)
 {
     __m256i lo0 = _mm256_setzero_si256(), lo1 = lo0, lo2 = lo0, lo3 = lo0;
     __m256i x0 = lo0, x1 = lo0, x2 = lo0, x3 = lo0;
-    const size_t s1 = rows > 1 ? lda : 0, s2 = rows > 2 ? 2 * lda : s1, s3 = rows > 3 ? 3 * lda : s2;
-    const uint64_t *row0 = u, *row1 = u + s1, *row2 = u + s2, *row3 = u + s3;
-    RING_TILE_PASS(pan1, kb)
+    const ptrdiff_t r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
+    const uint64_t *row0 = u, *row1 = u + r1 * urs, *row2 = u + r2 * urs, *row3 = u + r3 * urs;
+    if (ucs == 1) {
+        RING_TILE_PASS(pan1, kb, 1)
+    } else {
+        RING_TILE_PASS(pan1, kb, ucs)
+    }
     if (v != NULL) {
-        row0 = v, row1 = v + s1, row2 = v + s2, row3 = v + s3;
-        RING_TILE_PASS(pan2, kb)
+        row0 = v, row1 = v + r1 * vrs, row2 = v + r2 * vrs, row3 = v + r3 * vrs;
+        if (vcs == 1) {
+            RING_TILE_PASS(pan2, kb, 1)
+        } else {
+            RING_TILE_PASS(pan2, kb, vcs)
+        }
     }
     const __m256i r[4] = {ring_fold(lo0, x0), ring_fold(lo1, x1), ring_fold(lo2, x2), ring_fold(lo3, x3)};
     if (rows == 4 && cols == 4) {
@@ -159,8 +199,8 @@ static void ring_avx2_tile(const uint64_t *u, const uint64_t *v, size_t lda, con
 /* C = A1 @ (B1 + B1X) + A2 @ (B2 + B2X) with any of B1X, A2 (then B2, B2X unused), B2X NULL; all
  * shapes, the edges through partial tiles.  The panels of both terms are packed side by side. */
 __attribute__((target("avx2")))
-static void ring_avx2_body(const uint64_t *a1, const uint64_t *b1, const uint64_t *b1x,
-                           const uint64_t *a2, const uint64_t *b2, const uint64_t *b2x,
+static void ring_avx2_body(const ring_view *a1, const ring_view *b1, const ring_view *b1x,
+                           const ring_view *a2, const ring_view *b2, const ring_view *b2x,
                            uint64_t *c, size_t m, size_t k, size_t n)
 {
     uint64_t pan1[RING_TK * 4] __attribute__((aligned(32)));
@@ -175,8 +215,9 @@ static void ring_avx2_body(const uint64_t *a1, const uint64_t *b1, const uint64_
                 ring_pack(b2, b2x, n, p0, kb, j0, pan2);
             for (size_t i0 = 0; i0 < m; i0 += RING_TM) {
                 const size_t rows = m - i0 < RING_TM ? m - i0 : RING_TM;
-                ring_avx2_tile(a1 + i0 * k + p0, a2 != NULL ? a2 + i0 * k + p0 : NULL, k, pan1, pan2,
-                               kb, c + i0 * n + j0, n, rows, cols);
+                ring_avx2_tile(ring_at(a1, i0, p0), a1->rs, a1->cs,
+                               a2 != NULL ? ring_at(a2, i0, p0) : NULL, a2 != NULL ? a2->rs : 0,
+                               a2 != NULL ? a2->cs : 0, pan1, pan2, kb, c + i0 * n + j0, n, rows, cols);
             }
         }
     }
@@ -215,17 +256,16 @@ static int ring_matmul_dot(const uint64_t *a, const uint64_t *b, uint64_t *c,
     return 0;
 }
 
-/* C[i, j] += A[i, :] @ B[:, j] for rows [i0, m) x columns [j0, j1), by the portable tiles. */
-static void ring_region(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, size_t k,
-                        size_t n, size_t i0, size_t j0, size_t j1)
+/* C += A @ B by the portable tiles, A a view, B contiguous (k x n, row-major). */
+static void ring_region(const ring_view *a, const uint64_t *b, uint64_t *c, size_t m, size_t k, size_t n)
 {
-    for (size_t jb = j0; jb < j1; jb += RING_NB) {
-        const size_t nb = j1 - jb < RING_NB ? j1 - jb : RING_NB;
+    for (size_t jb = 0; jb < n; jb += RING_NB) {
+        const size_t nb = n - jb < RING_NB ? n - jb : RING_NB;
         for (size_t p0 = 0; p0 < k; p0 += RING_KB) {
             const size_t kb = k - p0 < RING_KB ? k - p0 : RING_KB;
-            for (size_t i = i0; i < m; i += RING_MR) {
+            for (size_t i = 0; i < m; i += RING_MR) {
                 const size_t mr = m - i < RING_MR ? m - i : RING_MR;
-                ring_tile(a + i * k + p0, k, b + p0 * n + jb, n, c + i * n + jb, n, mr, kb, nb);
+                ring_tile(ring_at(a, i, p0), a->rs, a->cs, b + p0 * n + jb, n, c + i * n + jb, n, mr, kb, nb);
             }
         }
     }
@@ -259,53 +299,89 @@ int ring_matmul(const uint64_t *a, const uint64_t *b, uint64_t *c, size_t m, siz
         return 0;
     if (n < RING_DOT_N && k > 0)
         return ring_matmul_dot(a, b, c, m, k, n);
+    const ring_view va = {a, (ptrdiff_t)k, 1};
 #ifdef RING_AVX2
     if (ring_use_avx2()) {
-        ring_avx2_body(a, b, NULL, NULL, NULL, NULL, c, m, k, n);
+        const ring_view vb = {b, (ptrdiff_t)n, 1};
+        ring_avx2_body(&va, &vb, NULL, NULL, NULL, NULL, c, m, k, n);
         return 0;
     }
 #endif
     memset(c, 0, m * n * sizeof(uint64_t));
-    ring_region(a, b, c, m, k, n, 0, 0, n);
+    ring_region(&va, b, c, m, k, n);
     return 0;
 }
 
-/* B + BX into a fresh array (the portable path's sums); NULL when out of memory. */
-static uint64_t *ring_sum(const uint64_t *b, const uint64_t *bx, size_t len)
+/* B (+ BX) as a fresh row-major k x n array (the portable path's sums and strided B's); NULL when
+ * out of memory. */
+static uint64_t *ring_dense(const ring_view *b, const ring_view *bx, size_t k, size_t n)
 {
-    uint64_t *s = (uint64_t *)malloc(len * sizeof(uint64_t));
-    if (s != NULL)
-        for (size_t i = 0; i < len; i++)
-            s[i] = b[i] + bx[i];
+    uint64_t *s = (uint64_t *)malloc((k * n > 0 ? k * n : 1) * sizeof(uint64_t));
+    if (s == NULL)
+        return NULL;
+    for (size_t p = 0; p < k; p++) {
+        const uint64_t *bp = ring_at(b, p, 0);
+        uint64_t *sp = s + p * n;
+        if (bx == NULL) {
+            for (size_t j = 0; j < n; j++)
+                sp[j] = bp[(ptrdiff_t)j * b->cs];
+            continue;
+        }
+        const uint64_t *xp = ring_at(bx, p, 0);
+        for (size_t j = 0; j < n; j++)
+            sp[j] = bp[(ptrdiff_t)j * b->cs] + xp[(ptrdiff_t)j * bx->cs];
+    }
     return s;
 }
 
-/* C = A1 @ (B1 + B1X) + A2 @ (B2 + B2X) mod 2^64, the shapes as in ring_matmul for both terms; any
- * of B1X, A2 (then B2 and B2X are unused) and B2X may be NULL.  One pass over C, the sums formed
- * while B's panels are packed: rep3's share x_i (y_i + y_{i+1}) + x_{i+1} y_i is one call.
- * Returns 0, or -1 when out of memory (C is then unspecified). */
+/* One term A @ (B + BX) of the portable path added to C; -1 when out of memory. */
+static int ring_portable_term(const ring_view *a, const ring_view *b, const ring_view *bx, uint64_t *c,
+                              size_t m, size_t k, size_t n)
+{
+    if (bx == NULL && b->cs == 1 && b->rs == (ptrdiff_t)n) { /* row-major already: read in place */
+        ring_region(a, b->p, c, m, k, n);
+        return 0;
+    }
+    uint64_t *s = ring_dense(b, bx, k, n);
+    if (s == NULL)
+        return -1;
+    ring_region(a, s, c, m, k, n);
+    free(s);
+    return 0;
+}
+
+/* C = A1 @ (B1 + B1X) + A2 @ (B2 + B2X) mod 2^64, A's m x k and B's k x n; any of B1X, A2 (then B2
+ * and B2X are unused) and B2X may be NULL.  Operand q's element [i, j] is at its pointer plus
+ * i * strides[2q] + j * strides[2q + 1] words (q = 0..5 in argument order: transposed views and
+ * slices are read in place); strides NULL means every operand is row-major.  One pass over C, the
+ * sums formed while B's panels are packed: rep3's share x_i (y_i + y_{i+1}) + x_{i+1} y_i is one
+ * call.  Returns 0, or -1 when out of memory (C is then unspecified). */
 int ring_matmul2(const uint64_t *a1, const uint64_t *b1, const uint64_t *b1x, const uint64_t *a2,
-                 const uint64_t *b2, const uint64_t *b2x, uint64_t *c, size_t m, size_t k, size_t n)
+                 const uint64_t *b2, const uint64_t *b2x, const int64_t *strides, uint64_t *c,
+                 size_t m, size_t k, size_t n)
 {
     if (m == 0 || n == 0)
         return 0;
+    const uint64_t *ptr[6] = {a1, b1, b1x, a2, b2, b2x};
+    ring_view v[6];
+    for (size_t q = 0; q < 6; q++) {
+        const size_t cols = q == 0 || q == 3 ? k : n;
+        v[q].p = ptr[q];
+        v[q].rs = strides != NULL ? (ptrdiff_t)strides[2 * q] : (ptrdiff_t)cols;
+        v[q].cs = strides != NULL ? (ptrdiff_t)strides[2 * q + 1] : 1;
+    }
+    const ring_view *vb1x = b1x != NULL ? &v[2] : NULL, *va2 = a2 != NULL ? &v[3] : NULL;
+    const ring_view *vb2x = a2 != NULL && b2x != NULL ? &v[5] : NULL;
 #ifdef RING_AVX2
     if (ring_use_avx2()) {
-        ring_avx2_body(a1, b1, b1x, a2, b2, b2x, c, m, k, n);
+        ring_avx2_body(&v[0], &v[1], vb1x, va2, &v[4], vb2x, c, m, k, n);
         return 0;
     }
 #endif
-    uint64_t *s1 = b1x != NULL ? ring_sum(b1, b1x, k * n) : NULL;
-    uint64_t *s2 = a2 != NULL && b2x != NULL ? ring_sum(b2, b2x, k * n) : NULL;
-    int rc = -1;
-    if ((b1x == NULL || s1 != NULL) && (a2 == NULL || b2x == NULL || s2 != NULL)) {
-        memset(c, 0, m * n * sizeof(uint64_t));
-        ring_region(a1, s1 != NULL ? s1 : b1, c, m, k, n, 0, 0, n);
-        if (a2 != NULL)
-            ring_region(a2, s2 != NULL ? s2 : b2, c, m, k, n, 0, 0, n);
-        rc = 0;
-    }
-    free(s1);
-    free(s2);
-    return rc;
+    memset(c, 0, m * n * sizeof(uint64_t));
+    if (ring_portable_term(&v[0], &v[1], vb1x, c, m, k, n) != 0)
+        return -1;
+    if (va2 != NULL && ring_portable_term(va2, &v[4], vb2x, c, m, k, n) != 0)
+        return -1;
+    return 0;
 }

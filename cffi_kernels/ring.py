@@ -124,16 +124,38 @@ def _ptr(x: np.ndarray | None) -> Any:
     return _ffi.NULL if x is None else _ffi.from_buffer("uint64_t[]", x)
 
 
+def _view_ptr(x: np.ndarray | None) -> Any:
+    """A C pointer to element [0, 0] of a (possibly strided) uint64 view, or NULL; the caller keeps
+    x alive for the call."""
+    assert _ffi is not None
+    if x is None or x.size == 0:
+        return _ffi.NULL
+    if x.flags.c_contiguous:
+        return _ffi.from_buffer("uint64_t[]", x)
+    return _ffi.cast("uint64_t *", x.__array_interface__["data"][0])
+
+
+def _word_strides(ops: tuple[np.ndarray | None, ...]) -> list[int]:
+    """Row and column strides in words of each operand (zeros for an absent one)."""
+    out: list[int] = []
+    for x in ops:
+        out.extend((0, 0) if x is None else (x.strides[0] // 8, x.strides[1] // 8))
+    return out
+
+
 def matmul2_c(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2: np.ndarray | None,
               b2: np.ndarray | None, b2x: np.ndarray | None) -> np.ndarray:
-    """The one-pass C kernel on checked C-contiguous uint64 operands (see matmul2)."""
-    assert _lib is not None
+    """The one-pass C kernel on checked uint64 operands (see matmul2); views with word-multiple
+    strides (transposes, slices) are read in place."""
+    assert _lib is not None and _ffi is not None
     m, k = a1.shape
     n = b1.shape[1]
     out = np.empty((m, n), dtype=np.uint64)
     if m == 0 or n == 0:
         return out
-    rc = _lib.ring_matmul2(_ptr(a1), _ptr(b1), _ptr(b1x), _ptr(a2), _ptr(b2), _ptr(b2x),
+    ops = (a1, b1, b1x, a2, b2, b2x)
+    strides = _ffi.new("int64_t[12]", _word_strides(ops))
+    rc = _lib.ring_matmul2(*(_view_ptr(x) for x in ops), strides,
                            _ffi.from_buffer("uint64_t[]", out, require_writable=True), m, k, n)
     if rc != 0:
         raise MemoryError("ring_matmul2: out of memory")
@@ -151,10 +173,17 @@ def matmul2_reference(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2
 
 
 def _operand(x: Any, shape: tuple[int, int] | None, what: str) -> np.ndarray:
-    """A checked C-contiguous uint64 operand of the given shape."""
-    arr = _as_u64(x)
+    """A checked 2-D uint64 operand of the given shape: a view as it comes (the C kernel reads
+    strides), copied only when its strides are not whole words."""
+    arr = np.asarray(x)
+    if arr.dtype == np.int64:
+        arr = arr.view(np.uint64)
+    elif arr.dtype != U64:
+        raise TypeError(f"ring matmul needs uint64 or int64 arrays, got {arr.dtype}")
     if arr.ndim != 2 or (shape is not None and arr.shape != shape):
         raise ValueError(f"ring matmul2: {what} has shape {arr.shape}, needs {shape or '2-D'}")
+    if arr.strides[0] % 8 or arr.strides[1] % 8:
+        arr = np.ascontiguousarray(arr)
     return arr
 
 
