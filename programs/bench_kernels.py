@@ -5,9 +5,11 @@ Run with `python programs/bench_kernels.py [--repeats N] [--cpu]` after `pip ins
 column depends on which OpenBLAS kernel numpy runs: the header line names it (OPENBLAS_CORETYPE,
 where set, pins an older, slower one).
 
-A second table is the secret product the suite's `matmul 128x784x128` runs: one `matmul_trunc`
-kernel of rep3 and of dealer2, the three parties in one process, each party's own steps timed in
-thread CPU (its local work without the transport), medians after warm-up kernels.
+A second table is the secret products the suite runs (`matmul 128x784x128`, the LR step's and
+network A's, transposed operands as the views the VM's `transpose` leaves): one `matmul_trunc`
+kernel of rep3 (and of dealer2), the three parties in one process, each party's own steps timed in
+thread CPU (its local work without the transport), medians after warm-up kernels, freed memory
+kept for reuse as in a party process (`--secret-only` prints only this table).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from veil.runtime.prg import PRG
 from veil.runtime.protocols.base import Context
 from veil.runtime.protocols.dealer2 import Dealer2
 from veil.runtime.protocols.rep3 import Rep3
+from veil.runtime.ring import retain_freed_memory
 
 COMPUTE = ["p0", "p1", "p2"]
 
@@ -39,6 +42,21 @@ SHAPES: list[tuple[int, int, int]] = [
     (32, 128, 1),
     (16, 16, 16),
     (4, 4, 4),
+]
+
+
+# The secret products of the suite's workloads: matmul 128x784x128; the LR step's xi @ w and
+# xi.T @ g; network A's forward products and backward x.T @ dy (a.T) and dy @ w.T (b.T).
+KERNEL_SHAPES: list[tuple[str, tuple[int, int, int], str]] = [
+    ("rep3", (128, 784, 128), ""),
+    ("dealer2", (128, 784, 128), ""),
+    ("rep3", (128, 784, 10), ""),
+    ("rep3", (784, 128, 10), "a.T"),
+    ("rep3", (784, 128, 128), "a.T"),
+    ("rep3", (128, 128, 128), "a.T"),
+    ("rep3", (128, 128, 10), "a.T"),
+    ("rep3", (128, 128, 128), "b.T"),
+    ("rep3", (128, 10, 128), "b.T"),
 ]
 
 
@@ -99,21 +117,29 @@ def _prgs() -> dict[str, PRG]:
     return {p: PRG({q: key(*sorted((p, q))) for q in COMPUTE if q != p} | {None: key(p)}) for p in COMPUTE}
 
 
-def _operands(protocol: str, m: int, k: int, n: int, g: np.random.Generator) -> dict[str, tuple[Any, Any]]:
-    """Random shares of an m x k and a k x n secret at every party (rep3 pairs, dealer2 arrays)."""
+def _operands(protocol: str, m: int, k: int, n: int, g: np.random.Generator,
+              layout: str = "") -> dict[str, tuple[Any, Any]]:
+    """Random shares of an m x k and a k x n secret at every party (rep3 pairs, dealer2 arrays);
+    layout "a.T" or "b.T" makes that operand a transposed view, as the VM's `transpose` leaves it."""
     def words(*shape: int) -> np.ndarray:
         return g.integers(0, 1 << 64, size=shape, dtype=np.uint64, endpoint=False)
-    xs, ys = [words(m, k) for _ in range(3)], [words(k, n) for _ in range(3)]
+
+    def secret(rows: int, cols: int, view: bool) -> np.ndarray:
+        return words(cols, rows).T if view else words(rows, cols)
+    xs = [secret(m, k, layout == "a.T") for _ in range(3)]
+    ys = [secret(k, n, layout == "b.T") for _ in range(3)]
     if protocol == "rep3":
         return {p: ((xs[i], xs[(i + 1) % 3]), (ys[i], ys[(i + 1) % 3])) for i, p in enumerate(COMPUTE)}
     return {p: (xs[i], ys[i]) if i < 2 else (np.zeros((m, k), np.uint64), np.zeros((k, n), np.uint64))
             for i, p in enumerate(COMPUTE)}
 
 
-def kernel_cpu_ms(protocol: str, shape: tuple[int, int, int], repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median per-party thread-CPU ms of one matmul_trunc (bits 16), the parties stepped in turn."""
+def kernel_cpu_ms(protocol: str, shape: tuple[int, int, int], repeats: int, warmup: int = 2,
+                  layout: str = "") -> dict[str, float]:
+    """Median per-party thread-CPU ms of one matmul_trunc (bits 16), the parties stepped in turn;
+    layout as in _operands."""
     kernels = (Rep3 if protocol == "rep3" else Dealer2)().kernels
-    operands, prgs = _operands(protocol, *shape, np.random.default_rng(2)), _prgs()
+    operands, prgs = _operands(protocol, *shape, np.random.default_rng(2), layout), _prgs()
     samples: dict[str, list[float]] = {p: [] for p in COMPUTE}
     for trip in range(warmup + repeats):
         cpu = {p: 0.0 for p in COMPUTE}
@@ -153,6 +179,23 @@ def blas_line() -> str:
     return f"BLAS: {i.get('internal_api')} {i.get('version')} kernel {i.get('architecture')}, {i.get('num_threads')} threads"
 
 
+def kernel_tables(repeats: int) -> None:
+    """The single products (numpy, limbs, C) and the two-product share, timed per call."""
+    rng = np.random.default_rng(0)
+    print(blas_line())
+    header = f"{'shape':>22}  {'numpy ms':>10}  {'limbs ms':>10}  {'C ms':>10}  {'speed-up':>8}  {'matmul() ms':>11}"
+    print(header)
+    print("-" * len(header))
+    for m, k, n in SHAPES:
+        t_np, t_limbs, t_c, t_auto = bench_shape(m, k, n, repeats, rng)
+        shape = f"{m}x{k} @ {k}x{n}"
+        print(f"{shape:>22}  {t_np:>10.4f}  {t_limbs:>10.4f}  {t_c:>10.4f}  {t_np / t_c:>7.1f}x  {t_auto:>11.4f}")
+    print(f"\n{'two products x_a (y_a + y_b) + x_b y_a':>40}  {'matmul() x2 ms':>14}  {'matmul2 ms':>10}")
+    for m, k, n in ((128, 784, 128), (784, 128, 128), (128, 128, 10)):
+        two, one = bench_two_products(m, k, n, repeats, rng)
+        print(f"{f'{m}x{k} @ {k}x{n}':>40}  {two:>14.4f}  {one:>10.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table; exit 1 when the kernels are not built."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -160,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true",
                         help="time this thread's CPU instead of wall time (steadier on a loaded machine; "
                              "undercounts the limbs' multi-threaded BLAS)")
+    parser.add_argument("--secret-only", action="store_true", help="only the matmul_trunc table")
     args = parser.parse_args(argv)
     global CLOCK
     if args.cpu:
@@ -167,26 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     if not ring.HAVE_C:
         print("C kernels are not built: run `pip install -e .` with a C compiler available.", file=sys.stderr)
         return 1
-    rng = np.random.default_rng(0)
-    print(blas_line())
-    header = f"{'shape':>22}  {'numpy ms':>10}  {'limbs ms':>10}  {'C ms':>10}  {'speed-up':>8}  {'matmul() ms':>11}"
-    print(header)
-    print("-" * len(header))
-    for m, k, n in SHAPES:
-        t_np, t_limbs, t_c, t_auto = bench_shape(m, k, n, args.repeats, rng)
-        shape = f"{m}x{k} @ {k}x{n}"
-        print(f"{shape:>22}  {t_np:>10.4f}  {t_limbs:>10.4f}  {t_c:>10.4f}  {t_np / t_c:>7.1f}x  {t_auto:>11.4f}")
-    print(f"\n{'two products x_a (y_a + y_b) + x_b y_a':>40}  {'matmul() x2 ms':>14}  {'matmul2 ms':>10}")
-    for m, k, n in ((128, 784, 128), (784, 128, 128), (128, 128, 10)) if hasattr(ring, "matmul2") else ():
-        two, one = bench_two_products(m, k, n, args.repeats, rng)
-        print(f"{f'{m}x{k} @ {k}x{n}':>40}  {two:>14.4f}  {one:>10.4f}")
-    shape = (128, 784, 128)
-    print(f"\nmatmul_trunc {shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}, per-party thread CPU ms "
-          f"(median of {args.repeats}); total = what the three parties need of the cores")
-    print(f"{'protocol':10}" + "".join(f"{p:>8}" for p in COMPUTE) + f"{'total':>8}")
-    for protocol in ("rep3", "dealer2"):
-        ms = kernel_cpu_ms(protocol, shape, args.repeats)
-        print(f"{protocol:10}" + "".join(f"{ms[p]:8.2f}" for p in COMPUTE) + f"{sum(ms.values()):8.2f}")
+    retain_freed_memory()  # as a party process does: big scratch arrays do not page-fault per call
+    if not args.secret_only:
+        kernel_tables(args.repeats)
+    print(f"\nmatmul_trunc per-party thread CPU ms (median of {args.repeats}); total = what the three "
+          "parties need of the cores; a.T / b.T: that operand is a transposed view")
+    print(f"{'protocol':10}{'product':>26}" + "".join(f"{p:>8}" for p in COMPUTE) + f"{'total':>8}")
+    for protocol, (m, k, n), layout in KERNEL_SHAPES:
+        ms = kernel_cpu_ms(protocol, (m, k, n), args.repeats, layout=layout)
+        product = f"{m}x{k} @ {k}x{n}" + (f" ({layout})" if layout else "")
+        print(f"{protocol:10}{product:>26}" + "".join(f"{ms[p]:8.2f}" for p in COMPUTE) + f"{sum(ms.values()):8.2f}")
     return 0
 
 
