@@ -176,7 +176,7 @@ def matmul2_reference(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2
 
 def _operand(x: Any, shape: tuple[int, int] | None, what: str) -> np.ndarray:
     """A checked 2-D uint64 operand of the given shape: a view as it comes (the C kernel reads
-    strides), copied only when its strides are not whole words."""
+    strides), copied only when it is not word-aligned or its strides are not whole words."""
     arr = np.asarray(x)
     if arr.dtype == np.int64:
         arr = arr.view(np.uint64)
@@ -184,8 +184,8 @@ def _operand(x: Any, shape: tuple[int, int] | None, what: str) -> np.ndarray:
         raise TypeError(f"ring matmul needs uint64 or int64 arrays, got {arr.dtype}")
     if arr.ndim != 2 or (shape is not None and arr.shape != shape):
         raise ValueError(f"ring matmul2: {what} has shape {arr.shape}, needs {shape or '2-D'}")
-    if arr.strides[0] % 8 or arr.strides[1] % 8:
-        arr = np.ascontiguousarray(arr)
+    if not arr.flags.aligned or arr.strides[0] % 8 or arr.strides[1] % 8:
+        arr = arr.copy(order="C")
     return arr
 
 

@@ -366,3 +366,75 @@ def test_portable_single_product_equals_avx2(rng: np.random.Generator, c_path: s
     m, k, n = shape
     a, b = rand(rng, (m, k), near_top=True), rand(rng, (k, n))
     assert np.array_equal(ring.matmul_c(a, b), a @ b)
+
+
+# ---- operands as views: transposed, sliced, reversed (read in place by the C kernel) -----------
+
+def _as_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """The same matrix as a view of another memory layout (the values are x's)."""
+    rows, cols = x.shape
+    if layout == "c":
+        return x
+    if layout == "t":  # a transposed view, as the VM's `transpose` leaves it
+        return np.ascontiguousarray(x.T).T
+    if layout == "slice":  # every other row and column of a larger buffer, at an offset
+        big = np.zeros((2 * rows + 1, 2 * cols + 3), dtype=np.uint64)
+        big[1::2, 3::2] = x
+        return big[1::2, 3::2]
+    if layout == "reversed":  # negative strides
+        return np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1]
+    if layout == "t-slice":  # a slice of a transposed buffer
+        big = np.zeros((cols + 2, 2 * rows + 1), dtype=np.uint64)
+        big[1:cols + 1, 0:2 * rows:2] = x.T
+        return big[1:cols + 1, 0:2 * rows:2].T
+    raise AssertionError(layout)
+
+
+LAYOUTS = ["c", "t", "slice", "reversed", "t-slice"]
+VIEW_SHAPES = [(784, 128, 10), (128, 128, 10), (9, 13, 5), (5, 13, 9), (6, 6, 6), (1, 7, 5), (7, 1, 5),
+               (7, 5, 1), (2, 0, 9), (0, 4, 5), (4, 5, 0), (130, 257, 131)]
+
+
+@pytest.mark.parametrize("shape", VIEW_SHAPES)
+@pytest.mark.parametrize("a_layout", ["c", "t", "slice", "reversed"])
+@pytest.mark.parametrize("b_layout", ["c", "t", "t-slice"])
+def test_matmul2_views_equal_numpy(rng: np.random.Generator, c_path: str, shape: tuple[int, int, int],
+                                   a_layout: str, b_layout: str) -> None:
+    """Every C path (the transposed problem for column-wise A, the copy, the in-place reads) on views,
+    with wrap-around values, each combination of the optional parts, mixed layouts in one call."""
+    terms = _terms(rng, *shape, True)
+    a1, a2 = (_as_layout(x, a_layout) for x in (terms[0], terms[3]))
+    b1, b1x, b2, b2x = (_as_layout(x, b_layout) for x in (terms[1], terms[2], terms[4], terms[5]))
+    for combo in ((None, None, None, None), (b1x, None, None, None), (b1x, a2, b2, None),
+                  (None, a2, b2, b2x), (b1x, a2, b2, b2x), (terms[2], terms[3], b2, terms[5])):
+        x1, y2, z2, x2 = combo
+        want = _reference(*(None if t is None else np.ascontiguousarray(t) for t in (a1, b1, x1, y2, z2, x2)))
+        assert np.array_equal(ring.matmul2_c(a1, b1, x1, y2, z2, x2), want), (shape, a_layout, b_layout)
+        args = dict(b1x=x1, b2x=x2)
+        assert np.array_equal(ring.matmul2(a1, b1, y2, z2, **args), want)
+        assert np.array_equal(ring.matmul2_reference(a1, b1, x1, y2, z2, x2), want)
+
+
+def test_matmul2_views_without_c(rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback (no C kernel: numpy or limbs per product) on the same views."""
+    monkeypatch.setattr(ring, "HAVE_C", False)
+    monkeypatch.setattr(ring, "_warned", True)
+    for shape in ((784, 128, 10), (64, 70, 64), (5, 13, 9)):
+        terms = _terms(rng, *shape, True)
+        a1, a2 = (_as_layout(x, "t") for x in (terms[0], terms[3]))
+        b1, b1x, b2 = (_as_layout(x, "t-slice") for x in (terms[1], terms[2], terms[4]))
+        want = _reference(*(np.ascontiguousarray(t) for t in (a1, b1, b1x, a2, b2)), None)
+        assert np.array_equal(ring.matmul2(a1, b1, a2, b2, b1x=b1x), want)
+
+
+def test_matmul2_unaligned_and_odd_strides(rng: np.random.Generator) -> None:
+    """Operands whose address or strides are not whole words are copied, not handed to C as is."""
+    a, b = rand(rng, (40, 30), True), rand(rng, (30, 20), True)
+    raw = np.zeros(a.size * 8 + 8, dtype=np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=np.uint64, count=a.size, offset=4).reshape(a.shape)
+    unaligned[...] = a
+    assert not unaligned.flags.aligned and ring._operand(unaligned, None, "A").flags.aligned
+    assert np.array_equal(ring.matmul2(unaligned, b), a @ b)
+    odd = np.lib.stride_tricks.as_strided(unaligned, shape=(30, 30), strides=(36, 8), writeable=False)
+    assert ring._operand(odd, None, "A").flags.c_contiguous
+    assert np.array_equal(ring.matmul2(odd, b), np.ascontiguousarray(odd) @ b)
