@@ -139,25 +139,27 @@ static void ring_pack(const ring_view *b, const ring_view *bx, size_t n, size_t 
     }
 }
 
-#define RING_ROW(r)                                                          \
-    va = _mm256_set1_epi64x((long long)row##r[q]);                           \
+#define RING_ROW(r, at)                                                      \
+    va = _mm256_set1_epi64x((long long)row##r[at]);                          \
     lo##r = _mm256_add_epi64(lo##r, _mm256_mul_epu32(va, vb));               \
     x##r = _mm256_add_epi32(x##r, _mm256_mullo_epi32(va, vs));
 
-/* The running 4x4 tile sums lo*, x* over p < kb of the rows row0..row3 (A[r, p] at row_r[p * cs])
- * against a packed panel. */
-#define RING_TILE_PASS(panel, kb, cs)                                        \
+/* The running 4x4 tile sums lo*, x* over p < kb of the rows row0..row3 against a packed panel;
+ * A[r, p] is row_r[at], at = p for contiguous rows, else q = p * cs (kept apart so that the
+ * contiguous loop stays the one-index loop it was). */
+#define RING_TILE_PASS(panel, kb, at, cs)                                    \
     for (ptrdiff_t p = 0, q = 0; p < (ptrdiff_t)(kb); p++, q += (cs)) {      \
         const __m256i vb = _mm256_load_si256((const __m256i *)((panel) + 4 * p)); \
         const __m256i vs = _mm256_shuffle_epi32(vb, 0xB1); /* halves swapped */   \
         __m256i va;                                                          \
-        RING_ROW(0) RING_ROW(1) RING_ROW(2) RING_ROW(3)                      \
+        RING_ROW(0, at) RING_ROW(1, at) RING_ROW(2, at) RING_ROW(3, at)      \
     }
 
 /* C[0:rows, 0:cols] += U[0:rows, 0:kb] @ panel1 (+ V[0:rows, 0:kb] @ panel2): both products
  * accumulate in the same registers, so C is read and written once.  U and V start at the tile's
- * corner with their own strides; C[i, j] is c[i * ldc + j * cstep] (cstep > 1: C^T is computed).  A tile past the bottom edge repeats its last row (its lanes are
- * dropped); past the right edge the panels hold zeros. */
+ * corner with their own strides; C[i, j] is c[i * ldc + j * cstep] (cstep > 1: C^T is computed).
+ * A tile past the bottom edge repeats its last row (its lanes are dropped); past the right edge
+ * the panels hold zeros. */
 __attribute__((target("avx2")))
 static void ring_avx2_tile(const uint64_t *u, ptrdiff_t urs, ptrdiff_t ucs, const uint64_t *v,
                            ptrdiff_t vrs, ptrdiff_t vcs, const uint64_t *pan1, const uint64_t *pan2,
@@ -168,16 +170,16 @@ static void ring_avx2_tile(const uint64_t *u, ptrdiff_t urs, ptrdiff_t ucs, cons
     const ptrdiff_t r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
     const uint64_t *row0 = u, *row1 = u + r1 * urs, *row2 = u + r2 * urs, *row3 = u + r3 * urs;
     if (ucs == 1) {
-        RING_TILE_PASS(pan1, kb, 1)
+        RING_TILE_PASS(pan1, kb, p, 0)
     } else {
-        RING_TILE_PASS(pan1, kb, ucs)
+        RING_TILE_PASS(pan1, kb, q, ucs)
     }
     if (v != NULL) {
         row0 = v, row1 = v + r1 * vrs, row2 = v + r2 * vrs, row3 = v + r3 * vrs;
         if (vcs == 1) {
-            RING_TILE_PASS(pan2, kb, 1)
+            RING_TILE_PASS(pan2, kb, p, 0)
         } else {
-            RING_TILE_PASS(pan2, kb, vcs)
+            RING_TILE_PASS(pan2, kb, q, vcs)
         }
     }
     const __m256i r[4] = {ring_fold(lo0, x0), ring_fold(lo1, x1), ring_fold(lo2, x2), ring_fold(lo3, x3)};
