@@ -400,33 +400,19 @@ static int ring_avx2_transposed(const ring_view *a1, const ring_view *b1, const 
     return rc;
 }
 
-/* The AVX2 pass on views.  A column-wise A (a transposed view) read in place through the tile's
- * broadcasts is slower than a contiguous copy (128x784 @ 784x128: 4.3-4.5 ms against 3.7-3.8 ms
- * for the two-term product, thread CPU), so it is never read that way: when n <= m, C^T is
- * computed instead (its extra copy, B's k x n words, is no larger than A's); otherwise the
- * column-wise A's are copied to scratch here.  Returns 0, or -1 when out of memory. */
+/* The AVX2 pass on views.  Column-wise A's (transposed views) read in place through the tile's
+ * broadcasts are slower than a contiguous copy (two-term 128x784 @ 784x128: 4.3-4.5 ms against
+ * 3.7-3.8 ms, thread CPU), so when n < m C^T is computed instead, whose extra copy (B's k x n
+ * words, transposed) is smaller than A's; otherwise they are read in place (matmul2() in ring.py
+ * copies them first).  Returns 0, or -1 when out of memory. */
 static int ring_avx2_views(const ring_view *a1, const ring_view *b1, const ring_view *b1x,
                            const ring_view *a2, const ring_view *b2, const ring_view *b2x,
                            uint64_t *c, size_t m, size_t k, size_t n)
 {
-    const int t1 = ring_columnwise(a1, m, k), t2 = a2 != NULL && ring_columnwise(a2, m, k);
-    if (!t1 && !t2) {
-        ring_avx2_body(a1, b1, b1x, a2, b2, b2x, c, n, 1, m, k, n);
-        return 0;
-    }
-    if (t1 && (a2 == NULL || t2) && n > 1 && n < m)
+    if (ring_columnwise(a1, m, k) && (a2 == NULL || ring_columnwise(a2, m, k)) && n > 1 && n < m)
         return ring_avx2_transposed(a1, b1, b1x, a2, b2, b2x, c, m, k, n);
-    uint64_t *s1 = t1 ? ring_dense(a1, NULL, m, k) : NULL;
-    uint64_t *s2 = t2 ? ring_dense(a2, NULL, m, k) : NULL;
-    int rc = -1;
-    if ((!t1 || s1 != NULL) && (!t2 || s2 != NULL)) {
-        const ring_view u1 = {s1, (ptrdiff_t)k, 1}, u2 = {s2, (ptrdiff_t)k, 1};
-        ring_avx2_body(t1 ? &u1 : a1, b1, b1x, t2 ? &u2 : a2, b2, b2x, c, n, 1, m, k, n);
-        rc = 0;
-    }
-    free(s1);
-    free(s2);
-    return rc;
+    ring_avx2_body(a1, b1, b1x, a2, b2, b2x, c, n, 1, m, k, n);
+    return 0;
 }
 #endif
 

@@ -135,6 +135,14 @@ def _view_ptr(x: np.ndarray | None) -> Any:
     return _ffi.cast("uint64_t *", x.__array_interface__["data"][0])
 
 
+def _row_major(ops: tuple[np.ndarray | None, ...]) -> bool:
+    """Whether every operand present is C-contiguous (then the kernel needs no strides)."""
+    for x in ops:
+        if x is not None and not x.flags.c_contiguous:
+            return False
+    return True
+
+
 def _word_strides(ops: tuple[np.ndarray | None, ...]) -> list[int]:
     """Row and column strides in words of each operand (zeros for an absent one)."""
     out: list[int] = []
@@ -154,7 +162,7 @@ def matmul2_c(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2: np.nda
     if m == 0 or n == 0:
         return out
     ops = (a1, b1, b1x, a2, b2, b2x)
-    if all(x is None or x.flags.c_contiguous for x in ops):  # the common case, kept cheap
+    if _row_major(ops):  # the common case, kept cheap
         ptrs, strides = [_ptr(x) for x in ops], _ffi.NULL
     else:
         ptrs, strides = [_view_ptr(x) for x in ops], _ffi.new("int64_t[12]", _word_strides(ops))
@@ -178,15 +186,26 @@ def _operand(x: Any, shape: tuple[int, int] | None, what: str) -> np.ndarray:
     """A checked 2-D uint64 operand of the given shape: a view as it comes (the C kernel reads
     strides), copied only when it is not word-aligned or its strides are not whole words."""
     arr = np.asarray(x)
-    if arr.dtype == np.int64:
+    if arr.dtype != U64:
+        if arr.dtype != np.int64:
+            raise TypeError(f"ring matmul needs uint64 or int64 arrays, got {arr.dtype}")
         arr = arr.view(np.uint64)
-    elif arr.dtype != U64:
-        raise TypeError(f"ring matmul needs uint64 or int64 arrays, got {arr.dtype}")
     if arr.ndim != 2 or (shape is not None and arr.shape != shape):
         raise ValueError(f"ring matmul2: {what} has shape {arr.shape}, needs {shape or '2-D'}")
-    if not arr.flags.aligned or arr.strides[0] % 8 or arr.strides[1] % 8:
+    flags = arr.flags
+    if flags.c_contiguous and flags.aligned:  # the common case, kept cheap
+        return arr
+    if not flags.aligned or arr.strides[0] % 8 or arr.strides[1] % 8:
         arr = arr.copy(order="C")
     return arr
+
+
+def _rows_contiguous(a: np.ndarray) -> np.ndarray:
+    """A with contiguous rows: a column-wise A (a transposed view) copied, which is cheaper than
+    the kernel's in-place reads of it (programs/bench_kernels.py, 128x128 @ 128x128: ~5 %)."""
+    if a.strides[1] == 8 or a.shape[0] < 2 or a.shape[1] < 2 or a.strides[0] != 8:
+        return a
+    return np.ascontiguousarray(a)
 
 
 def matmul2(a1: Any, b1: Any, a2: Any = None, b2: Any = None, *, b1x: Any = None,
@@ -207,6 +226,8 @@ def matmul2(a1: Any, b1: Any, a2: Any = None, b2: Any = None, *, b1x: Any = None
         b2 = _operand(b2, kn, "B2")
         b2x = None if b2x is None else _operand(b2x, kn, "B2x")
     if HAVE_C and a1.size * kn[1] >= SMALL_WORK and kn[1] >= NARROW_N:
+        if kn[1] >= m:  # the C kernel computes C^T for column-wise A's only when n < m
+            a1, a2 = _rows_contiguous(a1), None if a2 is None else _rows_contiguous(a2)
         return matmul2_c(a1, b1, b1x, a2, b2, b2x)
     return matmul2_reference(a1, b1, b1x, a2, b2, b2x)
 
