@@ -269,7 +269,8 @@ static void ring_region(const ring_view *a, const uint64_t *b, uint64_t *c, size
             const size_t kb = k - p0 < RING_KB ? k - p0 : RING_KB;
             for (size_t i = 0; i < m; i += RING_MR) {
                 const size_t mr = m - i < RING_MR ? m - i : RING_MR;
-                ring_tile(ring_at(a, i, p0), a->rs, a->cs, b + p0 * n + jb, n, c + i * n + jb, n, mr, kb, nb);
+                ring_tile(ring_at(a, i, p0), a->rs, a->cs, b + p0 * n + jb, n, c + i * n + jb, n, mr,
+                          kb, nb);
             }
         }
     }
@@ -391,7 +392,8 @@ static int ring_avx2_transposed(const ring_view *a1, const ring_view *b1, const 
     if (s1 != NULL && (a2 == NULL || s2 != NULL)) {
         const ring_view u1 = {s1, (ptrdiff_t)k, 1}, u2 = {s2, (ptrdiff_t)k, 1};
         const ring_view w1 = {a1->p, a1->cs, a1->rs};
-        const ring_view w2 = {a2 != NULL ? a2->p : NULL, a2 != NULL ? a2->cs : 0, 1};
+        const ring_view w2 = {a2 != NULL ? a2->p : NULL, a2 != NULL ? a2->cs : 0,
+                              a2 != NULL ? a2->rs : 0};
         ring_avx2_body(&u1, &w1, NULL, a2 != NULL ? &u2 : NULL, &w2, NULL, c, 1, n, n, k, m);
         rc = 0;
     }
@@ -401,10 +403,10 @@ static int ring_avx2_transposed(const ring_view *a1, const ring_view *b1, const 
 }
 
 /* The AVX2 pass on views.  Column-wise A's (transposed views) read in place through the tile's
- * broadcasts are slower than a contiguous copy (two-term 128x784 @ 784x128: 4.3-4.5 ms against
- * 3.7-3.8 ms, thread CPU), so when n < m C^T is computed instead, whose extra copy (B's k x n
- * words, transposed) is smaller than A's; otherwise they are read in place (matmul2() in ring.py
- * copies them first).  Returns 0, or -1 when out of memory. */
+ * broadcasts are slower than a contiguous copy (two-term 128x784 @ 784x128, minima of 101 calls:
+ * 4.2-4.5 ms against 3.7-3.8 ms, thread CPU), so when n < m C^T is computed instead, whose extra
+ * copy (B's k x n words, transposed) is smaller than A's; otherwise they are read in place
+ * (matmul2() in ring.py copies them first).  Returns 0, or -1 when out of memory. */
 static int ring_avx2_views(const ring_view *a1, const ring_view *b1, const ring_view *b1x,
                            const ring_view *a2, const ring_view *b2, const ring_view *b2x,
                            uint64_t *c, size_t m, size_t k, size_t n)

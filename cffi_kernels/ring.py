@@ -166,7 +166,8 @@ def matmul2_c(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2: np.nda
         ptrs, strides = [_ptr(x) for x in ops], _ffi.NULL
     else:
         ptrs, strides = [_view_ptr(x) for x in ops], _ffi.new("int64_t[12]", _word_strides(ops))
-    rc = _lib.ring_matmul2(*ptrs, strides, _ffi.from_buffer("uint64_t[]", out, require_writable=True), m, k, n)
+    rc = _lib.ring_matmul2(*ptrs, strides, _ffi.from_buffer("uint64_t[]", out, require_writable=True),
+                           m, k, n)
     if rc != 0:
         raise MemoryError("ring_matmul2: out of memory")
     return out
