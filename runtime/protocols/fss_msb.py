@@ -86,13 +86,13 @@ def evaluate(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray,
 # the evaluators open c = z + r once, and c_j = c[idx_j] + off_j = y_j + r[idx_j] is a public
 # function of c, so key idx_j evaluated at c_j gives msb(y_j). msb_at_mul's multiplicand
 # d_j = w[idx_j] + doff_j (w = dsign z) is opened once as e = w - b, and f_j = e[idx_j] + doff_j
-# plays f's part with b[idx_j]: the same evaluate, keys and parts repeated by the index map.
+# plays f's part with b[idx_j]: the same evaluate, each key read at its k points (evaluate_at).
 
 @dataclass(frozen=True)
 class At:
     """Where an msb_at kernel evaluates: the base element of each output point and its offsets."""
 
-    idx: np.ndarray                 # (n,) base element of each output element
+    order: np.ndarray               # (n_a, k): the output positions of base element i, in order
     off: np.ndarray                 # (n,) the comparison's public offsets
     doff: np.ndarray | None = None  # (n,) msb_at_mul: the multiplicand's
 
@@ -101,12 +101,13 @@ class At:
         shape = tuple(int(s) for s in shape)
         n_a = int(np.prod(base_shape, dtype=np.int64))
         idx = np.broadcast_to(np.arange(n_a, dtype=np.intp).reshape(base_shape), shape).reshape(-1)
+        order = np.argsort(idx, kind="stable").reshape(n_a, -1)  # a broadcast repeats each alike
         flat = lambda o: np.ascontiguousarray(np.broadcast_to(np.asarray(o, dtype=U64), shape).reshape(-1))
-        return cls(idx, flat(offsets), None if doffsets is None else flat(doffsets))
+        return cls(order, flat(offsets), None if doffsets is None else flat(doffsets))
 
     @property
     def n(self) -> int:
-        return int(self.idx.size)
+        return int(self.order.size)
 
 
 def signed(x: np.ndarray, sign: Any) -> np.ndarray:
@@ -116,18 +117,13 @@ def signed(x: np.ndarray, sign: Any) -> np.ndarray:
     return np.asarray(x, dtype=U64) if int(sign) > 0 else U64(0) - np.asarray(x, dtype=U64)
 
 
-def repeat_keys(words: np.ndarray, idx: np.ndarray, n_keys: int, times: bool) -> np.ndarray:
-    """Packed correction words of n_keys keys, key idx_j at position j (one key read at many points)."""
-    cw = dcf.CorrectionWords.unpack(words, n_keys, N_BITS, width(times))
-    return dcf.CorrectionWords(cw.s[:, idx], cw.v[:, idx], cw.t[:, :, idx], cw.final[idx]).pack()
-
-
 def evaluate_at(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray, at: At,
                 f: np.ndarray | None = None, b_part: np.ndarray | None = None) -> np.ndarray:
-    """evaluate for n_a keys (opened c = z + r, f = w - b per base element) at the points of `at`."""
-    n_a, times = c.size, f is not None
-    seeds = np.asarray(seed, dtype=U64).reshape(n_a, 2)[at.idx]
-    points = c[at.idx] + at.off
-    if times:
-        f, b_part = f[at.idx] + at.doff, b_part[at.idx]
-    return evaluate(party, seeds, repeat_keys(words, at.idx, n_a, times), points, f, b_part)
+    """evaluate for n_a keys (opened c = z + r, f = w - b per base element) at the points of `at`:
+    a broadcast repeats every base element k = n / n_a times, so k evaluations of all n_a keys,
+    the j-th at each key's j-th point (no copy of the keys)."""
+    out = np.empty(at.n, dtype=U64)
+    for pos in at.order.T:                     # (n_a,) positions: key i's j-th point
+        fj = None if f is None else f + at.doff[pos]
+        out[pos] = evaluate(party, seed, words, c + at.off[pos], fj, b_part)
+    return out
