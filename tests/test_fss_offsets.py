@@ -131,3 +131,24 @@ def test_view_check_catches_an_unmasked_opening(proto, monkeypatch):
     with pytest.raises(AssertionError, match="bit position"):
         for a in seen.values():
             assert_balanced_bits(np.asarray(a, U64))
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+@pytest.mark.parametrize("kernel", ["msb_at", "msb_at_mul"])
+@pytest.mark.parametrize("fss_max", [1024, 2])
+def test_each_stream_is_drawn_once_and_alike_by_both_key_holders(proto, kernel, fss_max, monkeypatch):
+    """No party reuses a (key, stream) in a call; both ends of a pairwise key draw the same shapes."""
+    monkeypatch.setattr(fss_msb, "FSS_MAX", fss_max)
+    attrs = _attrs(kernel, (6, 4), 1, rand_ring((4,)), np.random.default_rng(2))
+    _, trace = run_kernel_traced(PROTOCOLS[proto], kernel, arith_inputs(proto, rand_ring((6, 1))), attrs,
+                                 PARTIES, COMPUTE)
+    streams = {}
+    for p, draws in trace.draws.items():
+        keys = [(peer, stream) for peer, _, stream, _ in draws]
+        assert len(keys) == len(set(keys)), f"{p} draws a stream twice: {keys}"
+        streams[p] = {(peer, stream, shape) for peer, _, stream, shape in draws}
+    for p in streams:
+        for q in streams:
+            if p != q:
+                assert {(s, sh) for peer, s, sh in streams[p] if peer == q} == \
+                       {(s, sh) for peer, s, sh in streams[q] if peer == p}, (p, q)
