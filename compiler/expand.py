@@ -29,6 +29,7 @@ from veil.runtime.ring import asring
 
 from .capabilities import Capabilities, secret_ins
 from .ir import Block, Op, Program, Value
+from .passes.offsets import msb_offsets
 from .passes.util import clone
 from .types import PUBLIC, Type, join_vis
 
@@ -203,7 +204,7 @@ def expand(prog: Program) -> Program:
     """Every composite op the protocol does not compute natively, rewritten into primitives."""
     prog = clone(prog)
     _expand_block(prog, prog.body, Capabilities.of(prog), {})
-    return prog
+    return msb_offsets(prog)  # comparisons with many public thresholds share their masks
 
 
 # Ops that keep a tensor whose elements all hold one word uniform (a constant divisor, ...).

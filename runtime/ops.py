@@ -179,6 +179,14 @@ def _cmp(fn: Callable) -> Callable[..., np.ndarray]:
     return lambda a, b: asring(fn(signed(a), signed(b)).astype(U64))
 
 
+def at_offsets(a: np.ndarray, shape: Any, sign: int, offsets: Any) -> np.ndarray:
+    """sign * broadcast_to(a, shape) + offsets: one secret base compared with many public thresholds
+    (msb_at, msb_at_mul; the compiler's offsets pass builds them, compiler/passes/offsets.py)."""
+    z = np.broadcast_to(np.asarray(a, dtype=U64), tuple(int(d) for d in shape))
+    z = U64(0) - z if int(sign) < 0 else z
+    return asring(z + np.asarray(offsets, dtype=U64))
+
+
 OPS: dict[str, OpDef] = {}
 
 
@@ -259,6 +267,13 @@ _op("take", 1, ("index", "axis"), _take, _first, lambda a, index, axis: asring(n
     describe="a gather by constant indices", linear=True)
 # share conversions: the primitives comparisons are built from (compiler/expand.py)
 _op("msb", 1, (), _same, _bool, lambda a: asring(a >> U64(63)), describe="a sign bit")
+_op("msb_at", 1, ("shape", "sign", "offsets"), _given, _bool,
+    lambda a, shape, sign, offsets: asring(at_offsets(a, shape, sign, offsets) >> U64(63)),
+    describe="a sign bit at public offsets")
+_op("msb_at_mul", 1, ("shape", "sign", "offsets", "dsign", "doffsets"), _given, _first,
+    lambda a, shape, sign, offsets, dsign, doffsets: asring(
+        (at_offsets(a, shape, sign, offsets) >> U64(63)) * at_offsets(a, shape, dsign, doffsets)),
+    describe="a sign bit at public offsets times the same base at other offsets")
 _op("a2b", 1, (), _same, _int, lambda a: a, describe="a bit decomposition", identity=False,
     kinds=("arith",))
 _op("b2a", 1, (), _same, _int, lambda a: a, describe="a boolean sharing as a number", kinds=("bool",))

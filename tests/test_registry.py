@@ -51,6 +51,9 @@ SAMPLES: dict[str, tuple[list, dict]] = {
     "col2im": ([((8, 8), "fix", 16)], {"image": [1, 2, 3, 4], "kh": 2, "kw": 2, "stride": 1, "pads": [0, 0, 0, 1]}),
     "msb": ([FIX], {}), "a2b": ([INT], {}), "bitinject": ([INT], {"bit": 2}),  # bitinject's and b2a's operand: a2b's
     "b2a": ([INT], {}),
+    "msb_at": ([((3, 1), "fix", 16)], {"shape": (3, 4), "sign": -1, "offsets": asring(np.arange(4, dtype=np.int64) - 2)}),
+    "msb_at_mul": ([((3, 1), "fix", 16)], {"shape": (3, 4), "sign": -1, "offsets": asring(np.arange(4, dtype=np.int64)),
+                                           "dsign": 1, "doffsets": asring(np.arange(4, dtype=np.int64) - 5)}),
     **{c: ([FIX, FIX], {}) for c in ("lt", "le", "gt", "ge", "eq", "ne")},
     "draw": ([], {"party": "alice", "shape": (3, 4), "bits": 16}), "random": ([], {"shape": (3, 4), "bits": 16}),
 }

@@ -363,7 +363,8 @@ def test_declared_costs():
     assert k["reveal_to"].cost(COMPUTE, 10, party="dave", shape=(10,)) == \
         Cost(1, {c0: 10, c1: 10, c2: 10, "dave": 0})
     assert set(k) == {"share", "reveal", "reveal_to", "mul", "matmul", "trunc", "mul_trunc", "matmul_trunc",
-                      "mul_add", "matmul_add", "trunc_add", "msb", "msb_mul", "a2b", "bitinject"}
+                      "mul_add", "matmul_add", "trunc_add", "msb", "msb_mul", "a2b", "bitinject",
+                      "msb_at", "msb_at_mul"}
 
 
 def test_driver_holds_kernels_to_their_declared_cost():

@@ -248,7 +248,8 @@ class Dealer2(Protocol):
     share_kinds = ("arith", "bool")
     kernels = KERNELS
     native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
-              "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject"}
+              "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject",
+              "msb_at": "msb_at", "msb_at_mul": "msb_at_mul"}
     fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc", ("msb", "mul"): "msb_mul"}
 
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:

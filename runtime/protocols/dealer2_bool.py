@@ -66,14 +66,28 @@ def _msb_mul_cost(compute: list[str], n: int, **_: Any) -> Cost:
                 {p0: m.draws[p0] + 2 * n, p1: m.draws[p1] + n, d: m.draws[d] + 3 * n})
 
 
-def _fss_cost(compute: list[str], n: int, times: bool) -> Cost:
-    """The DCF path, 1 round: P0 and P1 send each other x_j + r_j (and d_j - b_j); the dealer sends
-    both the keys' correction words. Draws: each of P0, P1 its mask part and seed (2 words) (and
-    b's part); the dealer all of them."""
+def _fss_cost(compute: list[str], n: int, times: bool, keys: int | None = None) -> Cost:
+    """The DCF path with `keys` keys (n unless msb_at shares one key among several outputs), 1
+    round: P0 and P1 send each other x_j + r_j (and d_j - b_j) per key; the dealer sends both the
+    keys' correction words. Draws: each of P0, P1 its mask part and seed (2 words) (and b's part);
+    the dealer all of them."""
     p0, p1, d = compute
-    each = (2 if times else 1) * n
-    mine = 3 * n + (n if times else 0)
-    return Cost(1, {p0: each, p1: each, d: 2 * fss_msb.key_words(n, times)}, {p0: mine, p1: mine, d: 2 * mine})
+    k = n if keys is None else keys
+    each = (2 if times else 1) * k
+    mine = 3 * k + (k if times else 0)
+    return Cost(1, {p0: each, p1: each, d: 2 * fss_msb.key_words(k, times)}, {p0: mine, p1: mine, d: 2 * mine})
+
+
+def _msb_at_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
+    """A base of at most FSS_MAX elements: the DCF path, one key per base element; else msb of y."""
+    keys = sizes[0] if sizes else n
+    return _fss_cost(compute, n, False, keys) if fss_msb.use_fss(keys) else _msb_cost(compute, n)
+
+
+def _msb_at_mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
+    """msb_at's paths with msb_mul's payload (one opened e = w - b per base element)."""
+    keys = sizes[0] if sizes else n
+    return _fss_cost(compute, n, True, keys) if fss_msb.use_fss(keys) else _msb_mul_cost(compute, n)
 
 
 def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -184,7 +198,7 @@ def _bit_share(ctx: Context, c: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 # ---- msb and msb_mul through a DCF (n <= FSS_MAX): the dealer deals, P0 and P1 evaluate -------
 
-def _fss(ctx: Context, x: np.ndarray, d: np.ndarray | None) -> KernelGen:
+def _fss(ctx: Context, x: np.ndarray, d: np.ndarray | None, at: fss_msb.At | None = None) -> KernelGen:
     """One round: Pj sends the other x_j + r_j (and d_j - b_j) for r = r0 + r1 and b = b0 + b1
     drawn with the dealer, who sends both the keys' correction words; each then holds its
     additive share of msb(x) (or msb(x) d)."""
@@ -196,7 +210,7 @@ def _fss(ctx: Context, x: np.ndarray, d: np.ndarray | None) -> KernelGen:
         mask = None if d is None else ctx.rand(p0, S_B0, (n,)) + ctx.rand(p1, S_B1, (n,))
         words = fss_msb.deal(r, seeds[0], seeds[1], mask)
         yield Exchange(send={p0: [words], p1: [words]})
-        return _zeros((n,))
+        return _zeros((n if at is None else at.n,))
     first = ctx.index == 0
     peer = p1 if first else p0
     head = [x + ctx.rand(dealer, S_FR, (n,))]
@@ -209,7 +223,10 @@ def _fss(ctx: Context, x: np.ndarray, d: np.ndarray | None) -> KernelGen:
     got = yield Exchange(send={peer: [mine]}, expect={peer: 1, dealer: 1})
     both = mine + np.asarray(got[peer][0], dtype=U64)
     f = None if d is None else both[n:]
-    return fss_msb.evaluate(0 if first else 1, seed, np.asarray(got[dealer][0], dtype=U64), both[:n], f, part)
+    words = np.asarray(got[dealer][0], dtype=U64)
+    if at is not None:                   # msb_at: one key per element of x, at its points
+        return fss_msb.evaluate_at(0 if first else 1, seed, words, both[:n], at, f, part)
+    return fss_msb.evaluate(0 if first else 1, seed, words, both[:n], f, part)
 
 
 # ---- the kernels -----------------------------------------------------------------------------
@@ -252,6 +269,39 @@ def msb_mul(ctx: Context, x: np.ndarray, d: np.ndarray, **_: Any) -> KernelGen:
     c, r = yield from _open_bit(ctx, (flat >> TOP) ^ (g >> TOP), None if first else rest[:n])
     rb = ctx.rand(dealer, S_RB, (n,)) if first else rest[n:]
     return (c * dflat + _one_minus_2c(c) * (f * r + rb)).reshape(shape)
+
+
+def _affine(ctx: Context, x: np.ndarray, shape: Any, sign: Any, offsets: Any) -> np.ndarray:
+    """My share of sign * broadcast_to(x, shape) + offsets (P0 adds the offsets)."""
+    y = np.ascontiguousarray(np.broadcast_to(fss_msb.signed(x, sign), tuple(int(s) for s in shape)))
+    return y + np.asarray(offsets, dtype=U64) if ctx.index == 0 else y
+
+
+@kernel(KERNELS, _msb_at_cost, counts=("comparisons",))
+def msb_at(ctx: Context, x: np.ndarray, shape: Any, sign: Any, offsets: Any) -> KernelGen:
+    """msb(sign * broadcast_to(x, shape) + offsets): one DCF key per element of x, evaluated at its
+    points (1 round), while x has at most FSS_MAX elements; else msb of the whole y."""
+    x = np.asarray(x, dtype=U64)
+    if not fss_msb.use_fss(x.size):
+        return (yield from msb(ctx, _affine(ctx, x, shape, sign, offsets)))
+    at = fss_msb.At.of(np.shape(x), shape, offsets)
+    out = yield from _fss(ctx, fss_msb.signed(x, sign).reshape(-1), None, at)
+    return out.reshape(tuple(int(s) for s in shape))
+
+
+@kernel(KERNELS, _msb_at_mul_cost, counts=("comparisons", "multiplications"))
+def msb_at_mul(ctx: Context, x: np.ndarray, shape: Any, sign: Any, offsets: Any, dsign: Any,
+               doffsets: Any) -> KernelGen:
+    """msb_at(x) * (dsign * broadcast_to(x, shape) + doffsets) in msb_at's round: e = dsign x - b
+    opened per base element alongside c."""
+    x = np.asarray(x, dtype=U64)
+    if not fss_msb.use_fss(x.size):
+        y, d = _affine(ctx, x, shape, sign, offsets), _affine(ctx, x, shape, dsign, doffsets)
+        return (yield from msb_mul(ctx, y, d))
+    at = fss_msb.At.of(np.shape(x), shape, offsets, doffsets)
+    flat = x.reshape(-1)
+    out = yield from _fss(ctx, fss_msb.signed(flat, sign), fss_msb.signed(flat, dsign), at)
+    return out.reshape(tuple(int(s) for s in shape))
 
 
 @kernel(KERNELS, _a2b_cost)

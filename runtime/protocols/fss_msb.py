@@ -20,6 +20,9 @@ Kernels use this path for n <= FSS_MAX elements: the keys cost `key_words` ring 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from veil.runtime.protocols import dcf
@@ -75,3 +78,52 @@ def evaluate(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray,
         return u + c63 if party == 0 else u
     u = k * (f * shares[:, 0] + shares[:, 1]) + c63 * b_part
     return u + f * c63 if party == 0 else u
+
+
+# ---- one key per secret element, many public offsets (msb_at, msb_at_mul) -----------------------
+#
+# msb(y_j) for y_j = z[idx_j] + off_j (z secret, off public) needs one mask r per element of z:
+# the evaluators open c = z + r once, and c_j = c[idx_j] + off_j = y_j + r[idx_j] is a public
+# function of c, so key idx_j evaluated at c_j gives msb(y_j). msb_at_mul's multiplicand
+# d_j = w[idx_j] + doff_j (w = dsign z) is opened once as e = w - b, and f_j = e[idx_j] + doff_j
+# plays f's part with b[idx_j]: the same evaluate, each key read at its k points (evaluate_at).
+
+@dataclass(frozen=True)
+class At:
+    """Where an msb_at kernel evaluates: the base element of each output point and its offsets."""
+
+    order: np.ndarray               # (n_a, k): the output positions of base element i, in order
+    off: np.ndarray                 # (n,) the comparison's public offsets
+    doff: np.ndarray | None = None  # (n,) msb_at_mul: the multiplicand's
+
+    @classmethod
+    def of(cls, base_shape: tuple[int, ...], shape: Any, offsets: Any, doffsets: Any = None) -> "At":
+        shape = tuple(int(s) for s in shape)
+        n_a = int(np.prod(base_shape, dtype=np.int64))
+        idx = np.broadcast_to(np.arange(n_a, dtype=np.intp).reshape(base_shape), shape).reshape(-1)
+        order = np.argsort(idx, kind="stable").reshape(n_a, -1)  # a broadcast repeats each alike
+        flat = lambda o: np.ascontiguousarray(np.broadcast_to(np.asarray(o, dtype=U64), shape).reshape(-1))
+        return cls(order, flat(offsets), None if doffsets is None else flat(doffsets))
+
+    @property
+    def n(self) -> int:
+        return int(self.order.size)
+
+
+def signed(x: np.ndarray, sign: Any) -> np.ndarray:
+    """sign * x in the ring (sign is +1 or -1)."""
+    if int(sign) not in (1, -1):
+        raise ValueError(f"msb_at sign {sign!r}: must be +1 or -1")
+    return np.asarray(x, dtype=U64) if int(sign) > 0 else U64(0) - np.asarray(x, dtype=U64)
+
+
+def evaluate_at(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray, at: At,
+                f: np.ndarray | None = None, b_part: np.ndarray | None = None) -> np.ndarray:
+    """evaluate for n_a keys (opened c = z + r, f = w - b per base element) at the points of `at`:
+    a broadcast repeats every base element k = n / n_a times, so k evaluations of all n_a keys,
+    the j-th at each key's j-th point (no copy of the keys)."""
+    out = np.empty(at.n, dtype=U64)
+    for pos in at.order.T:                     # (n_a,) positions: key i's j-th point
+        fj = None if f is None else f + at.doff[pos]
+        out[pos] = evaluate(party, seed, words, c + at.off[pos], fj, b_part)
+    return out

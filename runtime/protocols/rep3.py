@@ -407,7 +407,8 @@ class Rep3(Protocol):
     share_kinds = ("arith", "bool")
     kernels = KERNELS
     native = {"share": "share", "reveal": "reveal", "reveal_to": "reveal_to", "mul": "mul", "matmul": "matmul",
-              "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject"}
+              "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject",
+              "msb_at": "msb_at", "msb_at_mul": "msb_at_mul"}
     fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc", ("msb", "mul"): "msb_mul"}
     additive = {"mul": "mul_add", "matmul": "matmul_add"}
     additive_trunc = "trunc_add"

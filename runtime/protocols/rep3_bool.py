@@ -79,14 +79,29 @@ def _msb_mul_cost(compute: list[str], n: int, **_: Any) -> Cost:
     return Cost(7, {p: e + n for p, e in m.sent.items()}, {p: k + 2 * n for p, k in m.draws.items()})
 
 
-def _fss_cost(compute: list[str], n: int, times: bool) -> Cost:
-    """The DCF path: P0 sends each evaluator c's mask (and f's) and the keys' correction words;
-    P1 and P2 one word each in round 2. Draws: P0 r (private), both seeds (2 words each), both
-    output parts (and b's two parts); an evaluator its seed and output part (and b's part)."""
-    head = (2 if times else 1) * n
-    extra = n if times else 0
-    return Cost(2, _each(compute, 2 * (head + fss_msb.key_words(n, times)), n, n),
-                _each(compute, 7 * n + 2 * extra, 3 * n + extra, 3 * n + extra))
+def _fss_cost(compute: list[str], n: int, times: bool, keys: int | None = None) -> Cost:
+    """The DCF path with `keys` keys (n unless msb_at shares one key among several outputs): P0
+    sends each evaluator c's mask (and f's) and the keys' correction words; P1 and P2 one word
+    per output each in round 2. Draws: P0 r (private), both seeds (2 words each), both output
+    parts (and b's two parts); an evaluator its seed and output part (and b's part)."""
+    k = n if keys is None else keys
+    head = (2 if times else 1) * k
+    extra = k if times else 0
+    return Cost(2, _each(compute, 2 * (head + fss_msb.key_words(k, times)), n, n),
+                _each(compute, 5 * k + 2 * n + 2 * extra, 2 * k + n + extra, 2 * k + n + extra))
+
+
+def _msb_at_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
+    """A base of at most FSS_MAX elements: the DCF path with one key per base element (n outputs).
+    Otherwise msb of the n-element y, computed locally."""
+    keys = sizes[0] if sizes else n
+    return _fss_cost(compute, n, False, keys) if fss_msb.use_fss(keys) else _msb_cost(compute, n)
+
+
+def _msb_at_mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
+    """msb_at's paths with msb_mul's payload: one key and one opened e = w - b per base element."""
+    keys = sizes[0] if sizes else n
+    return _fss_cost(compute, n, True, keys) if fss_msb.use_fss(keys) else _msb_mul_cost(compute, n)
 
 
 def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -185,6 +200,44 @@ def msb_mul(ctx: Context, x: Share, d: Share, **_: Any) -> KernelGen:
         raise ValueError(f"rep3 msb_mul needs equal shapes, got {shape} and {dshape}")
     run = (_fss_p0, _fss_p1, _fss_p2) if fss_msb.use_fss(a.size) else (_msb_p0, _msb_p1, _msb_p2)
     return _shaped((yield from run[ctx.index](ctx, a, b, (da, db))), shape)
+
+
+def _affine(ctx: Context, x: Share, shape: Any, sign: Any, offsets: Any) -> Share:
+    """My pair of sign * broadcast_to(x, shape) + offsets (offsets join x0, as add_public does)."""
+    shape = tuple(int(s) for s in shape)
+    a, b = (np.ascontiguousarray(np.broadcast_to(fss_msb.signed(v, sign), shape)) for v in x)
+    off = np.asarray(offsets, dtype=U64)
+    if ctx.index == 0:
+        a = a + off
+    elif ctx.index == 2:
+        b = b + off
+    return a, b
+
+
+@kernel(KERNELS, _msb_at_cost, counts=("comparisons",))
+def msb_at(ctx: Context, x: Share, shape: Any, sign: Any, offsets: Any) -> KernelGen:
+    """msb(sign * broadcast_to(x, shape) + offsets): one DCF key per element of x, evaluated at its
+    points (2 rounds), while x has at most FSS_MAX elements; else msb of the whole y."""
+    a, b, base = _components(x)
+    if not fss_msb.use_fss(a.size):
+        return (yield from msb(ctx, _affine(ctx, x, shape, sign, offsets)))
+    at = fss_msb.At.of(base, shape, offsets)
+    a, b = fss_msb.signed(a, sign), fss_msb.signed(b, sign)
+    return _shaped((yield from (_fss_p0, _fss_p1, _fss_p2)[ctx.index](ctx, a, b, None, at)), tuple(shape))
+
+
+@kernel(KERNELS, _msb_at_mul_cost, counts=("comparisons", "multiplications"))
+def msb_at_mul(ctx: Context, x: Share, shape: Any, sign: Any, offsets: Any, dsign: Any, doffsets: Any) -> KernelGen:
+    """msb_at(x) * (dsign * broadcast_to(x, shape) + doffsets) in msb_at's rounds: e = dsign x - b
+    opened per base element alongside c."""
+    a, b, base = _components(x)
+    if not fss_msb.use_fss(a.size):
+        y, d = _affine(ctx, x, shape, sign, offsets), _affine(ctx, x, shape, dsign, doffsets)
+        return (yield from msb_mul(ctx, y, d))
+    at = fss_msb.At.of(base, shape, offsets, doffsets)
+    d = fss_msb.signed(a, dsign), fss_msb.signed(b, dsign)
+    a, b = fss_msb.signed(a, sign), fss_msb.signed(b, sign)
+    return _shaped((yield from (_fss_p0, _fss_p1, _fss_p2)[ctx.index](ctx, a, b, d, at)), tuple(shape))
 
 
 def _one_minus_2c(c: np.ndarray) -> np.ndarray:
@@ -294,9 +347,10 @@ def _msb_p2(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> Kern
 
 # ---- msb and msb_mul through a DCF (n <= FSS_MAX): P0 deals, P1 and P2 evaluate ----------------
 
-def _fss_p0(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> KernelGen:
+def _fss_p0(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None, at: fss_msb.At | None = None) -> KernelGen:
     """P0 (x0, x1): round 1 sends P1 x0 + r, P2 x1 + r (and d0 - m, d1 - m for d's mask m) and
-    both the keys' correction words; it holds (t0, t1) of the output, drawn with P2 and P1."""
+    both the keys' correction words; it holds (t0, t1) of the output (at.n elements for msb_at),
+    drawn with P2 and P1."""
     _, p1, p2 = ctx.compute
     n = a.size
     r = ctx.rand(None, S_FR, (n,))
@@ -309,10 +363,11 @@ def _fss_p0(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> Kern
     words = fss_msb.deal(r, seeds[0], seeds[1], mask)
     yield Exchange(send={p1: [np.concatenate(heads[0]), words], p2: [np.concatenate(heads[1]), words]})
     yield Exchange()
+    n = n if at is None else at.n
     return ctx.rand(p2, S_FT, (n,)), ctx.rand(p1, S_FT, (n,))
 
 
-def _fss_eval(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> KernelGen:
+def _fss_eval(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None, at: fss_msb.At | None = None) -> KernelGen:
     """P1 (x1, x2; evaluator 0) or P2 (x2, x0; evaluator 1): c = x + r and f = d - m from P0's
     words and its own pair, its additive share u of the output, then round 2's re-sharing:
     t2 = (u1 - t1) + (u2 - t0)."""
@@ -326,7 +381,11 @@ def _fss_eval(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> Ke
     if d is not None:
         f = head[n:] + d[0] + d[1]
         part = ctx.rand(p0, S_FB, (n,))
-    u = fss_msb.evaluate(0 if first else 1, seed, words, c, f, part)
+    if at is None:
+        u = fss_msb.evaluate(0 if first else 1, seed, words, c, f, part)
+    else:                                     # msb_at: one key per element of x, at its points
+        u = fss_msb.evaluate_at(0 if first else 1, seed, words, c, at, f, part)
+        n = at.n
     drawn = ctx.rand(p0, S_FT, (n,))          # t1 (P1) or t0 (P2)
     mine = u - drawn
     peer = p2 if first else p1
