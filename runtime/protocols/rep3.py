@@ -36,8 +36,13 @@ MAX_BITS = 62
 
 # ---- small helpers --------------------------------------------------------------------------
 
+_U64 = np.dtype(U64)
+
+
 def _flat(a: Any) -> np.ndarray:
     """A 1-D uint64 view (or copy) of a ring tensor."""
+    if type(a) is np.ndarray and a.dtype is _U64 and a.ndim == 1 and a.flags.c_contiguous:
+        return a  # already one: no new view
     return np.ascontiguousarray(a, dtype=U64).reshape(-1)
 
 
