@@ -79,7 +79,7 @@ class PRG(PRGSource):
         self._blocks = np.zeros((SMALL_BLOCKS, 16), dtype=np.uint8)
         self._blocks[:, 12:] = _BLOCK_COUNTERS
         self._zeros = np.zeros(0, dtype=np.uint8)  # CTR's plaintext, grown on demand, never written
-        self._streams: dict[tuple, tuple[int, ...]] = {}  # draw_many's checked stream tuples
+        self._streams: dict[tuple, tuple[tuple[int, ...], int, int]] = {}  # draw_many's checked stream tuples
 
     @property
     def peers(self) -> set[str | None]:
@@ -109,23 +109,24 @@ class PRG(PRGSource):
 
     def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
         """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, one C call for all rows."""
-        streams = self._checked_streams(streams)
+        streams, spread, offsets = self._checked_streams(streams)
         if peer not in self._ciphers:
             raise ValueError(f"no randomness key shared with {peer!r}")
         if not self._native or not streams or n <= 0:
             return super().draw_many(peer, op, streams, n)
         if n > MAX_WORDS:
             raise ValueError(f"cannot draw {n} words from one stream")
-        base = _block_int(op, 0)  # checks op; a stream's block differs only in bits 32..47
-        heads = b"".join((base | (s << 32)).to_bytes(16, "big") for s in streams) if len(streams) > 1 \
-            else (base | (streams[0] << 32)).to_bytes(16, "big")
+        # Every row's counter block is _block_int(op, 0) | stream << 32 (disjoint bits, so a sum):
+        # all of them at once are one int's bytes, the address repeated by `spread` plus `offsets`.
+        heads = (_block_int(op, 0) * spread + offsets).to_bytes(16 * len(streams), "big")
         nblocks = (n + 1) // 2
         out = np.empty((len(streams), 2 * nblocks), dtype=_LE_U64)
         self._native[peer].keystream_many(heads, nblocks, out)
         return out[:, :n]
 
-    def _checked_streams(self, streams: tuple[int, ...]) -> tuple[int, ...]:
-        """The streams as ints, distinct and in range; a kernel passes the same few tuples every
+    def _checked_streams(self, streams: tuple[int, ...]) -> tuple[tuple[int, ...], int, int]:
+        """The streams as ints, distinct and in range, with the two ints that turn an address
+        into their counter blocks (see draw_many); a kernel passes the same few tuples every
         trip, so each is checked once and remembered."""
         key = streams if isinstance(streams, tuple) else tuple(streams)
         known = self._streams.get(key)
@@ -137,9 +138,13 @@ class PRG(PRGSource):
         for s in checked:
             if not 0 <= s < MAX_STREAM:
                 raise ValueError(f"stream {s} outside [0, 2^16)")
+        last = len(checked) - 1
+        spread = sum(1 << (128 * (last - r)) for r in range(len(checked)))
+        offsets = sum((s << 32) << (128 * (last - r)) for r, s in enumerate(checked))
+        known = (checked, spread, offsets)
         if len(self._streams) < 1024:  # bounded: callers pass constants, but never grow without end
-            self._streams[key] = checked
-        return checked
+            self._streams[key] = known
+        return known
 
     def _ecb_blocks(self, peer: str | None, block: bytes, nblocks: int, out: np.ndarray) -> None:
         """AES of counter blocks 0..nblocks-1 of `block`, one ECB call on the scratch buffer."""

@@ -40,8 +40,19 @@ def _elements(x: Any) -> int:
     if isinstance(x, np.ndarray):
         return x.size
     if isinstance(x, (tuple, list)):
-        return sum(_elements(v) for v in x)
+        n = 0
+        for v in x:  # a loop, not sum() over a generator: this runs before every local op
+            n += v.size if type(v) is np.ndarray else _elements(v)
+        return n
     return 0
+
+
+def _operand_elements(regs: dict[int, Any], names: tuple[int, ...] | list[int]) -> int:
+    """How many ring elements an instruction's operands hold together."""
+    n = 0
+    for r in names:
+        n += _elements(regs.get(r))
+    return n
 
 # Who follows the run (live values, the progress line: runtime/progress.py), set by `veil run`;
 # None (the API, tests) prints nothing. A follower has `iteration(loops)` and `value(name, loops, ring,
@@ -113,7 +124,7 @@ class VM:
                 case Recv():
                     await self.recv()
                 case OpInstr():
-                    if sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS:
+                    if _operand_elements(self.regs, ins.ins) >= OFFLOAD_ELEMENTS:
                         await asyncio.to_thread(self.op, ins)
                     else:
                         self.op(ins)

@@ -403,6 +403,17 @@ def reveal_to(ctx: Context, x: Share | None, party: str, shape: tuple[int, ...])
     return None
 
 
+def _owned(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A fresh ring array of `shape` holding a (broadcast where it is smaller)."""
+    a = asring(a)
+    return np.array(a if a.shape == shape else np.broadcast_to(a, shape), copy=True)
+
+
+def _plus(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """A fresh ring array a + c, of their broadcast shape (the sum is new: no copy of it)."""
+    return asring(np.add(asring(a), c))
+
+
 class Rep3(Protocol):
     """The rep3 plug-in: a share is the pair (x_i, x_{i+1}) at compute party Pi."""
 
@@ -425,13 +436,8 @@ class Rep3(Protocol):
         """c joins x0, which P0 holds first and P2 second."""
         a, b = x
         shape = np.broadcast_shapes(np.shape(a), np.shape(c))
-        a = asring(np.broadcast_to(a, shape))
-        b = asring(np.broadcast_to(b, shape))
-        if ctx.index == 0:
-            a = asring(a + c)
-        elif ctx.index == 2:
-            b = asring(b + c)
-        return np.array(a, copy=True), np.array(b, copy=True)
+        i = ctx.index
+        return (_plus(a, c) if i == 0 else _owned(a, shape)), (_plus(b, c) if i == 2 else _owned(b, shape))
 
     def from_public(self, ctx: Context, c: np.ndarray) -> Share:
         """x0 = c, x1 = x2 = 0: P0 holds (c, 0), P1 (0, 0), P2 (0, c)."""
