@@ -90,8 +90,12 @@ class PRG(PRGSource):
         """uint64 words of the keystream at (peer's key, op, stream), shaped `shape`."""
         if peer not in self._ciphers:
             raise ValueError(f"no randomness key shared with {peer!r}")
-        shape = tuple(int(d) for d in shape)
-        n = math.prod(shape)
+        if len(shape) == 1:  # the kernels' usual flat draw: no generator, no prod
+            n = int(shape[0])
+            shape = (n,)
+        else:
+            shape = tuple(int(d) for d in shape)
+            n = math.prod(shape)
         if n < 0 or n > MAX_WORDS:
             raise ValueError(f"cannot draw {n} words from one stream")
         block = counter_block(op, stream)
@@ -101,6 +105,7 @@ class PRG(PRGSource):
             pass
         elif self._native:
             self._native[peer].keystream_into(block, nblocks, out)
+            return out[:n] if len(shape) == 1 else out[:n].reshape(shape)
         elif nblocks <= SMALL_BLOCKS:
             self._ecb_blocks(peer, block, nblocks, out)
         else:

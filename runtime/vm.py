@@ -99,7 +99,7 @@ class VM:
     histories: dict[str, tuple[list, tuple[int, ...], str, int]] = field(default_factory=dict)
     _yielded: float = 0.0
     _kernels: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict)  # iid -> (spec, attrs)
-    _plans: dict[int, tuple[OpInstr, Callable[[list], Any]]] = field(default_factory=dict)  # id(ins) -> (ins, plan)
+    _plans: dict[int, tuple[OpInstr, Callable[[list], Any], bool]] = field(default_factory=dict)  # id(ins) -> _prepare's
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -127,7 +127,10 @@ class VM:
                 case Recv():
                     await self.recv()
                 case OpInstr():
-                    if _operand_elements(self.regs, ins.ins) >= OFFLOAD_ELEMENTS:
+                    known = self._plans.get(id(ins))
+                    if known is None or known[0] is not ins:
+                        known = self._prepare(ins)
+                    if known[2]:
                         await asyncio.to_thread(self.op, ins)
                     else:
                         self.op(ins)
@@ -176,8 +179,8 @@ class VM:
         args = [regs[r] for r in ins.ins]
         known = self._plans.get(id(ins))
         try:
-            if known is None or known[0] is not ins:  # what `local` decides, decided once per instruction
-                known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec))
+            if known is None or known[0] is not ins:
+                known = self._prepare(ins)
             regs[ins.out] = known[1](args)
         except RuntimeFailure:
             raise
@@ -187,6 +190,14 @@ class VM:
     def _failed(self, pos: Span | None, what: str, exc: Exception) -> RuntimeFailure:
         """`bob failed at fraud.mpc:27:13 → ml.mpc:13:5 (kernel mul_trunc): ...`"""
         return RuntimeFailure(f"{self.party} failed at {where(pos)} ({what}): {exc}")
+
+    def _prepare(self, ins: OpInstr) -> tuple[OpInstr, Callable[[list], Any], bool]:
+        """What a local instruction's runs share, decided at its first: how `local` computes it, and
+        whether it goes to a worker thread (its operands' size: a register's shape is the same on
+        every run, being its value's static type)."""
+        big = _operand_elements(self.regs, ins.ins) >= OFFLOAD_ELEMENTS
+        known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec), big)
+        return known
 
     def _plan(self, opcode: str, attrs: dict, sec: tuple[int, ...]) -> Callable[[list], Any]:
         """`local` for one instruction as a function of its operands: the common cases (all operands

@@ -430,6 +430,12 @@ class Rep3(Protocol):
 
     def map(self, fn: Callable[..., np.ndarray], *shares: Share) -> Share:
         """A linear op applies to each of the two components alike."""
+        if len(shares) == 1:  # the common arities without generators: this runs per local op
+            (a, b), = shares
+            return asring(fn(a)), asring(fn(b))
+        if len(shares) == 2:
+            (a, b), (c, d) = shares
+            return asring(fn(a, c)), asring(fn(b, d))
         return (asring(fn(*(s[0] for s in shares))), asring(fn(*(s[1] for s in shares))))
 
     def add_public(self, ctx: Context, x: Share, c: np.ndarray) -> Share:

@@ -60,7 +60,16 @@ def _c_args(n: int, *arrays: np.ndarray | None) -> list[Any]:
     """The arrays' data for C, each checked as _check does (None: NULL); one pass instead of two.
     A pointer holds its (possibly converted) array alive for as long as it is used."""
     from_buffer, typ = _ffi.from_buffer, _U64_ARRAY
-    return [_NULL if a is None else from_buffer(typ, _operand(a, n)) for a in arrays]
+    out = []
+    for a in arrays:
+        if a is None:
+            out.append(_NULL)
+        elif (type(a) is np.ndarray and a.dtype is _U64 and a.ndim == 1 and a.size == n
+              and (flags := a.flags).c_contiguous and flags.aligned):
+            out.append(from_buffer(typ, a))  # _operand's common case, inline
+        else:
+            out.append(from_buffer(typ, _operand(a, n)))
+    return out
 
 
 def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray,
