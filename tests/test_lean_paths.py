@@ -51,6 +51,18 @@ def test_rep3_add_public_is_the_broadcast_sum_in_fresh_arrays(xs, cs, index):
         assert g.flags.writeable and not np.shares_memory(g, src) and not np.shares_memory(g, c)
 
 
+@pytest.mark.parametrize("xs, cs", [((4, 3), (4, 3)), ((4, 3), (3,)), ((3,), (4, 3)), ((), (2,))])
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_dealer2_add_public_is_the_broadcast_sum_in_a_fresh_array(xs, cs, index):
+    rng = np.random.default_rng(len(xs) * 10 + len(cs) + index)
+    x, c = _rand(rng, xs), _rand(rng, cs)
+    shape = np.broadcast_shapes(xs, cs)
+    got = Dealer2().add_public(Context(PARTIES[index], PARTIES, None), x, c)  # type: ignore[arg-type]
+    want = np.broadcast_to(x, shape) + c if index == 0 else np.broadcast_to(x, shape)
+    assert type(got) is np.ndarray and got.dtype == U64 and got.shape == shape and np.array_equal(got, want)
+    assert got.flags.writeable and not np.shares_memory(got, x) and not np.shares_memory(got, c)
+
+
 def _vm(protocol, party: str) -> VM:
     return VM(party, protocol, Context(party, PARTIES, None), mesh=None, inputs={"x": np.arange(3, dtype=U64)})  # type: ignore[arg-type]
 
