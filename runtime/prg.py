@@ -41,6 +41,11 @@ _BLOCK_COUNTERS = np.arange(SMALL_BLOCKS, dtype=">u4").view(np.uint8).reshape(SM
 
 def counter_block(op: tuple[int, int], stream: int) -> bytes:
     """The initial CTR block for one (op, stream) address, with the block counter at 0."""
+    return _block_int(op, stream).to_bytes(16, "big")
+
+
+def _block_int(op: tuple[int, int], stream: int) -> int:
+    """counter_block as an int, its address checked."""
     instr_id, instance = op
     if not 0 <= instr_id < MAX_INSTR:
         raise ValueError(f"instruction id {instr_id} outside [0, 2^32)")
@@ -48,7 +53,7 @@ def counter_block(op: tuple[int, int], stream: int) -> bytes:
         raise ValueError(f"instance {instance} outside [0, 2^48)")
     if not 0 <= stream < MAX_STREAM:
         raise ValueError(f"stream {stream} outside [0, 2^16)")
-    return ((instr_id << 96) | (instance << 48) | (stream << 32)).to_bytes(16, "big")
+    return (instr_id << 96) | (instance << 48) | (stream << 32)
 
 
 class PRG(PRGSource):
@@ -74,6 +79,7 @@ class PRG(PRGSource):
         self._blocks = np.zeros((SMALL_BLOCKS, 16), dtype=np.uint8)
         self._blocks[:, 12:] = _BLOCK_COUNTERS
         self._zeros = np.zeros(0, dtype=np.uint8)  # CTR's plaintext, grown on demand, never written
+        self._streams: dict[tuple, tuple[tuple[int, ...], int, int]] = {}  # draw_many's checked stream tuples
 
     @property
     def peers(self) -> set[str | None]:
@@ -84,8 +90,12 @@ class PRG(PRGSource):
         """uint64 words of the keystream at (peer's key, op, stream), shaped `shape`."""
         if peer not in self._ciphers:
             raise ValueError(f"no randomness key shared with {peer!r}")
-        shape = tuple(int(d) for d in shape)
-        n = math.prod(shape)
+        if len(shape) == 1:  # the kernels' usual flat draw: no generator, no prod
+            n = int(shape[0])
+            shape = (n,)
+        else:
+            shape = tuple(int(d) for d in shape)
+            n = math.prod(shape)
         if n < 0 or n > MAX_WORDS:
             raise ValueError(f"cannot draw {n} words from one stream")
         block = counter_block(op, stream)
@@ -95,6 +105,7 @@ class PRG(PRGSource):
             pass
         elif self._native:
             self._native[peer].keystream_into(block, nblocks, out)
+            return out[:n] if len(shape) == 1 else out[:n].reshape(shape)
         elif nblocks <= SMALL_BLOCKS:
             self._ecb_blocks(peer, block, nblocks, out)
         else:
@@ -103,20 +114,42 @@ class PRG(PRGSource):
 
     def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
         """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, one C call for all rows."""
-        streams = tuple(int(s) for s in streams)
+        streams, spread, offsets = self._checked_streams(streams)
         if peer not in self._ciphers:
             raise ValueError(f"no randomness key shared with {peer!r}")
-        if len(set(streams)) != len(streams):
-            raise ValueError(f"streams {streams} repeat: two rows would be the same words")
         if not self._native or not streams or n <= 0:
             return super().draw_many(peer, op, streams, n)
         if n > MAX_WORDS:
             raise ValueError(f"cannot draw {n} words from one stream")
-        heads = b"".join(counter_block(op, s) for s in streams)
+        # Every row's counter block is _block_int(op, 0) | stream << 32 (disjoint bits, so a sum):
+        # all of them at once are one int's bytes, the address repeated by `spread` plus `offsets`.
+        heads = (_block_int(op, 0) * spread + offsets).to_bytes(16 * len(streams), "big")
         nblocks = (n + 1) // 2
         out = np.empty((len(streams), 2 * nblocks), dtype=_LE_U64)
         self._native[peer].keystream_many(heads, nblocks, out)
         return out[:, :n]
+
+    def _checked_streams(self, streams: tuple[int, ...]) -> tuple[tuple[int, ...], int, int]:
+        """The streams as ints, distinct and in range, with the two ints that turn an address
+        into their counter blocks (see draw_many); a kernel passes the same few tuples every
+        trip, so each is checked once and remembered."""
+        key = streams if isinstance(streams, tuple) else tuple(streams)
+        known = self._streams.get(key)
+        if known is not None:
+            return known
+        checked = tuple(int(s) for s in key)
+        if len(set(checked)) != len(checked):
+            raise ValueError(f"streams {checked} repeat: two rows would be the same words")
+        for s in checked:
+            if not 0 <= s < MAX_STREAM:
+                raise ValueError(f"stream {s} outside [0, 2^16)")
+        last = len(checked) - 1
+        spread = sum(1 << (128 * (last - r)) for r in range(len(checked)))
+        offsets = sum((s << 32) << (128 * (last - r)) for r, s in enumerate(checked))
+        known = (checked, spread, offsets)
+        if len(self._streams) < 1024:  # bounded: callers pass constants, but never grow without end
+            self._streams[key] = known
+        return known
 
     def _ecb_blocks(self, peer: str | None, block: bytes, nblocks: int, out: np.ndarray) -> None:
         """AES of counter blocks 0..nblocks-1 of `block`, one ECB call on the scratch buffer."""

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from .protocols.common import COMMON
 from .ops import OPS
 
 
+_SPECIAL = frozenset({"const", "input", "retag", "from_public", "to_additive"})  # `local` handles these itself
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
 # Liveness hook: a local op on at least this many elements runs in a worker thread, and the loop
 # gets a turn between instructions at least this often, so heartbeats go out during long steps.
@@ -40,8 +42,19 @@ def _elements(x: Any) -> int:
     if isinstance(x, np.ndarray):
         return x.size
     if isinstance(x, (tuple, list)):
-        return sum(_elements(v) for v in x)
+        n = 0
+        for v in x:  # a loop, not sum() over a generator: this runs before every local op
+            n += v.size if type(v) is np.ndarray else _elements(v)
+        return n
     return 0
+
+
+def _operand_elements(regs: dict[int, Any], names: tuple[int, ...] | list[int]) -> int:
+    """How many ring elements an instruction's operands hold together."""
+    n = 0
+    for r in names:
+        n += _elements(regs.get(r))
+    return n
 
 # Who follows the run (live values, the progress line: runtime/progress.py), set by `veil run`;
 # None (the API, tests) prints nothing. A follower has `iteration(loops)` and `value(name, loops, ring,
@@ -86,6 +99,7 @@ class VM:
     histories: dict[str, tuple[list, tuple[int, ...], str, int]] = field(default_factory=dict)
     _yielded: float = 0.0
     _kernels: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict)  # iid -> (spec, attrs)
+    _plans: dict[int, tuple[OpInstr, Callable[[list], Any], bool]] = field(default_factory=dict)  # id(ins) -> _prepare's
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -113,7 +127,10 @@ class VM:
                 case Recv():
                     await self.recv()
                 case OpInstr():
-                    if sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS:
+                    known = self._plans.get(id(ins))
+                    if known is None or known[0] is not ins:
+                        known = self._prepare(ins)
+                    if known[2]:
                         await asyncio.to_thread(self.op, ins)
                     else:
                         self.op(ins)
@@ -158,9 +175,13 @@ class VM:
 
     # ---- local operations ------------------------------------------------------------------
     def op(self, ins: OpInstr) -> None:
-        args = [self.regs[r] for r in ins.ins]
+        regs = self.regs
+        args = [regs[r] for r in ins.ins]
+        known = self._plans.get(id(ins))
         try:
-            self.regs[ins.out] = self.local(ins.opcode, args, ins.attrs, ins.sec)
+            if known is None or known[0] is not ins:
+                known = self._prepare(ins)
+            regs[ins.out] = known[1](args)
         except RuntimeFailure:
             raise
         except Exception as exc:  # a bug or a data-dependent failure: name where it happened
@@ -169,6 +190,26 @@ class VM:
     def _failed(self, pos: Span | None, what: str, exc: Exception) -> RuntimeFailure:
         """`bob failed at fraud.mpc:27:13 → ml.mpc:13:5 (kernel mul_trunc): ...`"""
         return RuntimeFailure(f"{self.party} failed at {where(pos)} ({what}): {exc}")
+
+    def _prepare(self, ins: OpInstr) -> tuple[OpInstr, Callable[[list], Any], bool]:
+        """What a local instruction's runs share, decided at its first: how `local` computes it, and
+        whether it goes to a worker thread (its operands' size: a register's shape is the same on
+        every run, being its value's static type)."""
+        big = _operand_elements(self.regs, ins.ins) >= OFFLOAD_ELEMENTS
+        known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec), big)
+        return known
+
+    def _plan(self, opcode: str, attrs: dict, sec: tuple[int, ...]) -> Callable[[list], Any]:
+        """`local` for one instruction as a function of its operands: the common cases (all operands
+        public, or all secret and not additive) call the op directly; the rest go through `local`."""
+        spec = OPS.get(opcode)
+        if opcode in _SPECIAL or spec is None or spec.clear is None or (any(sec) and (ADDITIVE in sec or not all(sec))):
+            return lambda args: self.local(opcode, args, attrs, sec)
+        call = functools.partial(spec.clear, **attrs) if attrs else spec.clear
+        if not any(sec):
+            return lambda args: call(*args)
+        share_map = self.protocol.map
+        return lambda args: share_map(call, *args)
 
     def local(self, opcode: str, args: list, attrs: dict, sec: tuple[int, ...]) -> Any:
         P, ctx = self.protocol, self.ctx

@@ -132,3 +132,64 @@ def test_bulk_draw_matches_the_reference_cipher(native):
         got = prg.draw_many("bob", (77, 5), (9, 3), n)
         assert np.array_equal(got[0], reference_draw(key, (77, 5), 9, n)), n
         assert np.array_equal(got[1], reference_draw(key, (77, 5), 3, n)), n
+
+
+def _awkward(a: np.ndarray, kind: str) -> np.ndarray:
+    """The same words as a, in a layout the fast path must not take: strided, unaligned, 2-D,
+    big-endian, or signed."""
+    if kind == "strided":
+        return np.repeat(a, 2)[::2]
+    if kind == "unaligned":
+        raw = np.zeros(a.nbytes + 1, np.uint8)[1:]
+        raw[:] = a.view(np.uint8)
+        return raw.view(U64)
+    if kind == "2-d":
+        return a.reshape(-1, 1)
+    if kind == "big-endian":
+        return a.astype(">u8")
+    return a.view(np.int64)
+
+
+@pytest.mark.parametrize("kind", ["strided", "unaligned", "2-d", "big-endian", "signed"])
+def test_fast_operand_path_equals_the_checked_one(path, kind):
+    """Flat contiguous uint64 operands skip np.require; any other layout is converted first, and
+    both give the same words."""
+    n = 513
+    ops = words(np.random.default_rng(11), 9, n)
+    odd = [_awkward(a, kind) for a in ops]
+    if kind == "unaligned":
+        assert not odd[0].flags.aligned
+    want = [fused.open_mask(tuple(ops[:4]), *ops[4:7]), fused.open_mask((ops[0],), ops[1], ops[2], None),
+            *fused.trunc_deal(*ops[:4], 7), fused.trunc_p0(*ops[:7], 13), fused.trunc_p1(*ops[2:9], 40)]
+    got = [fused.open_mask(tuple(odd[:4]), *odd[4:7]), fused.open_mask((odd[0],), odd[1], odd[2], None),
+           *fused.trunc_deal(*odd[:4], 7), fused.trunc_p0(*odd[:7], 13), fused.trunc_p1(*odd[2:9], 40)]
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    a = ops[0]
+    assert fused._u64(a) is a and fused._check(n, a)[0] is a  # noqa: SLF001 -- no copy, no new view
+    assert fused._u64(odd[0]) is not odd[0] or kind == "2-d"  # noqa: SLF001
+
+
+def test_a_wrong_size_is_refused_on_the_fast_path_too(path):
+    a, b = np.zeros(4, U64), np.zeros(5, U64)
+    for bad in ((a, a, b), (a, b, a), (b, a, a)):
+        with pytest.raises(ValueError, match="elements, expected"):
+            fused.trunc_p1(bad[0], bad[1], None, bad[2], a, None, None, 3)
+
+
+@pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
+def test_bulk_draw_remembers_checked_streams_without_changing_words(native):
+    """draw_many checks a stream tuple once; later calls (a tuple, a list, numpy ints) draw the
+    same words as separate draws, at the ends of the address ranges too."""
+    prg = PRG(make_keys(PARTIES, seed=9)["alice"], native=native)
+    for op in ((0, 0), ((1 << 32) - 1, (1 << 48) - 1), (5, 1 << 47)):
+        for streams in ((65535, 0, 7), [65535, 0, 7], tuple(np.array([65535, 0, 7])), (3,)):
+            got = prg.draw_many("bob", op, streams, 33)
+            for row, s in zip(got, streams):
+                assert np.array_equal(row, prg.draw("bob", op, int(s), (33,))), (op, streams)
+    for _ in range(2):  # a refused tuple is never remembered as good
+        with pytest.raises(ValueError, match="repeat"):
+            prg.draw_many("bob", (1, 1), (4, 4), 3)
+        with pytest.raises(ValueError, match="outside"):
+            prg.draw_many("bob", (1, 1), (1, 1 << 16), 3)
+    with pytest.raises(ValueError, match="outside"):
+        prg.draw_many("bob", (1 << 32, 0), (1,), 3)

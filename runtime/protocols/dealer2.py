@@ -13,7 +13,7 @@ import numpy as np
 
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
 from veil.runtime.protocols import rep3_fused as fused
-from veil.runtime.protocols.rep3 import U64, _check_bits, _flat
+from veil.runtime.protocols.rep3 import U64, _check_bits, _flat, _owned, _plus
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul, matmul2
 
@@ -259,8 +259,7 @@ class Dealer2(Protocol):
     def add_public(self, ctx: Context, x: np.ndarray, c: np.ndarray) -> np.ndarray:
         """P0 adds c; everyone takes the broadcast shape."""
         shape = np.broadcast_shapes(np.shape(x), np.shape(c))
-        x = asring(np.broadcast_to(x, shape))
-        return asring(x + c) if ctx.index == 0 else np.array(x, copy=True)
+        return _plus(x, c) if ctx.index == 0 else _owned(x, shape)
 
     def from_public(self, ctx: Context, c: np.ndarray) -> np.ndarray:
         """x0 = c, x1 = 0 (and the dealer's placeholder 0)."""

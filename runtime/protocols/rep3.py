@@ -36,8 +36,13 @@ MAX_BITS = 62
 
 # ---- small helpers --------------------------------------------------------------------------
 
+_U64 = np.dtype(U64)
+
+
 def _flat(a: Any) -> np.ndarray:
     """A 1-D uint64 view (or copy) of a ring tensor."""
+    if type(a) is np.ndarray and a.dtype is _U64 and a.ndim == 1 and a.flags.c_contiguous:
+        return a  # already one: no new view
     return np.ascontiguousarray(a, dtype=U64).reshape(-1)
 
 
@@ -398,6 +403,17 @@ def reveal_to(ctx: Context, x: Share | None, party: str, shape: tuple[int, ...])
     return None
 
 
+def _owned(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A fresh ring array of `shape` holding a (broadcast where it is smaller)."""
+    a = asring(a)
+    return np.array(a if a.shape == shape else np.broadcast_to(a, shape), copy=True)
+
+
+def _plus(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """A fresh ring array a + c, of their broadcast shape (the sum is new: no copy of it)."""
+    return asring(np.add(asring(a), c))
+
+
 class Rep3(Protocol):
     """The rep3 plug-in: a share is the pair (x_i, x_{i+1}) at compute party Pi."""
 
@@ -415,19 +431,20 @@ class Rep3(Protocol):
 
     def map(self, fn: Callable[..., np.ndarray], *shares: Share) -> Share:
         """A linear op applies to each of the two components alike."""
+        if len(shares) == 1:  # the common arities without generators: this runs per local op
+            (a, b), = shares
+            return asring(fn(a)), asring(fn(b))
+        if len(shares) == 2:
+            (a, b), (c, d) = shares
+            return asring(fn(a, c)), asring(fn(b, d))
         return (asring(fn(*(s[0] for s in shares))), asring(fn(*(s[1] for s in shares))))
 
     def add_public(self, ctx: Context, x: Share, c: np.ndarray) -> Share:
         """c joins x0, which P0 holds first and P2 second."""
         a, b = x
         shape = np.broadcast_shapes(np.shape(a), np.shape(c))
-        a = asring(np.broadcast_to(a, shape))
-        b = asring(np.broadcast_to(b, shape))
-        if ctx.index == 0:
-            a = asring(a + c)
-        elif ctx.index == 2:
-            b = asring(b + c)
-        return np.array(a, copy=True), np.array(b, copy=True)
+        i = ctx.index
+        return (_plus(a, c) if i == 0 else _owned(a, shape)), (_plus(b, c) if i == 2 else _owned(b, shape))
 
     def from_public(self, ctx: Context, c: np.ndarray) -> Share:
         """x0 = c, x1 = x2 = 0: P0 holds (c, 0), P1 (0, 0), P2 (0, c)."""

@@ -14,6 +14,7 @@ except ImportError:  # built only when a C compiler was present at install time
     _ffi = _lib = None
 
 U64 = np.uint64
+_U64 = np.dtype(U64)  # numpy's one native uint64 dtype object: an identity test names it
 TOP = U64(63)
 LOW63 = U64((1 << 63) - 1)
 OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
@@ -24,23 +25,50 @@ use_c: bool = HAVE_C  # tests switch it off to run the numpy path
 
 def _u64(a: np.ndarray) -> np.ndarray:
     """A C-contiguous, aligned uint64 array (no copy when it already is one)."""
+    if type(a) is np.ndarray and a.dtype is _U64:  # the kernels' own arrays: skip np.require's ~1 us
+        flags = a.flags
+        if flags.c_contiguous and flags.aligned:
+            return a
     return np.require(a, dtype=U64, requirements="CA")
+
+
+_U64_ARRAY = _ffi.typeof("uint64_t[]") if _ffi is not None else None
+_NULL = _ffi.NULL if _ffi is not None else None
 
 
 def _ptr(a: np.ndarray | None) -> Any:
     """The array's data for C (cffi's typed from_buffer is the cheap way; read-only is fine)."""
-    return _ffi.NULL if a is None else _ffi.from_buffer("uint64_t[]", a)
+    return _NULL if a is None else _ffi.from_buffer(_U64_ARRAY, a)
+
+
+def _operand(a: np.ndarray, n: int) -> np.ndarray:
+    """One operand as a flat aligned uint64 array of n elements."""
+    a = _u64(a)
+    if a.ndim != 1:
+        a = a.reshape(-1)
+    if a.size != n:
+        raise ValueError(f"fused rep3 kernel: operand of {a.size} elements, expected {n}")
+    return a
 
 
 def _check(n: int, *arrays: np.ndarray | None) -> list[np.ndarray | None]:
     """The arrays as flat aligned uint64, each of n elements (None passes through)."""
+    return [None if a is None else _operand(a, n) for a in arrays]
+
+
+def _c_args(n: int, *arrays: np.ndarray | None) -> list[Any]:
+    """The arrays' data for C, each checked as _check does (None: NULL); one pass instead of two.
+    A pointer holds its (possibly converted) array alive for as long as it is used."""
+    from_buffer, typ = _ffi.from_buffer, _U64_ARRAY
     out = []
     for a in arrays:
-        if a is not None:
-            a = _u64(a).reshape(-1)
-            if a.size != n:
-                raise ValueError(f"fused rep3 kernel: operand of {a.size} elements, expected {n}")
-        out.append(a)
+        if a is None:
+            out.append(_NULL)
+        elif (type(a) is np.ndarray and a.dtype is _U64 and a.ndim == 1 and a.size == n
+              and (flags := a.flags).c_contiguous and flags.aligned):
+            out.append(from_buffer(typ, a))  # _operand's common case, inline
+        else:
+            out.append(from_buffer(typ, _operand(a, n)))
     return out
 
 
@@ -50,13 +78,16 @@ def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray,
     n = rn.size
     if len(product) not in (1, 4):
         raise ValueError("open_mask takes (z,) or (xa, xb, ya, yb)")
-    ops = _check(n, *product, rn, rp, mask)
     out = np.empty(n, dtype=U64)
     if use_c and HAVE_C:
-        xa, xb, ya, yb, z0 = ops[:4] + [None] if len(product) == 4 else [None] * 4 + ops[:1]
-        _lib.veil_rep3_open_mask(_ptr(xa), _ptr(xb), _ptr(ya), _ptr(yb), _ptr(z0),
-                                 *(_ptr(a) for a in ops[-3:]), _ptr(out), n)
+        args = _c_args(n, *product, rn, rp, mask)
+        if len(product) == 4:
+            args.insert(4, _NULL)  # no z: the product's operands
+        else:
+            args[0:0] = [_NULL] * 4  # z given: no operands
+        _lib.veil_rep3_open_mask(*args, _ptr(out), n)
         return out
+    ops = _check(n, *product, rn, rp, mask)
     *base, rn, rp, mask = ops
     if len(base) == 4:
         xa, xb, ya, yb = base
@@ -77,11 +108,11 @@ def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray]:
     """The dealer's parts for P1: r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla, r = ra + rb."""
     n = ra.size
-    ra, rb, r63a, rla = _check(n, ra, rb, r63a, rla)
     r63b, rlb = np.empty(n, dtype=U64), np.empty(n, dtype=U64)
     if use_c and HAVE_C:
-        _lib.veil_rep3_trunc_deal(_ptr(ra), _ptr(rb), _ptr(r63a), _ptr(rla), m, _ptr(r63b), _ptr(rlb), n)
+        _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, r63a, rla), m, _ptr(r63b), _ptr(rlb), n)
         return r63b, rlb
+    ra, rb, r63a, rla = _check(n, ra, rb, r63a, rla)
     r = np.add(ra, rb)
     np.right_shift(r, TOP, out=r63b)
     np.subtract(r63b, r63a, out=r63b)
@@ -103,10 +134,10 @@ def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np
     return c, sgn
 
 
-def _c_trunc(fn: Any, ops: list[np.ndarray | None], m: int, n: int) -> np.ndarray:
-    """One party's truncation formula as its C pass over the checked operands."""
+def _c_trunc(fn: Any, operands: tuple[np.ndarray | None, ...], m: int, n: int) -> np.ndarray:
+    """One party's truncation formula as its C pass over the operands (checked here)."""
     out = np.empty(n, dtype=U64)
-    fn(*(_ptr(a) for a in ops), m, _ptr(out), n)
+    fn(*_c_args(n, *operands), m, _ptr(out), n)
     return out
 
 
@@ -115,10 +146,9 @@ def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndar
     """P0's u0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t - w for the opened c, K = 2^(63-m)
     (g2, t, w None: zero)."""
     n = s.size
-    ops = _check(n, s, g1, g2, r63a, rla, t, w)
     if use_c and HAVE_C:
-        return _c_trunc(_lib.veil_rep3_trunc_p0, ops, m, n)
-    s, g1, g2, r63a, rla, t, w = ops
+        return _c_trunc(_lib.veil_rep3_trunc_p0, (s, g1, g2, r63a, rla, t, w), m, n)
+    s, g1, g2, r63a, rla, t, w = _check(n, s, g1, g2, r63a, rla, t, w)
     k = U64(1 << (63 - m))
     c, y = _opened_sign(s, g1, g2)
     np.multiply(y, r63a, out=y)
@@ -140,10 +170,9 @@ def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, r63b: np.ndar
              q: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
     """P1's u1 = r63b*sgn*K - rlb - q + w for the opened c (z2, q, w None: zero)."""
     n = s.size
-    ops = _check(n, s, g0, z2, r63b, rlb, q, w)
     if use_c and HAVE_C:
-        return _c_trunc(_lib.veil_rep3_trunc_p1, ops, m, n)
-    s, g0, z2, r63b, rlb, q, w = ops
+        return _c_trunc(_lib.veil_rep3_trunc_p1, (s, g0, z2, r63b, rlb, q, w), m, n)
+    s, g0, z2, r63b, rlb, q, w = _check(n, s, g0, z2, r63b, rlb, q, w)
     _, y = _opened_sign(s, g0, z2)
     np.multiply(y, r63b, out=y)
     np.multiply(y, U64(1 << (63 - m)), out=y)
