@@ -297,9 +297,10 @@ int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint
  * the previous point: it is born at that level with a copy of its leader's state (the nearest
  * earlier point whose path left sooner, which shares those top bits), so each node of the trie of
  * the k paths is expanded once.  Level-major like dcf_eval_keys: at level l every live point of
- * every key advances, DCF_EGROUP per AES batch, reading level l's correction words in one row. */
+ * every key advances, DCF_AGROUP per AES batch, reading level l's correction words in one row. */
 #ifdef VEIL_AESNI
 #define DCF_CGROUP 8             /* final seeds converted together */
+#define DCF_AGROUP 8             /* points advanced together (DCF_AGROUP x 3 <= 24 blocks) */
 
 typedef struct { uint64_t v; size_t at; } dcf_point;
 
@@ -413,10 +414,10 @@ static int dcf_eval_at_keys(const __m128i *rk, int b, const uint64_t *seed, cons
             }
         }
         const size_t live = cum[l + 1];
-        for (size_t r0 = 0; r0 < live; r0 += DCF_EGROUP) {
-            const size_t g = live - r0 < DCF_EGROUP ? live - r0 : DCF_EGROUP;
-            __m128i blk[DCF_EGROUP * 3];
-            uint64_t side[DCF_EGROUP];
+        for (size_t r0 = 0; r0 < live; r0 += DCF_AGROUP) {
+            const size_t g = live - r0 < DCF_AGROUP ? live - r0 : DCF_AGROUP;
+            __m128i blk[DCF_AGROUP * 3];
+            uint64_t side[DCF_AGROUP];
             for (size_t q = 0; q < g; q++) {
                 const size_t p = order[r0 + q];
                 side[q] = (pts[p].v >> (n_bits - 1 - l)) & 1u;
