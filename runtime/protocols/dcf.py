@@ -312,7 +312,7 @@ def evaluate_at_packed(b: int, seed: np.ndarray, words: np.ndarray, x: np.ndarra
                        native: bool | None = None) -> np.ndarray:
     """Party b's shares (n, k, w) of f at the points x (n, k), key i at row i in any order: the
     words of k `evaluate_packed` calls, with the C path sharing each key's common path prefixes."""
-    x = np.asarray(x, dtype=U64)
+    x, words = np.asarray(x, dtype=U64), np.ascontiguousarray(words, dtype=U64)
     if x.ndim != 2:
         raise ValueError(f"DCF points: an (n, k) array, not shape {x.shape}")
     n, k = x.shape
@@ -327,7 +327,7 @@ def evaluate_at_packed(b: int, seed: np.ndarray, words: np.ndarray, x: np.ndarra
         for j in range(k):
             out[:, j] = evaluate(b, seed, cw, x[:, j], n_bits, native=False)
         return out
-    rc = _lib.veil_dcf_eval_at(int(b), _ptr(_contiguous(seed, (n, 2))), _ptr(np.ascontiguousarray(words, dtype=U64)),
+    rc = _lib.veil_dcf_eval_at(int(b), _ptr(_contiguous(seed, (n, 2))), _ptr(words),
                                _ptr(np.ascontiguousarray(x)), n, k, n_bits, w, _ptr(out))
     if rc != 0:
         raise RuntimeError("the C DCF kernel failed")

@@ -128,10 +128,10 @@ def evaluate_at(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray, 
     a broadcast repeats every base element k = n / n_a times, so each key is read at its k points
     in one `dcf.evaluate_at_packed` call, which walks their shared top levels once."""
     n_a = c.size
-    cj = c[:, None] + at.off[at.order]                       # (n_a, k): key i's points
+    cj = c.reshape(n_a, 1) + at.off[at.order]                 # (n_a, k): key i's points
     shares = dcf.evaluate_at_packed(party, seed.reshape(n_a, 2), words, cj & LOW, N_BITS, width(f is not None))
-    fj = None if f is None else f[:, None] + at.doff[at.order]
-    bj = None if b_part is None else b_part[:, None]
+    fj = None if f is None else f.reshape(n_a, 1) + at.doff[at.order]
+    bj = None if b_part is None else b_part.reshape(n_a, 1)
     out = np.empty(at.n, dtype=U64)
     out[at.order] = _finish(party, cj, shares, fj, bj)
     return out
