@@ -1,5 +1,5 @@
 /* The distributed comparison function of veil.runtime.protocols.dcf (Boyle et al. 2021, Fig. 1)
- * in C: Gen and Eval for n keys, level by level per key, with the PRG's fixed-key AES through
+ * in C: Gen, Eval and Eval at k points per key, level by level, with the PRG's fixed-key AES through
  * AES-NI.  Every word is the numpy path's (dcf.py): the same tweaks, block layout, control-bit
  * extraction and correction-word arrays, so the two paths agree bit for bit (tests check it).
  * Compiled after aes.c in one translation unit (build_kernels.py), whose key schedule it uses.
