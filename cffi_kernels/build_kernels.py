@@ -34,6 +34,8 @@ int veil_dcf_gen(const uint64_t *alpha, const uint64_t *beta, const uint64_t *of
                  const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *words);
 int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x, size_t n, unsigned n_bits,
                   unsigned w, uint64_t *out);
+int veil_dcf_eval_at(int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x, size_t n, size_t k,
+                     unsigned n_bits, unsigned w, uint64_t *out);
 """
 
 

@@ -1,5 +1,5 @@
 /* The distributed comparison function of veil.runtime.protocols.dcf (Boyle et al. 2021, Fig. 1)
- * in C: Gen and Eval for n keys, level by level per key, with the PRG's fixed-key AES through
+ * in C: Gen, Eval and Eval at k points per key, level by level, with the PRG's fixed-key AES through
  * AES-NI.  Every word is the numpy path's (dcf.py): the same tweaks, block layout, control-bit
  * extraction and correction-word arrays, so the two paths agree bit for bit (tests check it).
  * Compiled after aes.c in one translation unit (build_kernels.py), whose key schedule it uses.
@@ -287,6 +287,210 @@ int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint
     return dcf_eval_keys(dcf_keys(), b, seed, words, x, n, n_bits, w, out);
 #else
     (void)b; (void)seed; (void)words; (void)x; (void)n; (void)n_bits; (void)w;
+    (void)out;
+    return -1;
+#endif
+}
+
+/* n keys each at k points x (n, k), any order, into out (n, k, w): the words of k veil_dcf_eval
+ * calls.  A key's points are sorted and each walks only the levels below its common prefix with
+ * the previous point: it is born at that level with a copy of its leader's state (the nearest
+ * earlier point whose path left sooner, which shares those top bits), so each node of the trie of
+ * the k paths is expanded once.  Level-major like dcf_eval_keys: at level l every live point of
+ * every key advances, DCF_AGROUP per AES batch, reading level l's correction words in one row. */
+#ifdef VEIL_AESNI
+#define DCF_CGROUP 8             /* final seeds converted together */
+#define DCF_AGROUP 8             /* points advanced together (DCF_AGROUP x 3 <= 24 blocks) */
+
+typedef struct { uint64_t v; size_t at; } dcf_point;
+
+static unsigned dcf_prefix(uint64_t a, uint64_t b, unsigned n_bits)
+{
+    uint64_t d = a ^ b;
+    if (!d)
+        return n_bits;
+#if defined(__GNUC__) || defined(__clang__)
+    return n_bits - 64 + (unsigned)__builtin_clzll(d);
+#else
+    unsigned h = 63;
+    while (!((d >> h) & 1u))
+        h--;
+    return n_bits - 1 - h;
+#endif
+}
+
+static int dcf_point_cmp(const void *p, const void *q)
+{
+    const uint64_t a = ((const dcf_point *)p)->v, b = ((const dcf_point *)q)->v;
+    return (a > b) - (a < b);
+}
+
+/* Sort one key's k points (masked to n_bits) with their positions; start[j] is the level point j
+ * is born at (0 for the first, n_bits when equal to the previous one) and lead[j] the point it
+ * copies there (the nearest earlier one born sooner; unused when born at 0). */
+static void dcf_sort_points(const uint64_t *x, size_t k, unsigned n_bits, dcf_point *pts, unsigned *start,
+                            size_t *lead, size_t *stack)
+{
+    const uint64_t m = n_bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n_bits) - 1);
+    for (size_t j = 0; j < k; j++) {
+        pts[j].v = x[j] & m;
+        pts[j].at = j;
+    }
+    if (k <= 32) {
+        for (size_t j = 1; j < k; j++) {
+            dcf_point p = pts[j];
+            size_t q = j;
+            for (; q > 0 && pts[q - 1].v > p.v; q--)
+                pts[q] = pts[q - 1];
+            pts[q] = p;
+        }
+    } else {
+        qsort(pts, k, sizeof(dcf_point), dcf_point_cmp);
+    }
+    size_t top = 0;
+    for (size_t j = 0; j < k; j++) {
+        start[j] = j ? dcf_prefix(pts[j].v, pts[j - 1].v, n_bits) : 0;
+        while (top > 0 && start[stack[top - 1]] >= start[j])
+            top--;
+        lead[j] = top ? stack[top - 1] : 0;
+        stack[top++] = j;
+    }
+}
+
+__attribute__((target("aes,sse4.1")))
+static int dcf_eval_at_keys(const __m128i *rk, int b, const uint64_t *seed, const uint64_t *words,
+                            const uint64_t *x, size_t n, size_t k, unsigned n_bits, unsigned w, uint64_t *out)
+{
+    const int kb = 1 + (int)((w + 1) / 2);
+    const uint64_t *s_cw = words, *v_cw = words + 2 * (size_t)n_bits * n, *final = v_cw + (size_t)w * n_bits * n;
+    const uint64_t *bits = final + (size_t)w * n;
+    const size_t total = n * k;
+    /* per sorted slot p = i k + j: state s (2), t, acc (w); its point, birth level, leader */
+    uint64_t *st = malloc(sizeof(uint64_t) * total * (3 + w));
+    dcf_point *pts = malloc(sizeof(dcf_point) * total);
+    unsigned *start = malloc(sizeof(unsigned) * total);
+    size_t *lead = malloc(sizeof(size_t) * (3 * total + k + n_bits + 2));
+    int rc = 0;
+    if (!st || !pts || !start || !lead) {
+        rc = -2;
+        goto done;
+    }
+    uint64_t *s = st, *t = st + 2 * total, *acc = st + 3 * total;
+    size_t *order = lead + total, *key = order + total, *stack = key + total, *cum = stack + k;
+    for (size_t i = 0; i < n; i++) {
+        dcf_sort_points(x + i * k, k, n_bits, pts + i * k, start + i * k, lead + i * k, stack);
+        for (size_t j = 0; j < k; j++) {
+            lead[i * k + j] += i * k;
+            key[i * k + j] = i;
+        }
+    }
+    /* slots grouped by birth level (counting sort): those live at level l are order[0, cum[l + 1]) */
+    memset(cum, 0, sizeof(size_t) * (n_bits + 2));
+    for (size_t p = 0; p < total; p++)
+        cum[start[p] + 1]++;
+    for (unsigned l = 0; l <= n_bits; l++)
+        cum[l + 1] += cum[l];
+    for (size_t p = 0; p < total; p++)
+        order[cum[start[p]]++] = p;
+    for (unsigned l = n_bits + 1; l > 0; l--)   /* the fill advanced cum[l] to the old cum[l + 1] */
+        cum[l] = cum[l - 1];
+    cum[0] = 0;
+    for (unsigned l = 0; l < n_bits; l++) {
+        for (size_t r = cum[l]; r < cum[l + 1]; r++) {
+            const size_t p = order[r];
+            if (l == 0) {
+                s[2 * p] = seed[2 * key[p]];
+                s[2 * p + 1] = seed[2 * key[p] + 1];
+                t[p] = (uint64_t)(b & 1);
+                for (unsigned q = 0; q < w; q++)
+                    acc[p * w + q] = 0;
+            } else {
+                const size_t a = lead[p];
+                s[2 * p] = s[2 * a];
+                s[2 * p + 1] = s[2 * a + 1];
+                t[p] = t[a];
+                for (unsigned q = 0; q < w; q++)
+                    acc[p * w + q] = acc[a * w + q];
+            }
+        }
+        const size_t live = cum[l + 1];
+        for (size_t r0 = 0; r0 < live; r0 += DCF_AGROUP) {
+            const size_t g = live - r0 < DCF_AGROUP ? live - r0 : DCF_AGROUP;
+            __m128i blk[DCF_AGROUP * 3];
+            uint64_t side[DCF_AGROUP];
+            for (size_t q = 0; q < g; q++) {
+                const size_t p = order[r0 + q];
+                side[q] = (pts[p].v >> (n_bits - 1 - l)) & 1u;
+                for (int j = 0; j < kb; j++)
+                    blk[q * kb + j] = dcf_tweak(s + 2 * p, (uint64_t)(2 * j) + side[q]);
+            }
+            dcf_mmo(rk, blk, (int)g * kb);
+            for (size_t q = 0; q < g; q++) {
+                const size_t p = order[r0 + q], i = key[p];
+                uint64_t child[2], tc, v[DCF_MAX_W];
+                dcf_split(blk + q * kb, kb, w, child, &tc, v);
+                const uint64_t mask = (uint64_t)0 - t[p];
+                const uint64_t *scw = s_cw + 2 * ((size_t)l * n + i);
+                const uint64_t *vcw = v_cw + (size_t)w * ((size_t)l * n + i);
+                s[2 * p] = child[0] ^ (scw[0] & ~(uint64_t)1 & mask);
+                s[2 * p + 1] = child[1] ^ (scw[1] & mask);
+                for (unsigned j = 0; j < w; j++)
+                    acc[p * w + j] += v[j] + (vcw[j] & mask);
+                const size_t at = (size_t)l * n + i;
+                const uint64_t tcw = side[q] ? (bits[at >> 6] >> (at & 63)) & 1u : scw[0] & 1u;
+                t[p] = tc ^ (t[p] & tcw);
+            }
+        }
+    }
+    for (size_t r = cum[n_bits]; r < total; r++) {   /* points equal to their predecessor */
+        const size_t p = order[r], a = lead[p];
+        s[2 * p] = s[2 * a];
+        s[2 * p + 1] = s[2 * a + 1];
+        t[p] = t[a];
+        for (unsigned q = 0; q < w; q++)
+            acc[p * w + q] = acc[a * w + q];
+    }
+    const int kc = (int)((w + 1) / 2);
+    for (size_t p0 = 0; p0 < total; p0 += DCF_CGROUP) {
+        const size_t g = total - p0 < DCF_CGROUP ? total - p0 : DCF_CGROUP;
+        __m128i blk[DCF_CGROUP * 2];
+        for (size_t q = 0; q < g; q++)
+            for (int j = 0; j < kc; j++)
+                blk[q * kc + j] = dcf_tweak(s + 2 * (p0 + q), DCF_CONV_TWEAK + (uint64_t)j);
+        dcf_mmo(rk, blk, (int)g * kc);
+        for (size_t q = 0; q < g; q++) {
+            const size_t p = p0 + q, i = key[p];
+            uint64_t c[4];
+            for (int j = 0; j < kc; j++)
+                _mm_storeu_si128((__m128i *)(c + 2 * j), blk[q * kc + j]);
+            const uint64_t mask = (uint64_t)0 - t[p];
+            uint64_t *o = out + (i * k + pts[p].at) * w;
+            for (unsigned j = 0; j < w; j++) {
+                const uint64_t y = acc[p * w + j] + c[j] + (final[i * w + j] & mask);
+                o[j] = b ? (uint64_t)0 - y : y;
+            }
+        }
+    }
+done:
+    free(st);
+    free(pts);
+    free(start);
+    free(lead);
+    return rc;
+}
+#endif
+
+int veil_dcf_eval_at(int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x, size_t n, size_t k,
+                     unsigned n_bits, unsigned w, uint64_t *out)
+{
+#ifdef VEIL_AESNI
+    if (!veil_aes_available() || w < 1 || w > DCF_MAX_W || n_bits < 1 || n_bits > 64)
+        return -1;
+    if (n == 0 || k == 0)
+        return 0;
+    return dcf_eval_at_keys(dcf_keys(), b, seed, words, x, n, k, n_bits, w, out);
+#else
+    (void)b; (void)seed; (void)words; (void)x; (void)n; (void)k; (void)n_bits; (void)w;
     (void)out;
     return -1;
 #endif

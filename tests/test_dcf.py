@@ -168,3 +168,90 @@ def test_a_wide_payload_falls_back_to_numpy():
     assert np.array_equal(shared(s0, s1, cw, alpha - U64(1), 63), beta)
     with pytest.raises(ValueError, match="not available"):
         dcf.gen(alpha, beta, s0, s1, 63, native=True)
+
+
+# ---- one key at k points (evaluate_at_packed) ----------------------------------------------------
+
+NATIVE_AT = [False] + ([True] if dcf.HAVE_NATIVE_AT else [])
+
+
+def awkward_points(n: int, k: int, n_bits: int) -> np.ndarray:
+    """(n, k) points near a random centre per key: repeats, neighbours, the top bit flipped, and
+    (through the wrap of the n_bits-bit ring) both ends of the range, in shuffled order."""
+    top = (1 << n_bits) - 1 if n_bits < 64 else 2**64 - 1
+    centre = below(n_bits, (n, 1))
+    centre[: n // 3] = U64(top)                          # these wrap around 2^n_bits below
+    step = RNG.integers(-3, 4, size=(n, k)).astype(np.int64).astype(U64)
+    x = (centre + step) & U64(top)
+    flip = RNG.random((n, k)) < 0.2
+    x[flip] ^= U64(1 << (n_bits - 1))
+    far = RNG.random((n, k)) < 0.1
+    x[far] = below(n_bits, int(far.sum()))
+    return np.take_along_axis(x, RNG.permuted(np.tile(np.arange(k), (n, 1)), axis=1), axis=1)
+
+
+def one_at_a_time(b: int, seed, words, x: np.ndarray, n_bits: int, w: int) -> np.ndarray:
+    """The reference: k separate evaluations of every key (the numpy path's)."""
+    cols = [dcf.evaluate_packed(b, seed, words, x[:, j], n_bits, w, native=False) for j in range(x.shape[1])]
+    return np.stack(cols, axis=1) if cols else np.empty((x.shape[0], 0, w), U64)
+
+
+@pytest.mark.parametrize("native", NATIVE_AT)
+@pytest.mark.parametrize("n_bits", [1, 2, 8, 63, 64])
+@pytest.mark.parametrize("w", [1, 2, 3])
+@pytest.mark.parametrize("n,k", [(0, 4), (1, 1), (5, 0), (9, 1), (13, 7), (4, 40)])
+def test_evaluate_at_equals_repeated_evaluations(native, n_bits, w, n, k):
+    alpha, beta, offset = below(n_bits, n), rand((n, w)), rand((n, w))
+    s0, s1 = rand((n, 2)), rand((n, 2))
+    words = dcf.gen_packed(alpha, beta, s0, s1, n_bits, offset)
+    x = awkward_points(n, k, n_bits) if n else np.empty((0, k), U64)
+    got = [dcf.evaluate_at_packed(b, s, words, x, n_bits, w, native=native) for b, s in ((0, s0), (1, s1))]
+    for b, s in ((0, s0), (1, s1)):
+        assert got[b].shape == (n, k, w)
+        assert np.array_equal(got[b], one_at_a_time(b, s, words, x, n_bits, w))
+    assert np.array_equal(got[0] + got[1], offset[:, None, :] + beta[:, None, :] * (x < alpha[:, None])[..., None])
+
+
+@pytest.mark.parametrize("native", NATIVE_AT)
+def test_evaluate_at_sorted_equal_adjacent_and_top_bit_points(native):
+    """Hand-picked rows: all equal, consecutive, one apart in the top bit only, both ends of 63 bits."""
+    n_bits, top = 63, (1 << 63) - 1
+    rows = [[5, 5, 5, 5], [7, 8, 9, 6], [3, 3 | 1 << 62, 3, 1 << 62], [top, 0, top - 1, 1]]
+    x = np.array(rows, dtype=U64)
+    alpha = np.array([5, 8, 1 << 62, 1], dtype=U64)
+    beta = rand((4, 2))
+    s0, s1 = rand((4, 2)), rand((4, 2))
+    words = dcf.gen_packed(alpha, beta, s0, s1, n_bits)
+    for b, s in ((0, s0), (1, s1)):
+        assert np.array_equal(dcf.evaluate_at_packed(b, s, words, x, n_bits, 2, native=native),
+                              one_at_a_time(b, s, words, x, n_bits, 2))
+
+
+@pytest.mark.skipif(not dcf.HAVE_NATIVE_AT, reason="the C DCF kernels are not built here")
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 2), st.data())
+def test_evaluate_at_c_and_numpy_agree(n_bits, w, data):
+    n, k = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 9))
+    word = st.integers(0, (1 << n_bits) - 1)
+    x = np.array(data.draw(st.lists(word, min_size=n * k, max_size=n * k)), dtype=U64).reshape(n, k)
+    alpha = np.array(data.draw(st.lists(word, min_size=n, max_size=n)), dtype=U64)
+    beta, s0 = rand((n, w)), rand((n, 2))
+    words = dcf.gen_packed(alpha, beta, s0, rand((n, 2)), n_bits)
+    assert np.array_equal(dcf.evaluate_at_packed(0, s0, words, x, n_bits, w, native=True),
+                          dcf.evaluate_at_packed(0, s0, words, x, n_bits, w, native=False))
+
+
+def test_evaluate_at_reads_only_the_low_bits_and_checks_shapes():
+    """Points above 2^n_bits are read modulo 2^n_bits like evaluate's; a flat x or short words fail."""
+    n_bits, n, k = 20, 3, 5
+    alpha, s0 = below(n_bits, n), rand((n, 2))
+    words = dcf.gen_packed(alpha, rand((n, 1)), s0, rand((n, 2)), n_bits)
+    x = below(n_bits, (n, k))
+    high = x | (rand((n, k)) << U64(n_bits))
+    for native in NATIVE_AT:
+        assert np.array_equal(dcf.evaluate_at_packed(0, s0, words, high, n_bits, 1, native=native),
+                              dcf.evaluate_at_packed(0, s0, words, x, n_bits, 1, native=native))
+    with pytest.raises(ValueError, match=r"\(n, k\)"):
+        dcf.evaluate_at_packed(0, s0, words, x.reshape(-1), n_bits, 1)
+    with pytest.raises(ValueError, match="correction words"):
+        dcf.evaluate_at_packed(0, s0, words[:-1], x, n_bits, 1)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kernel_driver import COMPUTE, PARTIES, assert_balanced_bits, run_kernel, run_kernel_traced
 from test_boolean import PROTOCOLS, arith_inputs, open_arith, rand_ring
 from veil.runtime.ops import clear
-from veil.runtime.protocols import fss_msb
+from veil.runtime.protocols import dcf, fss_msb
 from veil.runtime.protocols.base import Context
 
 U64 = np.uint64
@@ -152,3 +152,37 @@ def test_each_stream_is_drawn_once_and_alike_by_both_key_holders(proto, kernel, 
             if p != q:
                 assert {(s, sh) for peer, s, sh in streams[p] if peer == q} == \
                        {(s, sh) for peer, s, sh in streams[q] if peer == p}, (p, q)
+
+
+def _at_reference(party, seed, words, c, at, f, b_part) -> np.ndarray:
+    """evaluate_at as k separate evaluations of all keys, the j-th at each key's j-th point."""
+    out = np.empty(at.n, dtype=U64)
+    for pos in at.order.T:
+        fj = None if f is None else f + at.doff[pos]
+        out[pos] = fss_msb.evaluate(party, seed, words, c + at.off[pos], fj, b_part)
+    return out
+
+
+@pytest.mark.parametrize("native_at", [False, True] if dcf.HAVE_NATIVE_AT else [False])
+@pytest.mark.parametrize("times", [False, True])
+@pytest.mark.parametrize("base_shape,shape", [((6, 1), (6, 10)), ((4,), (5, 4)), ((1,), (3,)), ((7, 1), (7, 1))])
+def test_evaluate_at_equals_one_evaluation_per_point(native_at, times, base_shape, shape, monkeypatch):
+    """The shared-prefix kernel (or the numpy loop) gives each evaluator the words of the per-point
+    evaluations, for column and row broadcasts, k = 1, offsets near each other and near 2^63."""
+    monkeypatch.setattr(dcf, "HAVE_NATIVE_AT", native_at)
+    rng = np.random.default_rng(len(shape) * 10 + shape[-1])
+    n_a = int(np.prod(base_shape))
+    r, b = rand_ring((n_a,)), rand_ring((n_a,)) if times else None
+    seeds = [rand_ring((n_a, 2)), rand_ring((n_a, 2))]
+    words = fss_msb.deal(r, seeds[0], seeds[1], b)
+    near = rng.integers(-2**19, 2**19, size=shape[-1]).astype(np.int64).astype(U64)
+    near[: shape[-1] // 3] = U64(2**63) + near[: shape[-1] // 3]      # across the 63-bit wrap
+    offsets = near if len(base_shape) == 2 else near.reshape(-1)[: shape[-1]]
+    at = fss_msb.At.of(base_shape, shape, offsets, rand_ring((shape[-1],)) if times else None)
+    c = rand_ring((n_a,))
+    c[0] = U64(2**63 - 3)
+    f = rand_ring((n_a,)) if times else None
+    for party in (0, 1):
+        part = None if b is None else (b if party == 0 else np.zeros(n_a, U64))
+        got = fss_msb.evaluate_at(party, seeds[party], words, c, at, f, part)
+        assert np.array_equal(got, _at_reference(party, seeds[party], words, c, at, f, part))

@@ -17,6 +17,8 @@ words: `CorrectionWords.pack` and `cw_words`.
 Two paths compute the same words: cffi_kernels/dcf.c (AES-NI, VAES where present; ~60 ns per key
 and level for Gen, ~25 ns for Eval) whenever the C kernels are built, and numpy here (one ECB call
 per level over all n keys; ~100x slower at small n) as the fallback; tests check they agree.
+`evaluate_at_packed` reads each key at k points; the C path walks a key's sorted points once per
+node of their trie (nearby points share their top levels), numpy evaluates k times.
 """
 from __future__ import annotations
 
@@ -44,18 +46,20 @@ MAX_NATIVE_W = 4           # payload words the C kernel supports (cffi_kernels/d
 _local = threading.local()
 
 
-def _native_available() -> bool:
-    """The C kernel is built (a stale build lacks it) and this CPU has AES-NI."""
-    return _lib is not None and hasattr(_lib, "veil_dcf_gen") and bool(_lib.veil_aes_available())
+def _native_available(name: str = "veil_dcf_gen") -> bool:
+    """The C kernel `name` is built (a stale build lacks it) and this CPU has AES-NI."""
+    return _lib is not None and hasattr(_lib, name) and bool(_lib.veil_aes_available())
 
 
 HAVE_NATIVE: bool = _native_available()
+HAVE_NATIVE_AT: bool = HAVE_NATIVE and _native_available("veil_dcf_eval_at")
 
 
-def _use_native(native: bool | None, w: int) -> bool:
+def _use_native(native: bool | None, w: int, have: bool | None = None) -> bool:
+    have = HAVE_NATIVE if have is None else have
     if native is None:
-        return HAVE_NATIVE and w <= MAX_NATIVE_W
-    if native and not (HAVE_NATIVE and w <= MAX_NATIVE_W):
+        return have and w <= MAX_NATIVE_W
+    if native and not (have and w <= MAX_NATIVE_W):
         raise ValueError("the C DCF kernel is not available here (or not for this payload width)")
     return native
 
@@ -302,3 +306,29 @@ def evaluate_packed(b: int, seed: np.ndarray, words: np.ndarray, x: np.ndarray, 
     if _use_native(native, w):
         return _evaluate_native(b, seed, words, x, n_bits, w)
     return evaluate(b, seed, CorrectionWords.unpack(words, x.size, n_bits, w), x, n_bits, native=False)
+
+
+def evaluate_at_packed(b: int, seed: np.ndarray, words: np.ndarray, x: np.ndarray, n_bits: int, w: int,
+                       native: bool | None = None) -> np.ndarray:
+    """Party b's shares (n, k, w) of f at the points x (n, k), key i at row i in any order: the
+    words of k `evaluate_packed` calls, with the C path sharing each key's common path prefixes."""
+    x, words = np.asarray(x, dtype=U64), np.ascontiguousarray(words, dtype=U64)
+    if x.ndim != 2:
+        raise ValueError(f"DCF points: an (n, k) array, not shape {x.shape}")
+    n, k = x.shape
+    _check(n_bits, w)
+    if words.size != cw_words(n, n_bits, w):
+        raise ValueError(f"DCF correction words: {words.size} words for n={n}, n_bits={n_bits}, w={w}")
+    out = np.empty((n, k, w), dtype=U64)
+    if n == 0 or k == 0:
+        return out
+    if not _use_native(native, w, HAVE_NATIVE_AT):
+        cw = CorrectionWords.unpack(words, n, n_bits, w)
+        for j in range(k):
+            out[:, j] = evaluate(b, seed, cw, x[:, j], n_bits, native=False)
+        return out
+    rc = _lib.veil_dcf_eval_at(int(b), _ptr(_contiguous(seed, (n, 2))), _ptr(words),
+                               _ptr(np.ascontiguousarray(x)), n, k, n_bits, w, _ptr(out))
+    if rc != 0:
+        raise RuntimeError("the C DCF kernel failed")
+    return out

@@ -69,14 +69,19 @@ def evaluate(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray,
     """Evaluator `party` (0 or 1): its additive share of msb(x) (f None) or of msb(x) d, from the
     opened c = x + r, f = d - b and its part of b."""
     n = c.size
-    times = f is not None
-    shares = dcf.evaluate_packed(party, seed.reshape(n, 2), words, c & LOW, N_BITS, width(times))
+    shares = dcf.evaluate_packed(party, seed.reshape(n, 2), words, c & LOW, N_BITS, width(f is not None))
+    return _finish(party, c, shares, f, b_part)
+
+
+def _finish(party: int, c: np.ndarray, shares: np.ndarray, f: np.ndarray | None,
+            b_part: np.ndarray | None) -> np.ndarray:
+    """The evaluators' linear step from the DCF shares (c.shape + (w,)) to msb or msb d shares."""
     c63 = c >> TOP
     k = ONE - U64(2) * c63
-    if not times:
-        u = k * shares[:, 0]
+    if f is None:
+        u = k * shares[..., 0]
         return u + c63 if party == 0 else u
-    u = k * (f * shares[:, 0] + shares[:, 1]) + c63 * b_part
+    u = k * (f * shares[..., 0] + shares[..., 1]) + c63 * b_part
     return u + f * c63 if party == 0 else u
 
 
@@ -120,10 +125,13 @@ def signed(x: np.ndarray, sign: Any) -> np.ndarray:
 def evaluate_at(party: int, seed: np.ndarray, words: np.ndarray, c: np.ndarray, at: At,
                 f: np.ndarray | None = None, b_part: np.ndarray | None = None) -> np.ndarray:
     """evaluate for n_a keys (opened c = z + r, f = w - b per base element) at the points of `at`:
-    a broadcast repeats every base element k = n / n_a times, so k evaluations of all n_a keys,
-    the j-th at each key's j-th point (no copy of the keys)."""
+    a broadcast repeats every base element k = n / n_a times, so each key is read at its k points
+    in one `dcf.evaluate_at_packed` call, which walks their shared top levels once."""
+    n_a = c.size
+    cj = c.reshape(n_a, 1) + at.off[at.order]                 # (n_a, k): key i's points
+    shares = dcf.evaluate_at_packed(party, seed.reshape(n_a, 2), words, cj & LOW, N_BITS, width(f is not None))
+    fj = None if f is None else f.reshape(n_a, 1) + at.doff[at.order]
+    bj = None if b_part is None else b_part.reshape(n_a, 1)
     out = np.empty(at.n, dtype=U64)
-    for pos in at.order.T:                     # (n_a,) positions: key i's j-th point
-        fj = None if f is None else f + at.doff[pos]
-        out[pos] = evaluate(party, seed, words, c + at.off[pos], fj, b_part)
+    out[at.order] = _finish(party, cj, shares, fj, bj)
     return out
