@@ -222,6 +222,24 @@ int veil_dcf_gen(const uint64_t *alpha, const uint64_t *beta, const uint64_t *of
 /* Party b's shares out (n, w) of f at x for keys (seed (n, 2), the packed correction words). */
 #ifdef VEIL_AESNI
 __attribute__((target("aes,sse4.1")))
+/* One level of one evaluation: the expanded side's child seed, control bit and value, corrected by
+   the level's correction words where the control bit is set; `at` indexes the level's control-bit
+   corrections (side R's are packed in `bits`, side L's ride in the seed word's low bit). */
+static inline void dcf_advance(const __m128i *blk, int k, unsigned w, uint64_t side, const uint64_t *scw,
+                               const uint64_t *vcw, const uint64_t *bits, size_t at,
+                               uint64_t *s, uint64_t *t, uint64_t *acc)
+{
+    uint64_t child[2], tc, v[DCF_MAX_W];
+    dcf_split(blk, k, w, child, &tc, v);
+    const uint64_t mask = (uint64_t)0 - *t;
+    s[0] = child[0] ^ (scw[0] & ~(uint64_t)1 & mask);
+    s[1] = child[1] ^ (scw[1] & mask);
+    for (unsigned j = 0; j < w; j++)
+        acc[j] += v[j] + (vcw[j] & mask);
+    const uint64_t tcw = side ? (bits[at >> 6] >> (at & 63)) & 1u : scw[0] & 1u;
+    *t = tc ^ (*t & tcw);
+}
+
 static int dcf_eval_keys(const __m128i *rk, int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x,
                          size_t n, unsigned n_bits, unsigned w, uint64_t *out)
 {
@@ -248,19 +266,9 @@ static int dcf_eval_keys(const __m128i *rk, int b, const uint64_t *seed, const u
             }
             dcf_mmo(rk, blk, (int)g * k);
             for (size_t q = 0; q < g; q++) {
-                const size_t i = i0 + q;
-                uint64_t child[2], tc, v[DCF_MAX_W];
-                dcf_split(blk + q * k, k, w, child, &tc, v);
-                const uint64_t mask = (uint64_t)0 - t[i];
-                const uint64_t *scw = s_cw + 2 * ((size_t)l * n + i);
-                const uint64_t *vcw = v_cw + (size_t)w * ((size_t)l * n + i);
-                s[2 * i] = child[0] ^ (scw[0] & ~(uint64_t)1 & mask);
-                s[2 * i + 1] = child[1] ^ (scw[1] & mask);
-                for (unsigned j = 0; j < w; j++)
-                    acc[i * w + j] += v[j] + (vcw[j] & mask);
-                const size_t at = (size_t)l * n + i;
-                const uint64_t tcw = side[q] ? (bits[at >> 6] >> (at & 63)) & 1u : scw[0] & 1u;
-                t[i] = tc ^ (t[i] & tcw);
+                const size_t i = i0 + q, at = (size_t)l * n + i;
+                dcf_advance(blk + q * k, k, w, side[q], s_cw + 2 * at, v_cw + (size_t)w * at, bits, at,
+                            s + 2 * i, t + i, acc + i * w);
             }
         }
     }
@@ -426,19 +434,9 @@ static int dcf_eval_at_keys(const __m128i *rk, int b, const uint64_t *seed, cons
             }
             dcf_mmo(rk, blk, (int)g * kb);
             for (size_t q = 0; q < g; q++) {
-                const size_t p = order[r0 + q], i = key[p];
-                uint64_t child[2], tc, v[DCF_MAX_W];
-                dcf_split(blk + q * kb, kb, w, child, &tc, v);
-                const uint64_t mask = (uint64_t)0 - t[p];
-                const uint64_t *scw = s_cw + 2 * ((size_t)l * n + i);
-                const uint64_t *vcw = v_cw + (size_t)w * ((size_t)l * n + i);
-                s[2 * p] = child[0] ^ (scw[0] & ~(uint64_t)1 & mask);
-                s[2 * p + 1] = child[1] ^ (scw[1] & mask);
-                for (unsigned j = 0; j < w; j++)
-                    acc[p * w + j] += v[j] + (vcw[j] & mask);
-                const size_t at = (size_t)l * n + i;
-                const uint64_t tcw = side[q] ? (bits[at >> 6] >> (at & 63)) & 1u : scw[0] & 1u;
-                t[p] = tc ^ (t[p] & tcw);
+                const size_t p = order[r0 + q], at = (size_t)l * n + key[p];
+                dcf_advance(blk + q * kb, kb, w, side[q], s_cw + 2 * at, v_cw + (size_t)w * at, bits, at,
+                            s + 2 * p, t + p, acc + p * w);
             }
         }
     }

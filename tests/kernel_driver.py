@@ -200,3 +200,18 @@ def assert_balanced_bits(words: np.ndarray, sigmas: float = 6.0) -> None:
     n = words.size
     dev = np.abs(bit_counts(words) - n / 2) / (math.sqrt(n) / 2)
     assert dev.max() < sigmas, f"bit position {int(dev.argmax())} off by {dev.max():.1f} sigma"
+
+
+def assert_fresh_paired_streams(trace: Any) -> None:
+    """No party draws a (key, stream) twice in a call, and both ends of a pairwise key draw the same
+    streams with the same shapes (so their words agree and are never reused)."""
+    streams = {}
+    for p, draws in trace.draws.items():
+        keys = [(peer, stream) for peer, _, stream, _ in draws]
+        assert len(keys) == len(set(keys)), f"{p} draws a stream twice: {keys}"
+        streams[p] = {(peer, stream, shape) for peer, _, stream, shape in draws}
+    for p in streams:
+        for q in streams:
+            if p != q:
+                assert {(s, sh) for peer, s, sh in streams[p] if peer == q} == \
+                    {(s, sh) for peer, s, sh in streams[q] if peer == p}, (p, q)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_driver import COMPUTE, PARTIES, assert_balanced_bits, open_value, run_kernel, run_kernel_traced, share_value
+from kernel_driver import COMPUTE, PARTIES, assert_balanced_bits, assert_fresh_paired_streams, open_value, run_kernel, run_kernel_traced, share_value
 from veil.runtime.protocols import boolean, rep3_bool
 from veil.runtime.protocols.base import Context
 from veil.runtime.protocols.dealer2 import Dealer2
@@ -226,16 +226,7 @@ def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(proto, kernel):
     inputs = kernel_inputs(proto, kernel, x)
     _, trace = run_kernel_traced(PROTOCOLS[proto], kernel, inputs, {"bit": 4} if kernel == "bitinject" else {},
                                  PARTIES, COMPUTE)
-    streams = {}
-    for p, draws in trace.draws.items():
-        keys = [(peer, stream) for peer, _, stream, _ in draws]
-        assert len(keys) == len(set(keys)), f"{p} draws a stream twice: {keys}"
-        streams[p] = {(peer, stream, shape) for peer, _, stream, shape in draws}
-    for p in streams:
-        for q in streams:
-            if p != q:
-                assert {(s, sh) for peer, s, sh in streams[p] if peer == q} == \
-                    {(s, sh) for peer, s, sh in streams[q] if peer == p}, (p, q)
+    assert_fresh_paired_streams(trace)
 
 
 # ---- what each party sees --------------------------------------------------------------------

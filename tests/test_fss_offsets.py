@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from kernel_driver import COMPUTE, PARTIES, assert_balanced_bits, run_kernel, run_kernel_traced
+from kernel_driver import COMPUTE, PARTIES, assert_balanced_bits, assert_fresh_paired_streams, run_kernel, run_kernel_traced
 from test_boolean import PROTOCOLS, arith_inputs, open_arith, rand_ring
 from veil.runtime.ops import clear
 from veil.runtime.protocols import dcf, fss_msb
@@ -142,16 +142,7 @@ def test_each_stream_is_drawn_once_and_alike_by_both_key_holders(proto, kernel, 
     attrs = _attrs(kernel, (6, 4), 1, rand_ring((4,)), np.random.default_rng(2))
     _, trace = run_kernel_traced(PROTOCOLS[proto], kernel, arith_inputs(proto, rand_ring((6, 1))), attrs,
                                  PARTIES, COMPUTE)
-    streams = {}
-    for p, draws in trace.draws.items():
-        keys = [(peer, stream) for peer, _, stream, _ in draws]
-        assert len(keys) == len(set(keys)), f"{p} draws a stream twice: {keys}"
-        streams[p] = {(peer, stream, shape) for peer, _, stream, shape in draws}
-    for p in streams:
-        for q in streams:
-            if p != q:
-                assert {(s, sh) for peer, s, sh in streams[p] if peer == q} == \
-                       {(s, sh) for peer, s, sh in streams[q] if peer == p}, (p, q)
+    assert_fresh_paired_streams(trace)
 
 
 def _at_reference(party, seed, words, c, at, f, b_part) -> np.ndarray:
