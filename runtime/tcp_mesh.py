@@ -259,9 +259,13 @@ class Mesh(MeshBase):
                 w.write(frame)
             except (OSError, RuntimeError):
                 pass
-        drains = [w.drain() for w in self._writers.values() if not w.transport.is_closing()]
+        drains = [asyncio.ensure_future(w.drain()) for w in self._writers.values() if not w.transport.is_closing()]
         if drains:
-            await asyncio.wait([asyncio.ensure_future(d) for d in drains], timeout=CLOSE_GRACE)
+            done, pending = await asyncio.wait(drains, timeout=CLOSE_GRACE)
+            for task in pending:
+                task.cancel()
+            for task in done:  # a link lost meanwhile is expected here: retrieved, not reported
+                task.exception()
 
     async def _shutdown(self, frame: bytes) -> None:
         """Send a last frame, give peers a moment to finish, then close everything."""

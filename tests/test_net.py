@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import subprocess
@@ -608,3 +609,34 @@ def test_set_up_failure_is_relayed_to_connected_peers():
     for p in PARTIES:
         assert isinstance(res[p], NetworkError), res[p]
         assert "program hash differs" in res[p].message, res[p].message
+
+
+def test_a_link_lost_while_saying_goodbye_prints_nothing():
+    """The closing broadcast waits on every link's drain: one that fails (a peer gone meanwhile) is
+    expected and must not surface later as asyncio's "Task exception was never retrieved"."""
+
+    class LostWriter:
+        def __init__(self, real):
+            self.transport = real.transport
+
+        def write(self, data):
+            pass
+
+        async def drain(self):
+            raise ConnectionResetError("Connection lost")
+
+    async def main():
+        reported = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: reported.append(ctx))
+        meshes = await mesh_all(io_timeout=30)
+        a = meshes["alice"]
+        real = a._writers["bob"]
+        a._writers["bob"] = LostWriter(real)
+        await a._broadcast(b"")
+        a._writers["bob"] = real
+        await close_all(meshes)
+        gc.collect()
+        await asyncio.sleep(0)
+        assert reported == []
+
+    net.run(main())
