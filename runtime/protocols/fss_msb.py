@@ -21,7 +21,7 @@ Kernels use this path for n <= FSS_MAX elements: the keys cost `key_words` ring 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,6 +40,16 @@ FSS_MAX = 1024            # kernels of at most this many elements take the DCF p
 def use_fss(n: int) -> bool:
     """Whether an n-element comparison takes the DCF path (the kernels and their costs agree)."""
     return n <= FSS_MAX
+
+
+def at_cost(fss: Callable[..., Any], circuit: Callable[..., Any], times: bool) -> Callable[..., Any]:
+    """A protocol's msb_at (times: msb_at_mul) cost from its two paths' costs: `fss(compute, n,
+    times, keys)` with one key per base element (`sizes[0]`) while the base has at most FSS_MAX,
+    else `circuit(compute, n)` on all n outputs (the kernels choose alike)."""
+    def cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Any:
+        keys = sizes[0] if sizes else n
+        return fss(compute, n, times, keys) if use_fss(keys) else circuit(compute, n)
+    return cost
 
 
 def width(times: bool) -> int:

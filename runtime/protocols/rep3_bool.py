@@ -91,17 +91,9 @@ def _fss_cost(compute: list[str], n: int, times: bool, keys: int | None = None) 
                 _each(compute, 5 * k + 2 * n + 2 * extra, 2 * k + n + extra, 2 * k + n + extra))
 
 
-def _msb_at_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
-    """A base of at most FSS_MAX elements: the DCF path with one key per base element (n outputs).
-    Otherwise msb of the n-element y, computed locally."""
-    keys = sizes[0] if sizes else n
-    return _fss_cost(compute, n, False, keys) if fss_msb.use_fss(keys) else _msb_cost(compute, n)
-
-
-def _msb_at_mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
-    """msb_at's paths with msb_mul's payload: one key and one opened e = w - b per base element."""
-    keys = sizes[0] if sizes else n
-    return _fss_cost(compute, n, True, keys) if fss_msb.use_fss(keys) else _msb_mul_cost(compute, n)
+# msb_at, msb_at_mul: the DCF path with one key per base element, or the circuit on y
+_msb_at_cost = fss_msb.at_cost(_fss_cost, _msb_cost, False)
+_msb_at_mul_cost = fss_msb.at_cost(_fss_cost, _msb_mul_cost, True)
 
 
 def _a2b_cost(compute: list[str], n: int, **_: Any) -> Cost:
