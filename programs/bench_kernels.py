@@ -14,7 +14,6 @@ kept for reuse as in a party process (`--secret-only` prints only this table).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import statistics
 import sys
 import time
@@ -23,13 +22,12 @@ from typing import Any, Callable
 import numpy as np
 
 from veil.cffi_kernels import ring
-from veil.runtime.prg import PRG
-from veil.runtime.protocols.base import Context
 from veil.runtime.protocols.dealer2 import Dealer2
 from veil.runtime.protocols.rep3 import Rep3
 from veil.runtime.ring import retain_freed_memory
 
-COMPUTE = ["p0", "p1", "p2"]
+from bench_trunc import COMPUTE, kernel_cpu
+
 
 SHAPES: list[tuple[int, int, int]] = [
     (128, 784, 128),
@@ -110,13 +108,6 @@ def bench_two_products(m: int, k: int, n: int, repeats: int, rng: np.random.Gene
     return two, median_ms(lambda: ring.matmul2(xa, ya, xb, ya, b1x=yb), repeats)
 
 
-def _prgs() -> dict[str, PRG]:
-    """Consistent pairwise keys for the three parties (benchmark only: fixed keys)."""
-    def key(*names: str) -> bytes:
-        return hashlib.sha256("|".join(("bench-kernels",) + names).encode()).digest()[:16]
-    return {p: PRG({q: key(*sorted((p, q))) for q in COMPUTE if q != p} | {None: key(p)}) for p in COMPUTE}
-
-
 def _operands(protocol: str, m: int, k: int, n: int, g: np.random.Generator,
               layout: str = "") -> dict[str, tuple[Any, Any]]:
     """Random shares of an m x k and a k x n secret at every party (rep3 pairs, dealer2 arrays);
@@ -139,31 +130,8 @@ def kernel_cpu_ms(protocol: str, shape: tuple[int, int, int], repeats: int, warm
     """Median per-party thread-CPU ms of one matmul_trunc (bits 16), the parties stepped in turn;
     layout as in _operands."""
     kernels = (Rep3 if protocol == "rep3" else Dealer2)().kernels
-    operands, prgs = _operands(protocol, *shape, np.random.default_rng(2), layout), _prgs()
-    samples: dict[str, list[float]] = {p: [] for p in COMPUTE}
-    for trip in range(warmup + repeats):
-        cpu = {p: 0.0 for p in COMPUTE}
-        gens = {}
-        for p in COMPUTE:
-            ctx = Context(p, COMPUTE, prgs[p])
-            ctx.op = (5, trip)
-            gens[p] = kernels["matmul_trunc"].fn(ctx, *operands[p], bits=16)
-        pending: dict[str, Any] = {p: None for p in COMPUTE}
-        while gens:
-            sent = {}
-            for p, gen in list(gens.items()):
-                t = time.thread_time()
-                try:
-                    sent[p] = gen.send(pending[p])
-                except StopIteration:
-                    del gens[p]
-                cpu[p] += time.thread_time() - t
-            for p, ex in sent.items():
-                pending[p] = {q: list(sent[q].send.get(p, [])) for q in ex.expect}
-        if trip >= warmup:
-            for p in COMPUTE:
-                samples[p].append(1e3 * cpu[p])
-    return {p: statistics.median(v) for p, v in samples.items()}
+    operands = _operands(protocol, *shape, np.random.default_rng(2), layout)
+    return kernel_cpu(kernels, "matmul_trunc", operands, repeats, warmup, instr=5, bits=16)
 
 
 def blas_line() -> str:

@@ -26,7 +26,7 @@ U64 = np.uint64
 COMPUTE = ["p0", "p1", "p2"]
 
 
-def _prgs() -> dict[str, PRG]:
+def party_prgs() -> dict[str, PRG]:
     """Consistent pairwise keys for the three parties (benchmark only: fixed keys)."""
     def key(*names: str) -> bytes:
         return hashlib.sha256("|".join(("bench",) + names).encode()).digest()[:16]
@@ -41,13 +41,15 @@ def _operands(protocol: str, n: int, g: np.random.Generator) -> dict[str, tuple[
     return {p: tuple(c[i] if i < 2 else np.zeros(n, U64) for c in comps) for i, p in enumerate(COMPUTE)}
 
 
-def run_kernel(kernels: dict, operands: dict, prgs: dict, op: tuple[int, int], cpu: dict[str, float]) -> None:
-    """One mul_trunc at the three parties; adds each party's thread CPU seconds to `cpu`."""
+def run_kernel(kernels: dict, name: str, operands: dict, prgs: dict, op: tuple[int, int],
+               cpu: dict[str, float], **attrs: Any) -> None:
+    """One kernel `name` at the three parties, stepped in turn; adds each party's thread CPU
+    seconds to `cpu`."""
     gens = {}
     for p in COMPUTE:
         ctx = Context(p, COMPUTE, prgs[p])
         ctx.op = op
-        gens[p] = kernels["mul_trunc"].fn(ctx, *operands[p], bits=16)
+        gens[p] = kernels[name].fn(ctx, *operands[p], **attrs)
     pending: dict[str, Any] = {p: None for p in COMPUTE}
     while gens:
         exchanges = {}
@@ -62,18 +64,25 @@ def run_kernel(kernels: dict, operands: dict, prgs: dict, op: tuple[int, int], c
             pending[p] = {q: list(exchanges[q].send.get(p, [])) for q in ex.expect}
 
 
-def measure(protocol: str, n: int, repeats: int, warmup: int = 3) -> dict[str, float]:
-    """Median per-party CPU milliseconds of one kernel."""
-    kernels = (Rep3 if protocol == "rep3" else Dealer2)().kernels
-    operands, prgs = _operands(protocol, n, np.random.default_rng(1)), _prgs()
+def kernel_cpu(kernels: dict, name: str, operands: dict, repeats: int, warmup: int, instr: int = 3,
+               **attrs: Any) -> dict[str, float]:
+    """Median per-party thread-CPU milliseconds of one kernel `name`, after `warmup` runs."""
+    prgs = party_prgs()
     samples: dict[str, list[float]] = {p: [] for p in COMPUTE}
     for trip in range(warmup + repeats):
         cpu = {p: 0.0 for p in COMPUTE}
-        run_kernel(kernels, operands, prgs, (3, trip), cpu)
+        run_kernel(kernels, name, operands, prgs, (instr, trip), cpu, **attrs)
         if trip >= warmup:
             for p in COMPUTE:
                 samples[p].append(1000 * cpu[p])
     return {p: statistics.median(v) for p, v in samples.items()}
+
+
+def measure(protocol: str, n: int, repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median per-party CPU milliseconds of one mul_trunc of n elements."""
+    kernels = (Rep3 if protocol == "rep3" else Dealer2)().kernels
+    return kernel_cpu(kernels, "mul_trunc", _operands(protocol, n, np.random.default_rng(1)), repeats, warmup,
+                      bits=16)
 
 
 def main(argv: list[str] | None = None) -> int:
