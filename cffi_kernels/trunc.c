@@ -8,32 +8,33 @@
 #define LOW63 ((((uint64_t)1) << 63) - 1)
 #define OFFSET (((uint64_t)1) << 62)
 
-/* out = (xa ? xa*(ya+yb) + xb*ya : z0) + rn - rp (+ mask when mask is not NULL). */
+/* out = (xa ? xa*(ya+yb) + xb*ya : z0) + rn (- rp when rp is not NULL). */
 void veil_rep3_open_mask(const uint64_t *xa, const uint64_t *xb, const uint64_t *ya, const uint64_t *yb,
-                         const uint64_t *z0, const uint64_t *rn, const uint64_t *rp, const uint64_t *mask,
-                         uint64_t *out, size_t n)
+                         const uint64_t *z0, const uint64_t *rn, const uint64_t *rp, uint64_t *out, size_t n)
 {
-    if (xa && mask) {
-        for (size_t j = 0; j < n; j++)
-            out[j] = xa[j] * (ya[j] + yb[j]) + xb[j] * ya[j] + rn[j] - rp[j] + mask[j];
-    } else if (xa) {
+    if (xa && rp) {
         for (size_t j = 0; j < n; j++)
             out[j] = xa[j] * (ya[j] + yb[j]) + xb[j] * ya[j] + rn[j] - rp[j];
-    } else if (mask) {
+    } else if (xa) {
         for (size_t j = 0; j < n; j++)
-            out[j] = z0[j] + rn[j] - rp[j] + mask[j];
-    } else {
+            out[j] = xa[j] * (ya[j] + yb[j]) + xb[j] * ya[j] + rn[j];
+    } else if (rp) {
         for (size_t j = 0; j < n; j++)
             out[j] = z0[j] + rn[j] - rp[j];
+    } else {
+        for (size_t j = 0; j < n; j++)
+            out[j] = z0[j] + rn[j];
     }
 }
 
-/* The dealer P2: r = ra + rb, and P1's parts of r's top bit and of its low 63 bits shifted by m. */
-void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *r63a, const uint64_t *rla,
-                          unsigned m, uint64_t *r63b, uint64_t *rlb, size_t n)
+/* The dealer: r = ra + rb (+ rn - rp when they are not NULL), and P1's parts of r's top bit and
+ * of its low 63 bits shifted by m. */
+void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *rn, const uint64_t *rp,
+                          const uint64_t *r63a, const uint64_t *rla, unsigned m, uint64_t *r63b, uint64_t *rlb,
+                          size_t n)
 {
     for (size_t j = 0; j < n; j++) {
-        uint64_t r = ra[j] + rb[j];
+        uint64_t r = ra[j] + rb[j] + (rn ? rn[j] - rp[j] : 0);
         r63b[j] = (r >> 63) - r63a[j];
         rlb[j] = ((r & LOW63) >> m) - rla[j];
     }

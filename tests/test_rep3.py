@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from kernel_driver import (COMPUTE, INPUT_PARTY, PARTIES, assert_balanced_bits, make_prgs,
+from kernel_driver import (COMPUTE, INPUT_PARTY, PARTIES, assert_balanced_bits, assert_fresh_paired_streams, make_prgs,
                            open_value, run_kernel, run_kernel_traced, share_value)
 from veil.runtime.protocols import rep3
 from veil.runtime.protocols.base import Context, Cost, KernelSpec
@@ -262,9 +262,16 @@ def test_an_outside_receiver_sees_a_fresh_sharing():
     all_views_uniform("reveal_to", inputs, {"party": INPUT_PARTY, "shape": x.shape})
 
 
-def test_view_check_catches_a_missing_rerandomization(monkeypatch):
-    real = rep3.fused.open_mask  # the zero sharing is still drawn (the declared cost holds), but adds none
-    monkeypatch.setattr(rep3.fused, "open_mask", lambda product, rn, rp, mask: real(product, rn, rn, mask))
+@pytest.mark.parametrize("who", ["dealer", "openers"])
+def test_view_check_catches_a_missing_mask(monkeypatch, who):
+    """Drop the dealer's mask k02 - k12 on its share, or P0's and P1's masks on theirs (still drawn,
+    so the declared cost holds, but adding nothing): the receivers' views are no longer uniform."""
+    real = rep3.fused.open_mask
+    if who == "dealer":
+        fake = lambda product, rn, rp=None: real(product, rn, rn if rp is not None else None)  # noqa: E731
+    else:
+        fake = lambda product, rn, rp=None: real(product, rn, rp if rp is not None else rn)  # noqa: E731
+    monkeypatch.setattr(rep3.fused, "open_mask", fake)
     with pytest.raises(AssertionError, match="non-uniform"):
         all_views_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
 
@@ -328,21 +335,12 @@ def kernel_cases() -> list[tuple[str, dict, dict]]:
 
 @pytest.mark.parametrize("case", range(len(kernel_cases())))
 def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(case):
-    """No party reuses a (key, stream) within a call, and both ends of a pairwise key draw alike."""
+    """No party reuses a (key, stream) within a call, and both ends of a pairwise key draw alike,
+    except the truncation dealer's mask on its own share (stream S_REZERO, P2's alone)."""
     kernel, inputs, attrs = kernel_cases()[case]
     _, trace = run_kernel_traced(P, kernel, inputs, attrs, PARTIES, COMPUTE)
-    streams = {}
-    for p, draws in trace.draws.items():
-        keys = [(peer, stream) for peer, _, stream, _ in draws]
-        assert len(keys) == len(set(keys)), f"{kernel}: {p} draws a stream twice: {keys}"
-        assert len({op for _, op, _, _ in draws}) <= 1
-        streams[p] = {(peer, stream, shape) for peer, _, stream, shape in draws}
-    for p in streams:
-        for q in streams:
-            if p != q:
-                mine = {(s, sh) for peer, s, sh in streams[p] if peer == q}
-                theirs = {(s, sh) for peer, s, sh in streams[q] if peer == p}
-                assert mine == theirs, f"{kernel}: {p} and {q} draw different streams of their key"
+    assert all(len({op for _, op, _, _ in draws}) <= 1 for draws in trace.draws.values())
+    assert_fresh_paired_streams(trace, frozenset({(COMPUTE[2], rep3.S_REZERO)}) if "trunc" in kernel else frozenset())
 
 
 # ---- costs and local operations ---------------------------------------------------------------

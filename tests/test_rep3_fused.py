@@ -29,12 +29,12 @@ def path(request, monkeypatch):
 @pytest.mark.parametrize("n", [0, 1, 3, 1000, 4097])
 def test_open_mask_is_the_plain_formula(path, n):
     rng = np.random.default_rng(n)
-    xa, xb, ya, yb, z, rn, rp, mask = words(rng, 8, n)
+    xa, xb, ya, yb, z, rn, rp = words(rng, 7, n)
     prod = xa * (ya + yb) + xb * ya
-    assert np.array_equal(fused.open_mask((xa, xb, ya, yb), rn, rp, mask), prod + rn - rp + mask)
-    assert np.array_equal(fused.open_mask((xa, xb, ya, yb), rn, rp, None), prod + rn - rp)
-    assert np.array_equal(fused.open_mask((z,), rn, rp, mask), z + rn - rp + mask)
-    assert np.array_equal(fused.open_mask((z,), rn, rp, None), z + rn - rp)
+    assert np.array_equal(fused.open_mask((xa, xb, ya, yb), rn, rp), prod + rn - rp)
+    assert np.array_equal(fused.open_mask((xa, xb, ya, yb), rn), prod + rn)
+    assert np.array_equal(fused.open_mask((z,), rn, rp), z + rn - rp)
+    assert np.array_equal(fused.open_mask((z,), rn, None), z + rn)
     assert np.array_equal(z, words(np.random.default_rng(n), 5, n)[4])  # inputs left untouched
 
 
@@ -49,9 +49,11 @@ def test_trunc_parts_are_the_plain_formulas(path, m):
     want0 = cl + c63 * k - U64(1 << (62 - m)) - b + a * sgn * k - t - w
     assert np.array_equal(fused.trunc_p0(s, g, h, a, b, t, w, m), want0)
     assert np.array_equal(fused.trunc_p1(s, g, h, a, b, t, w, m), a * sgn * k - b - t + w)
-    r = s + g
-    r63b, rlb = fused.trunc_deal(s, g, a, b, m)
-    assert np.array_equal(r63b, (r >> TOP) - a) and np.array_equal(rlb, ((r & LOW63) >> U64(m)) - b)
+    for r, extra in ((s + g, ()), (s + g + h - t, (h, t))):  # the mask with and without rn - rp
+        r63b, rlb = fused.trunc_deal(s, g, a, b, m, *extra)
+        assert np.array_equal(r63b, (r >> TOP) - a) and np.array_equal(rlb, ((r & LOW63) >> U64(m)) - b)
+    with pytest.raises(ValueError, match="both rn and rp"):
+        fused.trunc_deal(s, g, a, b, m, h)
 
 
 def test_c_and_numpy_give_the_same_words(monkeypatch):
@@ -61,16 +63,17 @@ def test_c_and_numpy_give_the_same_words(monkeypatch):
     out = {}
     for c in (True, False):
         monkeypatch.setattr(fused, "use_c", c)
-        out[c] = [fused.open_mask(tuple(ops[:4]), *ops[4:7]), *fused.trunc_deal(*ops[:4], 21),
+        out[c] = [fused.open_mask(tuple(ops[:4]), *ops[4:6]), fused.open_mask((ops[0],), ops[1]),
+                  *fused.trunc_deal(*ops[:4], 21), *fused.trunc_deal(*ops[:4], 21, *ops[4:6]),
                   fused.trunc_p0(*ops[:7], 13), fused.trunc_p1(*ops[2:9], 50)]
-    assert len(out[True]) == 5
+    assert len(out[True]) == 8
     assert all(np.array_equal(a, b) for a, b in zip(out[True], out[False]))
 
 
 def test_operands_of_other_sizes_are_refused(path):
     a = np.zeros(4, U64)
     with pytest.raises(ValueError, match="expected 4"):
-        fused.open_mask((a,), a, np.zeros(5, U64), None)
+        fused.open_mask((a,), a, np.zeros(5, U64))
 
 
 def test_unaligned_and_strided_operands_are_handled(path):
@@ -79,7 +82,7 @@ def test_unaligned_and_strided_operands_are_handled(path):
     raw = np.zeros(8 * 100 + 1, np.uint8)[1:].view(U64)  # a misaligned buffer, like one off the wire
     raw[:] = z
     strided = np.repeat(rn, 2)[::2]
-    assert np.array_equal(fused.open_mask((raw,), strided, rp, None), z + rn - rp)
+    assert np.array_equal(fused.open_mask((raw,), strided, rp), z + rn - rp)
 
 
 @pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
@@ -159,10 +162,10 @@ def test_fast_operand_path_equals_the_checked_one(path, kind):
     odd = [_awkward(a, kind) for a in ops]
     if kind == "unaligned":
         assert not odd[0].flags.aligned
-    want = [fused.open_mask(tuple(ops[:4]), *ops[4:7]), fused.open_mask((ops[0],), ops[1], ops[2], None),
-            *fused.trunc_deal(*ops[:4], 7), fused.trunc_p0(*ops[:7], 13), fused.trunc_p1(*ops[2:9], 40)]
-    got = [fused.open_mask(tuple(odd[:4]), *odd[4:7]), fused.open_mask((odd[0],), odd[1], odd[2], None),
-           *fused.trunc_deal(*odd[:4], 7), fused.trunc_p0(*odd[:7], 13), fused.trunc_p1(*odd[2:9], 40)]
+    want = [fused.open_mask(tuple(ops[:4]), *ops[4:6]), fused.open_mask((ops[0],), ops[1], ops[2]),
+            *fused.trunc_deal(*ops[:4], 7, *ops[4:6]), fused.trunc_p0(*ops[:7], 13), fused.trunc_p1(*ops[2:9], 40)]
+    got = [fused.open_mask(tuple(odd[:4]), *odd[4:6]), fused.open_mask((odd[0],), odd[1], odd[2]),
+           *fused.trunc_deal(*odd[:4], 7, *odd[4:6]), fused.trunc_p0(*odd[:7], 13), fused.trunc_p1(*odd[2:9], 40)]
     assert all(np.array_equal(a, b) for a, b in zip(want, got))
     a = ops[0]
     assert fused._u64(a) is a and fused._check(n, a)[0] is a  # noqa: SLF001 -- no copy, no new view

@@ -25,8 +25,8 @@ Share = tuple[np.ndarray, np.ndarray]
 S_ALPHA = 0          # mul/matmul: the zero sharing added to z_i; reveal_to an outsider: likewise
 S_SHARE = 0          # share: the component known to the owner and its predecessor
 S_OWN0, S_OWN1 = 0, 1  # share from an input party: its private draws of x0, x1
-S_REZERO = 1         # trunc_additive: the re-randomizing zero sharing
-S_RA, S_RB = 2, 3    # trunc_additive: the mask halves (P0<->P2, P1<->P2)
+S_REZERO = 1         # trunc_additive: the dealer's mask on its own share (P0<->P2 and P1<->P2; P2 only)
+S_RA, S_RB = 2, 3    # trunc_additive: P0's and P1's masks on their shares (P0<->P2, P1<->P2)
 S_R63, S_RL = 4, 5   # trunc_additive: P0's halves of the mask's top bit and shifted low bits
 S_T, S_W, S_Q = 6, 7, 8  # trunc_additive: the output re-sharing masks
 
@@ -103,9 +103,9 @@ def _local_product_cost(compute: list[str], n: int, **_: Any) -> Cost:
 
 
 def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 4n; draws 7n, 6n, 7n words."""
+    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 4n; draws 5n, 4n, 7n words."""
     p0, p1, p2 = compute
-    return Cost(2, {p0: 2 * n, p1: 3 * n, p2: 4 * n}, {p0: 7 * n, p1: 6 * n, p2: 7 * n})
+    return Cost(2, {p0: 2 * n, p1: 3 * n, p2: 4 * n}, {p0: 5 * n, p1: 4 * n, p2: 7 * n})
 
 
 def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -186,7 +186,7 @@ def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     """A rep3 sharing (flat) of floor(z / 2^m) (+0 or +1) from a 3-out-of-3 additive sharing z.
 
     P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only.
-    Valid for |z| < 2^62 (signed). 2 rounds; P0 sends 2n, P1 3n, P2 4n.
+    Valid for |z| < 2^62 (signed). 2 rounds; P0 sends 2n, P1 3n, P2 4n (docs/security.md).
     """
     return (yield from _trunc(ctx, (_flat(z),), m))
 
@@ -200,8 +200,9 @@ def trunc_product(ctx: Context, x: Share, y: Share, m: int) -> KernelGen:
 def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
     """The truncation at my role; `product` is (z,) or the operands (xa, xb, ya, yb) of z.
 
-    Each party draws all its words under one key in one call; the re-randomizing zero sharing
-    (rand(next) - rand(prev), stream S_REZERO) is folded into the first pass."""
+    Each party draws all its words under one key in one call. Every share sent in round 1 carries
+    a mask its receiver cannot compute, and the masks make up r: P0's rA, P1's rB, and P2's
+    k02 - k12 (stream S_REZERO), which P2 folds into r as well."""
     m = _check_bits(m)
     i, _, _ = _roles(ctx)
     n = product[0].size
@@ -214,9 +215,9 @@ def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
 
 def _trunc_p0(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    rz1, t, w = ctx.rand_many(p1, (S_REZERO, S_T, S_W), n)
-    rz2, ra, r63a, rla = ctx.rand_many(p2, (S_REZERO, S_RA, S_R63, S_RL), n)
-    s = fused.open_mask(product, rz1, rz2, ra)  # z + ra: the opened c is s + P1's + P2's + 2^62
+    t, w = ctx.rand_many(p1, (S_T, S_W), n)
+    ra, r63a, rla = ctx.rand_many(p2, (S_RA, S_R63, S_RL), n)
+    s = fused.open_mask(product, ra)  # z0 + rA: the opened c is s + P1's + P2's + 2^62
     got = yield Exchange(send={p1: [s]}, expect={p1: 1, p2: 1})
     u0 = fused.trunc_p0(s, got[p1][0], got[p2][0], r63a, rla, t, w, m)
     got = yield Exchange(send={p2: [u0]}, expect={p1: 1})
@@ -225,9 +226,9 @@ def _trunc_p0(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
 
 def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    rz2, rb, q = ctx.rand_many(p2, (S_REZERO, S_RB, S_Q), n)
-    rz0, t, w = ctx.rand_many(p0, (S_REZERO, S_T, S_W), n)
-    s = fused.open_mask(product, rz2, rz0, rb)
+    rb, q = ctx.rand_many(p2, (S_RB, S_Q), n)
+    t, w = ctx.rand_many(p0, (S_T, S_W), n)
+    s = fused.open_mask(product, rb)  # z1 + rB
     got = yield Exchange(send={p0: [s]}, expect={p0: 1, p2: 3})
     z2, r63b, rlb = got[p2]
     u1 = fused.trunc_p1(s, got[p0][0], z2, r63b, rlb, q, w, m)
@@ -239,8 +240,8 @@ def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
     p0, p1, p2 = ctx.compute
     rz0, ra, r63a, rla = ctx.rand_many(p0, (S_REZERO, S_RA, S_R63, S_RL), n)
     rz1, rb, q = ctx.rand_many(p1, (S_REZERO, S_RB, S_Q), n)
-    z = fused.open_mask(product, rz0, rz1, None)
-    r63b, rlb = fused.trunc_deal(ra, rb, r63a, rla, m)
+    z = fused.open_mask(product, rz0, rz1)  # z2 + k02 - k12
+    r63b, rlb = fused.trunc_deal(ra, rb, r63a, rla, m, rz0, rz1)  # r = rA + rB + k02 - k12
     yield Exchange(send={p0: [z], p1: [z, r63b, rlb]})
     got = yield Exchange(expect={p0: 1, p1: 1})
     return q, np.add(got[p0][0], got[p1][0])
@@ -261,8 +262,8 @@ def trunc(ctx: Context, x: Share, bits: int) -> KernelGen:
 def mul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
     """Elementwise product then truncation, fused into 2 rounds.
 
-    The product share goes straight into trunc_additive, whose re-randomization is the zero
-    sharing `mul` would add, so none is added here.
+    The product share goes straight into trunc_additive, whose masks re-randomize every share it
+    sends (as the zero sharing `mul` would add), so none is added here.
     """
     shape = np.shape(x[0])
     return _shaped((yield from trunc_product(ctx, x, y, bits)), shape)

@@ -72,23 +72,21 @@ def _c_args(n: int, *arrays: np.ndarray | None) -> list[Any]:
     return out
 
 
-def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray,
-              mask: np.ndarray | None) -> np.ndarray:
-    """z + rn - rp (+ mask): z = xa*(ya+yb) + xb*ya for product (xa, xb, ya, yb), or z for (z,)."""
+def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray | None = None) -> np.ndarray:
+    """z + rn (- rp): z = xa*(ya+yb) + xb*ya for product (xa, xb, ya, yb), or z for (z,)."""
     n = rn.size
     if len(product) not in (1, 4):
         raise ValueError("open_mask takes (z,) or (xa, xb, ya, yb)")
     out = np.empty(n, dtype=U64)
     if use_c and HAVE_C:
-        args = _c_args(n, *product, rn, rp, mask)
+        args = _c_args(n, *product, rn, rp)
         if len(product) == 4:
             args.insert(4, _NULL)  # no z: the product's operands
         else:
             args[0:0] = [_NULL] * 4  # z given: no operands
         _lib.veil_rep3_open_mask(*args, _ptr(out), n)
         return out
-    ops = _check(n, *product, rn, rp, mask)
-    *base, rn, rp, mask = ops
+    *base, rn, rp = _check(n, *product, rn, rp)
     if len(base) == 4:
         xa, xb, ya, yb = base
         np.add(ya, yb, out=out)
@@ -98,22 +96,27 @@ def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray,
     else:
         np.copyto(out, base[0])
     np.add(out, rn, out=out)
-    np.subtract(out, rp, out=out)
-    if mask is not None:
-        np.add(out, mask, out=out)
+    if rp is not None:
+        np.subtract(out, rp, out=out)
     return out
 
 
-def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray, m: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """The dealer's parts for P1: r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla, r = ra + rb."""
+def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray, m: int,
+               rn: np.ndarray | None = None, rp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The dealer's parts for P1: r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla, for the
+    mask r = ra + rb (+ rn - rp: rep3's dealer masks its own opened share with rn - rp)."""
     n = ra.size
+    if (rn is None) != (rp is None):
+        raise ValueError("trunc_deal takes both rn and rp or neither")
     r63b, rlb = np.empty(n, dtype=U64), np.empty(n, dtype=U64)
     if use_c and HAVE_C:
-        _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, r63a, rla), m, _ptr(r63b), _ptr(rlb), n)
+        _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, rn, rp, r63a, rla), m, _ptr(r63b), _ptr(rlb), n)
         return r63b, rlb
-    ra, rb, r63a, rla = _check(n, ra, rb, r63a, rla)
+    ra, rb, rn, rp, r63a, rla = _check(n, ra, rb, rn, rp, r63a, rla)
     r = np.add(ra, rb)
+    if rn is not None:
+        np.add(r, rn, out=r)
+        np.subtract(r, rp, out=r)
     np.right_shift(r, TOP, out=r63b)
     np.subtract(r63b, r63a, out=r63b)
     np.bitwise_and(r, LOW63, out=r)
