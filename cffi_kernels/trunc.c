@@ -27,16 +27,41 @@ void veil_rep3_open_mask(const uint64_t *xa, const uint64_t *xb, const uint64_t 
     }
 }
 
-/* The dealer: r = ra + rb (+ rn - rp when they are not NULL), and P1's parts of r's top bit and
- * of its low 63 bits shifted by m. */
-void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *rn, const uint64_t *rp,
-                          const uint64_t *r63a, const uint64_t *rla, unsigned m, uint64_t *r63b, uint64_t *rlb,
-                          size_t n)
+/* The low bits of P1's part of the mask's top bit that its formula reads, f = r63b mod 2^(8 fbytes),
+ * stored fbytes to an element (2, 4 or 8: see rep3_fused.f_bytes). */
+static inline void put_f(void *f, unsigned fbytes, size_t j, uint64_t v)
 {
+    if (fbytes == 2)
+        ((uint16_t *)f)[j] = (uint16_t)v;
+    else if (fbytes == 4)
+        ((uint32_t *)f)[j] = (uint32_t)v;
+    else
+        ((uint64_t *)f)[j] = v;
+}
+
+static inline uint64_t get_f(const void *f, unsigned fbytes, size_t j)
+{
+    if (fbytes == 2)
+        return ((const uint16_t *)f)[j];
+    if (fbytes == 4)
+        return ((const uint32_t *)f)[j];
+    return ((const uint64_t *)f)[j];
+}
+
+/* The dealer: r = ra + rb (+ rn - rp when they are not NULL); P1's parts r63b = (r >> 63) - r63a
+ * and rlb = ((r mod 2^63) >> m) - rla, sent as e = r63b K - rlb (K = 2^(63-m)) and f = r63b's low
+ * bits: P1's formula reads r63b only through r63b K sgn = r63b K - c63 r63b 2^(64-m), i.e. through
+ * e and r63b mod 2^m. */
+void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *rn, const uint64_t *rp,
+                          const uint64_t *r63a, const uint64_t *rla, unsigned m, uint64_t *e, void *f,
+                          unsigned fbytes, size_t n)
+{
+    const uint64_t k = ((uint64_t)1) << (63 - m);
     for (size_t j = 0; j < n; j++) {
         uint64_t r = ra[j] + rb[j] + (rn ? rn[j] - rp[j] : 0);
-        r63b[j] = (r >> 63) - r63a[j];
-        rlb[j] = ((r & LOW63) >> m) - rla[j];
+        uint64_t r63b = (r >> 63) - r63a[j], rlb = ((r & LOW63) >> m) - rla[j];
+        e[j] = r63b * k - rlb;
+        put_f(f, fbytes, j, r63b);
     }
 }
 
@@ -67,21 +92,22 @@ void veil_rep3_trunc_p0(const uint64_t *s, const uint64_t *g1, const uint64_t *g
     }
 }
 
-/* P1: open c = s + g0 + z2 + 2^62, then u1 = r63b*sgn*K - rlb - q + w.  z2, q and w may be NULL. */
-void veil_rep3_trunc_p1(const uint64_t *s, const uint64_t *g0, const uint64_t *z2, const uint64_t *r63b,
-                        const uint64_t *rlb, const uint64_t *q, const uint64_t *w, unsigned m,
+/* P1: open c = s + g0 + z2 + 2^62, then u1 = r63b*sgn*K - rlb - q + w = e - c63 (f << (64-m)) - q + w
+ * from the dealer's e and f (see veil_rep3_trunc_deal).  z2, q and w may be NULL. */
+void veil_rep3_trunc_p1(const uint64_t *s, const uint64_t *g0, const uint64_t *z2, const uint64_t *e,
+                        const void *f, unsigned fbytes, const uint64_t *q, const uint64_t *w, unsigned m,
                         uint64_t *out, size_t n)
 {
-    const uint64_t k = ((uint64_t)1) << (63 - m);
+    const unsigned sh = 64 - m;  /* m = 0: 2^64 = 0, the c63 term vanishes */
     for (size_t j0 = 0; j0 < n; j0 += CHUNK) {
         const size_t len = n - j0 < CHUNK ? n - j0 : CHUNK;
         const uint64_t *z2c = AT(z2, j0), *qc = AT(q, j0), *wc = AT(w, j0);
-        const uint64_t *sc = s + j0, *g0c = g0 + j0, *bc = r63b + j0, *lc = rlb + j0;
+        const uint64_t *sc = s + j0, *g0c = g0 + j0, *ec = e + j0;
         uint64_t *oc = out + j0;
         for (size_t j = 0; j < len; j++) {
             uint64_t c = sc[j] + g0c[j] + z2c[j] + OFFSET;
-            uint64_t sgn = 1 - 2 * (c >> 63);
-            oc[j] = bc[j] * sgn * k - lc[j] - qc[j] + wc[j];
+            uint64_t top = m ? get_f(f, fbytes, j0 + j) << sh : 0;
+            oc[j] = ec[j] - (c >> 63) * top - qc[j] + wc[j];
         }
     }
 }

@@ -348,8 +348,9 @@ def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(case):
 def test_declared_costs():
     c0, c1, c2 = COMPUTE
     k = P.kernels
-    for name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):
-        assert k[name].cost(COMPUTE, 10, bits=16) == Cost(2, {c0: 20, c1: 30, c2: 40})
+    for name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):  # P2's f: 2, 4 or 8 bytes an element
+        for bits, f in ((16, 3), (17, 5), (32, 5), (33, 10), (62, 10)):
+            assert k[name].cost(COMPUTE, 10, bits=bits) == Cost(2, {c0: 20, c1: 30, c2: 30 + f})
     for name in ("mul_add", "matmul_add"):
         assert k[name].cost(COMPUTE, 10) == Cost(0, {c0: 0, c1: 0, c2: 0})
     for name in ("mul", "matmul", "reveal"):

@@ -45,14 +45,15 @@ def _mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: A
     return Cost(1, {p0: inputs, p1: inputs, d: n}, {p0: inputs + n, p1: inputs, d: 2 * inputs + n})
 
 
-def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """P0 and P1 open the masked value to each other; the dealer sends P1 two mask parts."""
+def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
+    """P0 and P1 open the masked value to each other; the dealer sends P1 the mask's parts (n words
+    and f_words, n/4 for bits <= 16)."""
     p0, p1, d = compute
-    return Cost(1, {p0: n, p1: n, d: 2 * n}, {p0: 3 * n, p1: n, d: 4 * n})
+    return Cost(1, {p0: n, p1: n, d: n + fused.f_words(n, bits)}, {p0: 3 * n, p1: n, d: 4 * n})
 
 
 def _mul_trunc_cost(compute: list[str], n: int, **attrs: Any) -> Cost:
-    a, b = _mul_cost(compute, n, **attrs), _trunc_cost(compute, n)
+    a, b = _mul_cost(compute, n, **attrs), _trunc_cost(compute, n, **attrs)
     return Cost(2, {p: a.sent[p] + b.sent[p] for p in compute}, {p: a.draws[p] + b.draws[p] for p in compute})
 
 
@@ -148,8 +149,8 @@ def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     shape, n = np.shape(z), int(np.size(z))
     if ctx.index == 2:
         r0, r63_0, rl_0 = ctx.rand_many(p0, (S_R, S_R63, S_RL), n)
-        r63_1, rl_1 = fused.trunc_deal(r0, ctx.rand(p1, S_R, (n,)), r63_0, rl_0, m)
-        yield Exchange(send={p1: [r63_1, rl_1]})
+        e, f = fused.trunc_deal(r0, ctx.rand(p1, S_R, (n,)), r63_0, rl_0, m)
+        yield Exchange(send={p1: [e, f]})
         return _zeros(shape)
     other = p1 if ctx.index == 0 else p0
     if ctx.index == 0:
@@ -161,8 +162,8 @@ def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     if ctx.index == 0:
         y = fused.trunc_p0(masked, got[other][0], None, r63_0, rl_0, None, None, m)
     else:
-        r63_1, rl_1 = got[d]
-        y = fused.trunc_p1(masked, got[other][0], None, r63_1, rl_1, None, None, m)
+        e, f = got[d]
+        y = fused.trunc_p1(masked, got[other][0], None, e, f, None, None, m)
     return y.reshape(shape)
 
 

@@ -102,10 +102,11 @@ def _local_product_cost(compute: list[str], n: int, **_: Any) -> Cost:
     return Cost(0, _each(compute, 0), _each(compute, 0))
 
 
-def _trunc_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 4n; draws 5n, 4n, 7n words."""
+def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
+    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 3n + f_words (n/4 for bits <= 16); draws
+    5n, 4n, 7n words."""
     p0, p1, p2 = compute
-    return Cost(2, {p0: 2 * n, p1: 3 * n, p2: 4 * n}, {p0: 5 * n, p1: 4 * n, p2: 7 * n})
+    return Cost(2, {p0: 2 * n, p1: 3 * n, p2: 3 * n + fused.f_words(n, bits)}, {p0: 5 * n, p1: 4 * n, p2: 7 * n})
 
 
 def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -186,7 +187,8 @@ def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     """A rep3 sharing (flat) of floor(z / 2^m) (+0 or +1) from a 3-out-of-3 additive sharing z.
 
     P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only.
-    Valid for |z| < 2^62 (signed). 2 rounds; P0 sends 2n, P1 3n, P2 4n (docs/security.md).
+    Valid for |z| < 2^62 (signed). 2 rounds; P0 sends 2n, P1 3n, P2 3n + f_words(n, m)
+    (docs/security.md).
     """
     return (yield from _trunc(ctx, (_flat(z),), m))
 
@@ -230,8 +232,8 @@ def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
     t, w = ctx.rand_many(p0, (S_T, S_W), n)
     s = fused.open_mask(product, rb)  # z1 + rB
     got = yield Exchange(send={p0: [s]}, expect={p0: 1, p2: 3})
-    z2, r63b, rlb = got[p2]
-    u1 = fused.trunc_p1(s, got[p0][0], z2, r63b, rlb, q, w, m)
+    z2, e, f = got[p2]
+    u1 = fused.trunc_p1(s, got[p0][0], z2, e, f, q, w, m)
     yield Exchange(send={p2: [u1], p0: [u1]})
     return t, q
 
@@ -241,8 +243,8 @@ def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
     rz0, ra, r63a, rla = ctx.rand_many(p0, (S_REZERO, S_RA, S_R63, S_RL), n)
     rz1, rb, q = ctx.rand_many(p1, (S_REZERO, S_RB, S_Q), n)
     z = fused.open_mask(product, rz0, rz1)  # z2 + k02 - k12
-    r63b, rlb = fused.trunc_deal(ra, rb, r63a, rla, m, rz0, rz1)  # r = rA + rB + k02 - k12
-    yield Exchange(send={p0: [z], p1: [z, r63b, rlb]})
+    e, f = fused.trunc_deal(ra, rb, r63a, rla, m, rz0, rz1)  # r = rA + rB + k02 - k12
+    yield Exchange(send={p0: [z], p1: [z, e, f]})
     got = yield Exchange(expect={p0: 1, p1: 1})
     return q, np.add(got[p0][0], got[p1][0])
 

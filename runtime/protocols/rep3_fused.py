@@ -34,6 +34,7 @@ def _u64(a: np.ndarray) -> np.ndarray:
 
 _U64_ARRAY = _ffi.typeof("uint64_t[]") if _ffi is not None else None
 _NULL = _ffi.NULL if _ffi is not None else None
+_F_DTYPE = {2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}  # f_bytes -> f's elements
 
 
 def _ptr(a: np.ndarray | None) -> Any:
@@ -101,28 +102,43 @@ def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray | 
     return out
 
 
+def f_bytes(m: int) -> int:
+    """Bytes per element of the dealer's f = r63b mod 2^(8 f_bytes): P1 reads r63b only modulo 2^m."""
+    return 2 if m <= 16 else 4 if m <= 32 else 8
+
+
+def f_words(n: int, m: int) -> int:
+    """Ring words (8 bytes) that carry n elements of f for a shift by m."""
+    return (n * f_bytes(m) + 7) // 8
+
+
 def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray, m: int,
                rn: np.ndarray | None = None, rp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The dealer's parts for P1: r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla, for the
-    mask r = ra + rb (+ rn - rp: rep3's dealer masks its own opened share with rn - rp)."""
+    """The dealer's parts for P1 of the mask r = ra + rb (+ rn - rp: rep3's dealer masks its own
+    opened share with rn - rp): with r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla,
+    e = r63b * 2^(63-m) - rlb and f, r63b's low 8 f_bytes(m) bits packed into f_words(n, m) words
+    (P1's formula reads r63b only through e and r63b mod 2^m)."""
     n = ra.size
     if (rn is None) != (rp is None):
         raise ValueError("trunc_deal takes both rn and rp or neither")
-    r63b, rlb = np.empty(n, dtype=U64), np.empty(n, dtype=U64)
+    e, f = np.empty(n, dtype=U64), np.zeros(f_words(n, m), dtype=U64)
     if use_c and HAVE_C:
-        _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, rn, rp, r63a, rla), m, _ptr(r63b), _ptr(rlb), n)
-        return r63b, rlb
+        _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, rn, rp, r63a, rla), m, _ptr(e), _ptr(f), f_bytes(m), n)
+        return e, f
     ra, rb, rn, rp, r63a, rla = _check(n, ra, rb, rn, rp, r63a, rla)
     r = np.add(ra, rb)
     if rn is not None:
         np.add(r, rn, out=r)
         np.subtract(r, rp, out=r)
-    np.right_shift(r, TOP, out=r63b)
+    r63b = np.right_shift(r, TOP)
     np.subtract(r63b, r63a, out=r63b)
     np.bitwise_and(r, LOW63, out=r)
-    np.right_shift(r, U64(m), out=rlb)
-    np.subtract(rlb, rla, out=rlb)
-    return r63b, rlb
+    np.right_shift(r, U64(m), out=r)
+    np.subtract(r, rla, out=r)            # rlb
+    f.view(_F_DTYPE[f_bytes(m)])[:n] = r63b  # wraps to the low bits
+    np.multiply(r63b, U64(1 << (63 - m)), out=e)
+    np.subtract(e, r, out=e)
+    return e, f
 
 
 def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -169,17 +185,27 @@ def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndar
     return y
 
 
-def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, r63b: np.ndarray, rlb: np.ndarray,
+def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, e: np.ndarray, f: np.ndarray,
              q: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
-    """P1's u1 = r63b*sgn*K - rlb - q + w for the opened c (z2, q, w None: zero)."""
+    """P1's u1 = r63b*sgn*K - rlb - q + w = e - c63 * (r63b << (64 - m)) - q + w for the opened c,
+    from the dealer's e and packed f (see trunc_deal; z2, q, w None: zero)."""
     n = s.size
+    f = _operand(f, f_words(n, m))
     if use_c and HAVE_C:
-        return _c_trunc(_lib.veil_rep3_trunc_p1, (s, g0, z2, r63b, rlb, q, w), m, n)
-    s, g0, z2, r63b, rlb, q, w = _check(n, s, g0, z2, r63b, rlb, q, w)
-    _, y = _opened_sign(s, g0, z2)
-    np.multiply(y, r63b, out=y)
-    np.multiply(y, U64(1 << (63 - m)), out=y)
-    np.subtract(y, rlb, out=y)
+        out = np.empty(n, dtype=U64)
+        args = _c_args(n, s, g0, z2, e)
+        _lib.veil_rep3_trunc_p1(*args, _ptr(f), f_bytes(m), *_c_args(n, q, w), m, _ptr(out), n)
+        return out
+    s, g0, z2, e, q, w = _check(n, s, g0, z2, e, q, w)
+    c, _ = _opened_sign(s, g0, z2)
+    y = np.right_shift(c, TOP)
+    if m:
+        top = f.view(_F_DTYPE[f_bytes(m)])[:n].astype(U64)
+        np.left_shift(top, U64(64 - m), out=top)
+        np.multiply(y, top, out=y)
+    else:
+        y[:] = 0  # 2^64 = 0: the c63 term vanishes
+    np.subtract(e, y, out=y)
     if q is not None:
         np.subtract(y, q, out=y)
     if w is not None:
