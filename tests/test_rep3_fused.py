@@ -68,6 +68,17 @@ def test_trunc_parts_are_the_plain_formulas(path, m):
         fused.trunc_deal(s, g, a, b, m, h)
 
 
+@pytest.mark.parametrize("n", [1, 3, 5, 1001])
+def test_the_packed_f_is_padded_with_zeros(path, n):
+    """The words after f's last element are sent too: they must be zeros, not stale memory."""
+    for m in (9, 20, 40):
+        junk = [np.full(4 * n + 8, 0xA5A5A5A5A5A5A5A5, U64) for _ in range(8)]  # stale heap words
+        del junk
+        ra, rb, a, b = words(np.random.default_rng(n), 4, n)
+        _, f = fused.trunc_deal(ra, rb, a, b, m)
+        assert not f.view(np.uint8)[n * fused.f_bytes(m):].any(), m
+
+
 @pytest.mark.parametrize("m", [0, 5, 16, 17, 32, 33, 62])
 def test_p1_reads_only_e_and_the_low_m_bits_of_its_top_bit_part(path, m):
     """The dealer's e and f give P1 the same u1 as r63b and rlb in full, for every c, so the

@@ -121,7 +121,9 @@ def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray
     n = ra.size
     if (rn is None) != (rp is None):
         raise ValueError("trunc_deal takes both rn and rp or neither")
-    e, f = np.empty(n, dtype=U64), np.zeros(f_words(n, m), dtype=U64)
+    e, f = np.empty(n, dtype=U64), np.empty(f_words(n, m), dtype=U64)
+    if f.size:
+        f[-1] = 0  # the padding after the last element travels too: never uninitialized memory
     if use_c and HAVE_C:
         _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, rn, rp, r63a, rla), m, _ptr(e), _ptr(f), f_bytes(m), n)
         return e, f
