@@ -104,7 +104,7 @@ WORKLOADS = [
              {"N": 128, "BATCH": 128}),
     Workload("matmul 128x784x128", "matmul", MATMUL, "T", (1, 5),
              lambda g: {"alice": {"x": g.uniform(-1, 1, (128, 784)) / 28}, "bob": {"w": g.uniform(-1, 1, (784, 128)) / 28}}),
-    Workload("10^6 multiplications", "10^6 mul", MULS, "T", (1, 3),
+    Workload("10^6 multiplications", "10^6 mul", MULS, "T", (1, 5),
              lambda g: {"alice": {"a": g.uniform(-1, 1, 10**6)}, "bob": {"b": g.uniform(-1, 1, 10**6)}}),
     Workload("10^6 comparisons", "10^6 cmp", COMPARE, "T", (1, 3), lambda g: {"alice": {"x": g.uniform(-1, 1, 10**6)}}),
     Workload("sort 1000", "sort", SORT, "T", (1, 3), lambda g: {"alice": {"x": g.uniform(-100, 100, 1000)}}),
