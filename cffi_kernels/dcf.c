@@ -205,11 +205,19 @@ static int dcf_gen_keys(const __m128i *rk, const uint64_t *alpha, const uint64_t
 }
 #endif
 
+#ifdef VEIL_AESNI
+/* What every entry point checks first: AES-NI here, and a domain and payload the kernels handle. */
+static int dcf_params_ok(unsigned n_bits, unsigned w)
+{
+    return veil_aes_available() && w >= 1 && w <= DCF_MAX_W && n_bits >= 1 && n_bits <= 64;
+}
+#endif
+
 int veil_dcf_gen(const uint64_t *alpha, const uint64_t *beta, const uint64_t *offset, const uint64_t *seed0,
                  const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *words)
 {
 #ifdef VEIL_AESNI
-    if (!veil_aes_available() || w < 1 || w > DCF_MAX_W || n_bits < 1 || n_bits > 64)
+    if (!dcf_params_ok(n_bits, w))
         return -1;
     return dcf_gen_keys(dcf_keys(), alpha, beta, offset, seed0, seed1, n, n_bits, w, words);
 #else
@@ -290,7 +298,7 @@ int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint
                   unsigned w, uint64_t *out)
 {
 #ifdef VEIL_AESNI
-    if (!veil_aes_available() || w < 1 || w > DCF_MAX_W || n_bits < 1 || n_bits > 64)
+    if (!dcf_params_ok(n_bits, w))
         return -1;
     return dcf_eval_keys(dcf_keys(), b, seed, words, x, n, n_bits, w, out);
 #else
@@ -482,7 +490,7 @@ int veil_dcf_eval_at(int b, const uint64_t *seed, const uint64_t *words, const u
                      unsigned n_bits, unsigned w, uint64_t *out)
 {
 #ifdef VEIL_AESNI
-    if (!veil_aes_available() || w < 1 || w > DCF_MAX_W || n_bits < 1 || n_bits > 64)
+    if (!dcf_params_ok(n_bits, w))
         return -1;
     if (n == 0 || k == 0)
         return 0;

@@ -36,16 +36,20 @@ _warned = False
 U64 = np.dtype(np.uint64)
 
 
-def _as_u64(x: Any) -> np.ndarray:
-    """A C-contiguous uint64 view (int64 reinterpreted bit for bit, i.e. already mod 2^64)."""
+def _u64_view(x: Any) -> np.ndarray:
+    """A uint64 view as it comes (int64 reinterpreted bit for bit, i.e. already mod 2^64)."""
     arr = np.asarray(x)
-    if arr.dtype == U64 and arr.flags.c_contiguous:  # the common case, kept cheap
+    if arr.dtype == U64:
         return arr
-    if arr.dtype == np.int64:
-        arr = arr.view(np.uint64)
-    elif arr.dtype != np.uint64:
+    if arr.dtype != np.int64:
         raise TypeError(f"ring matmul needs uint64 or int64 arrays, got {arr.dtype}")
-    return np.ascontiguousarray(arr)
+    return arr.view(np.uint64)
+
+
+def _as_u64(x: Any) -> np.ndarray:
+    """A C-contiguous uint64 view (see _u64_view), copied only when it is not contiguous."""
+    arr = _u64_view(x)
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
 def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
@@ -186,11 +190,7 @@ def matmul2_reference(a1: np.ndarray, b1: np.ndarray, b1x: np.ndarray | None, a2
 def _operand(x: Any, shape: tuple[int, int] | None, what: str) -> np.ndarray:
     """A checked 2-D uint64 operand of the given shape: a view as it comes (the C kernel reads
     strides), copied only when it is not word-aligned or its strides are not whole words."""
-    arr = np.asarray(x)
-    if arr.dtype != U64:
-        if arr.dtype != np.int64:
-            raise TypeError(f"ring matmul needs uint64 or int64 arrays, got {arr.dtype}")
-        arr = arr.view(np.uint64)
+    arr = _u64_view(x)
     if arr.ndim != 2 or (shape is not None and arr.shape != shape):
         raise ValueError(f"ring matmul2: {what} has shape {arr.shape}, needs {shape or '2-D'}")
     flags = arr.flags

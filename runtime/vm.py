@@ -42,19 +42,8 @@ def _elements(x: Any) -> int:
     if isinstance(x, np.ndarray):
         return x.size
     if isinstance(x, (tuple, list)):
-        n = 0
-        for v in x:  # a loop, not sum() over a generator: this runs before every local op
-            n += v.size if type(v) is np.ndarray else _elements(v)
-        return n
+        return sum(_elements(v) for v in x)
     return 0
-
-
-def _operand_elements(regs: dict[int, Any], names: tuple[int, ...] | list[int]) -> int:
-    """How many ring elements an instruction's operands hold together."""
-    n = 0
-    for r in names:
-        n += _elements(regs.get(r))
-    return n
 
 # Who follows the run (live values, the progress line: runtime/progress.py), set by `veil run`;
 # None (the API, tests) prints nothing. A follower has `iteration(loops)` and `value(name, loops, ring,
@@ -99,7 +88,7 @@ class VM:
     histories: dict[str, tuple[list, tuple[int, ...], str, int]] = field(default_factory=dict)
     _yielded: float = 0.0
     _kernels: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict)  # iid -> (spec, attrs)
-    _plans: dict[int, tuple[OpInstr, Callable[[list], Any], bool]] = field(default_factory=dict)  # id(ins) -> _prepare's
+    _plans: dict[int, tuple[OpInstr, Callable[[list], Any], bool]] = field(default_factory=dict)  # id(ins) -> _prepared's
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -127,10 +116,7 @@ class VM:
                 case Recv():
                     await self.recv()
                 case OpInstr():
-                    known = self._plans.get(id(ins))
-                    if known is None or known[0] is not ins:
-                        known = self._prepare(ins)
-                    if known[2]:
+                    if self._prepared(ins)[2]:
                         await asyncio.to_thread(self.op, ins)
                     else:
                         self.op(ins)
@@ -177,11 +163,8 @@ class VM:
     def op(self, ins: OpInstr) -> None:
         regs = self.regs
         args = [regs[r] for r in ins.ins]
-        known = self._plans.get(id(ins))
         try:
-            if known is None or known[0] is not ins:
-                known = self._prepare(ins)
-            regs[ins.out] = known[1](args)
+            regs[ins.out] = self._prepared(ins)[1](args)
         except RuntimeFailure:
             raise
         except Exception as exc:  # a bug or a data-dependent failure: name where it happened
@@ -191,12 +174,14 @@ class VM:
         """`bob failed at fraud.mpc:27:13 → ml.mpc:13:5 (kernel mul_trunc): ...`"""
         return RuntimeFailure(f"{self.party} failed at {where(pos)} ({what}): {exc}")
 
-    def _prepare(self, ins: OpInstr) -> tuple[OpInstr, Callable[[list], Any], bool]:
+    def _prepared(self, ins: OpInstr) -> tuple[OpInstr, Callable[[list], Any], bool]:
         """What a local instruction's runs share, decided at its first: how `local` computes it, and
         whether it goes to a worker thread (its operands' size: a register's shape is the same on
         every run, being its value's static type)."""
-        big = _operand_elements(self.regs, ins.ins) >= OFFLOAD_ELEMENTS
-        known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec), big)
+        known = self._plans.get(id(ins))
+        if known is None or known[0] is not ins:  # first run (an id may be reused by a new instruction)
+            big = sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS
+            known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec), big)
         return known
 
     def _plan(self, opcode: str, attrs: dict, sec: tuple[int, ...]) -> Callable[[list], Any]:

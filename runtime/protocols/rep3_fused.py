@@ -143,12 +143,17 @@ def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray
     return e, f
 
 
-def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """c = s + g + h + 2^62 and sgn = 1 - 2 * (c >> 63), the opened value and its sign factor."""
+def _opened(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> np.ndarray:
+    """The opened value c = s + g + h + 2^62."""
     c = np.add(s, g)
     if h is not None:
         np.add(c, h, out=c)
-    np.add(c, OFFSET, out=c)
+    return np.add(c, OFFSET, out=c)
+
+
+def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """c (see _opened) and sgn = 1 - 2 * (c >> 63), the opened value and its sign factor."""
+    c = _opened(s, g, h)
     sgn = np.right_shift(c, TOP)
     np.multiply(sgn, U64(2), out=sgn)
     np.subtract(U64(1), sgn, out=sgn)
@@ -199,8 +204,7 @@ def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, e: np.ndarray
         _lib.veil_rep3_trunc_p1(*args, _ptr(f), f_bytes(m), *_c_args(n, q, w), m, _ptr(out), n)
         return out
     s, g0, z2, e, q, w = _check(n, s, g0, z2, e, q, w)
-    c, _ = _opened_sign(s, g0, z2)
-    y = np.right_shift(c, TOP)
+    y = np.right_shift(_opened(s, g0, z2), TOP)  # c63
     if m:
         top = f.view(_F_DTYPE[f_bytes(m)])[:n].astype(U64)
         np.left_shift(top, U64(64 - m), out=top)
