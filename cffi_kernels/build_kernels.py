@@ -25,11 +25,9 @@ void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t
                           const uint64_t *r63a, const uint64_t *rla, unsigned m, uint64_t *e, void *f,
                           unsigned fbytes, size_t n);
 void veil_rep3_trunc_p0(const uint64_t *s, const uint64_t *g1, const uint64_t *g2, const uint64_t *r63a,
-                        const uint64_t *rla, const uint64_t *t, const uint64_t *w, unsigned m,
-                        uint64_t *out, size_t n);
+                        const uint64_t *rla, const uint64_t *t, unsigned m, uint64_t *out, size_t n);
 void veil_rep3_trunc_p1(const uint64_t *s, const uint64_t *g0, const uint64_t *z2, const uint64_t *e,
-                        const void *f, unsigned fbytes, const uint64_t *q, const uint64_t *w, unsigned m,
-                        uint64_t *out, size_t n);
+                        const void *f, unsigned fbytes, const uint64_t *q, unsigned m, uint64_t *out, size_t n);
 int veil_dcf_gen(const uint64_t *alpha, const uint64_t *beta, const uint64_t *offset, const uint64_t *seed0,
                  const uint64_t *seed1, size_t n, unsigned n_bits, unsigned w, uint64_t *words);
 int veil_dcf_eval(int b, const uint64_t *seed, const uint64_t *words, const uint64_t *x, size_t n, unsigned n_bits,

@@ -71,43 +71,41 @@ void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t
 static const uint64_t ZEROS[CHUNK];
 #define AT(p, j0) ((p) ? (p) + (j0) : ZEROS)
 
-/* P0: open c = s + g1 + g2 + 2^62, then u0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t - w
- * with sgn = 1 - 2*c63 and K = 2^(63-m).  g2, t and w may be NULL. */
+/* P0: open c = s + g1 + g2 + 2^62, then v0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t
+ * with sgn = 1 - 2*c63 and K = 2^(63-m).  g2 and t may be NULL. */
 void veil_rep3_trunc_p0(const uint64_t *s, const uint64_t *g1, const uint64_t *g2, const uint64_t *r63a,
-                        const uint64_t *rla, const uint64_t *t, const uint64_t *w, unsigned m,
-                        uint64_t *out, size_t n)
+                        const uint64_t *rla, const uint64_t *t, unsigned m, uint64_t *out, size_t n)
 {
     const uint64_t k = ((uint64_t)1) << (63 - m), h = ((uint64_t)1) << (62 - m);
     for (size_t j0 = 0; j0 < n; j0 += CHUNK) {
         const size_t len = n - j0 < CHUNK ? n - j0 : CHUNK;
-        const uint64_t *g2c = AT(g2, j0), *tc = AT(t, j0), *wc = AT(w, j0);
+        const uint64_t *g2c = AT(g2, j0), *tc = AT(t, j0);
         const uint64_t *sc = s + j0, *g1c = g1 + j0, *ac = r63a + j0, *lc = rla + j0;
         uint64_t *oc = out + j0;
         for (size_t j = 0; j < len; j++) {
             uint64_t c = sc[j] + g1c[j] + g2c[j] + OFFSET;
             uint64_t c63 = c >> 63, cl = (c & LOW63) >> m;
             uint64_t sgn = 1 - 2 * c63;
-            oc[j] = cl + c63 * k - h - lc[j] + ac[j] * sgn * k - tc[j] - wc[j];
+            oc[j] = cl + c63 * k - h - lc[j] + ac[j] * sgn * k - tc[j];
         }
     }
 }
 
-/* P1: open c = s + g0 + z2 + 2^62, then u1 = r63b*sgn*K - rlb - q + w = e - c63 (f << (64-m)) - q + w
- * from the dealer's e and f (see veil_rep3_trunc_deal).  z2, q and w may be NULL. */
+/* P1: open c = s + g0 + z2 + 2^62, then v1 = r63b*sgn*K - rlb - q = e - c63 (f << (64-m)) - q
+ * from the dealer's e and f (see veil_rep3_trunc_deal).  z2 and q may be NULL. */
 void veil_rep3_trunc_p1(const uint64_t *s, const uint64_t *g0, const uint64_t *z2, const uint64_t *e,
-                        const void *f, unsigned fbytes, const uint64_t *q, const uint64_t *w, unsigned m,
-                        uint64_t *out, size_t n)
+                        const void *f, unsigned fbytes, const uint64_t *q, unsigned m, uint64_t *out, size_t n)
 {
     const unsigned sh = 64 - m;  /* m = 0: 2^64 = 0, the c63 term vanishes */
     for (size_t j0 = 0; j0 < n; j0 += CHUNK) {
         const size_t len = n - j0 < CHUNK ? n - j0 : CHUNK;
-        const uint64_t *z2c = AT(z2, j0), *qc = AT(q, j0), *wc = AT(w, j0);
+        const uint64_t *z2c = AT(z2, j0), *qc = AT(q, j0);
         const uint64_t *sc = s + j0, *g0c = g0 + j0, *ec = e + j0;
         uint64_t *oc = out + j0;
         for (size_t j = 0; j < len; j++) {
             uint64_t c = sc[j] + g0c[j] + z2c[j] + OFFSET;
             uint64_t top = m ? get_f(f, fbytes, j0 + j) << sh : 0;
-            oc[j] = ec[j] - (c >> 63) * top - qc[j] + wc[j];
+            oc[j] = ec[j] - (c >> 63) * top - qc[j];
         }
     }
 }

@@ -83,10 +83,12 @@ def test_veil_local_asks_one_party_for_its_progress():
     assert quiet.args == {"alice": ["--quiet"], "bob": ["--quiet"]}
 
 
+# The loop must outlast PROGRESS_AFTER (1 s) on a fast, quiet machine too: 2,000 steps of 4 rounds
+# take ~2 s here (700 took 0.66-0.76 s on a quiet machine, and the line never appeared).
 LONG = """\
 party alice, bob, carol
 protocol rep3(alice, bob, carol)
-param T = 700
+param T = 2000
 s = secret(input(alice, "x", shape=(4,)))
 acc = s
 for step in range(T):
@@ -129,7 +131,7 @@ def test_progress_appears_on_a_terminal_and_not_through_a_pipe_or_under_quiet(tm
     args = ["local", "long.mpc", "--input", "alice.x=x.csv"]
     code, shown = _run_on_pty(args, tmp_path)
     assert code == 0, shown
-    assert "\rstep " in shown and "/700  " in shown and "elapsed" in shown
+    assert "\rstep " in shown and "/2000  " in shown and "elapsed" in shown
     assert shown.count("elapsed") >= 1
     code, quiet = _run_on_pty(args + ["--quiet"], tmp_path)
     assert code == 0 and "elapsed" not in quiet

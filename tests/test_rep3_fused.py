@@ -49,17 +49,17 @@ def plain_f(r63b: np.ndarray, m: int) -> np.ndarray:
 def test_trunc_parts_are_the_plain_formulas(path, m):
     rng = np.random.default_rng(m)
     n = 2001
-    s, g, h, a, b, t, w = words(rng, 7, n)
+    s, g, h, a, b, t = words(rng, 6, n)
     c = s + g + h + OFFSET
     c63, cl, k = c >> TOP, (c & LOW63) >> U64(m), U64(1 << (63 - m))
     sgn = U64(1) - U64(2) * c63
-    want0 = cl + c63 * k - U64(1 << (62 - m)) - b + a * sgn * k - t - w
-    assert np.array_equal(fused.trunc_p0(s, g, h, a, b, t, w, m), want0)
-    # P1's u1 = r63b*sgn*K - rlb - q + w, here from the dealer's e and f for r63b = a, rlb = b
+    want0 = cl + c63 * k - U64(1 << (62 - m)) - b + a * sgn * k - t
+    assert np.array_equal(fused.trunc_p0(s, g, h, a, b, t, m), want0)
+    # P1's v1 = r63b*sgn*K - rlb - q, here from the dealer's e and f for r63b = a, rlb = b
     e, f = a * k - b, plain_f(a, m)
-    assert np.array_equal(fused.trunc_p1(s, g, h, e, f, t, w, m), a * sgn * k - b - t + w)
+    assert np.array_equal(fused.trunc_p1(s, g, h, e, f, t, m), a * sgn * k - b - t)
     zero = np.zeros(n, U64)  # absent operands (None) read as zeros
-    assert np.array_equal(fused.trunc_p1(s, g, None, e, f, None, None, m), fused.trunc_p1(s, g, zero, e, f, zero, zero, m))
+    assert np.array_equal(fused.trunc_p1(s, g, None, e, f, None, m), fused.trunc_p1(s, g, zero, e, f, zero, m))
     for r, extra in ((s + g, ()), (s + g + h - t, (h, t))):  # the mask with and without rn - rp
         r63b, rlb = (r >> TOP) - a, ((r & LOW63) >> U64(m)) - b
         got_e, got_f = fused.trunc_deal(s, g, a, b, m, *extra)
@@ -81,14 +81,14 @@ def test_the_packed_f_is_padded_with_zeros(path, n):
 
 @pytest.mark.parametrize("m", [0, 5, 16, 17, 32, 33, 62])
 def test_p1_reads_only_e_and_the_low_m_bits_of_its_top_bit_part(path, m):
-    """The dealer's e and f give P1 the same u1 as r63b and rlb in full, for every c, so the
+    """The dealer's e and f give P1 the same v1 as r63b and rlb in full, for every c, so the
     smaller message changes no output; f carries at least m bits and fewer than 64 when m <= 32."""
     n = 4099
-    s, g, r63b, rlb, q, w = words(np.random.default_rng(100 + m), 6, n)
+    s, g, r63b, rlb, q = words(np.random.default_rng(100 + m), 5, n)
     k = U64(1 << (63 - m))
     sgn = U64(1) - U64(2) * ((s + g + OFFSET) >> TOP)
     e, f = r63b * k - rlb, plain_f(r63b, m)
-    assert np.array_equal(fused.trunc_p1(s, g, None, e, f, q, w, m), r63b * sgn * k - rlb - q + w)
+    assert np.array_equal(fused.trunc_p1(s, g, None, e, f, q, m), r63b * sgn * k - rlb - q)
     assert 8 * fused.f_bytes(m) >= m and (fused.f_bytes(m) < 8 or m > 32)
     assert fused.f_words(n, m) == -(-n * fused.f_bytes(m) // 8)
 
@@ -96,14 +96,14 @@ def test_p1_reads_only_e_and_the_low_m_bits_of_its_top_bit_part(path, m):
 def test_c_and_numpy_give_the_same_words(monkeypatch):
     if not fused.HAVE_C:
         pytest.skip("the C kernels are not built here")
-    ops = words(np.random.default_rng(5), 9, 30_001)
+    ops = words(np.random.default_rng(5), 8, 30_001)
     out = {}
     for c in (True, False):
         monkeypatch.setattr(fused, "use_c", c)
         e, f = fused.trunc_deal(*ops[:4], 21, *ops[4:6])
         out[c] = [fused.open_mask(tuple(ops[:4]), *ops[4:6]), fused.open_mask((ops[0],), ops[1]),
-                  *fused.trunc_deal(*ops[:4], 21), e, f, fused.trunc_p0(*ops[:7], 13),
-                  fused.trunc_p1(*ops[2:5], e, f, *ops[7:9], 21), fused.trunc_p1(*ops[2:5], ops[5], ops[6], None, None, 50)]
+                  *fused.trunc_deal(*ops[:4], 21), e, f, fused.trunc_p0(*ops[:6], 13),
+                  fused.trunc_p1(*ops[2:5], e, f, ops[7], 21), fused.trunc_p1(*ops[2:5], ops[5], ops[6], None, 50)]
     assert len(out[True]) == 9
     assert all(np.array_equal(a, b) for a, b in zip(out[True], out[False]))
 
@@ -159,9 +159,10 @@ def test_absent_operands_read_as_zero(path, n):
     """dealer2's truncation passes None for the terms it lacks; C reads them chunk by chunk."""
     s, g, a, b, t = words(np.random.default_rng(n), 5, n)
     zero = np.zeros(n, U64)
-    assert np.array_equal(fused.trunc_p0(s, g, None, a, b, None, t, 9), fused.trunc_p0(s, g, zero, a, b, zero, t, 9))
+    assert np.array_equal(fused.trunc_p0(s, g, None, a, b, None, 9), fused.trunc_p0(s, g, zero, a, b, zero, 9))
     f = plain_f(a, 9)
-    assert np.array_equal(fused.trunc_p1(s, g, None, b, f, t, None, 9), fused.trunc_p1(s, g, zero, b, f, t, zero, 9))
+    assert np.array_equal(fused.trunc_p1(s, g, None, b, f, None, 9), fused.trunc_p1(s, g, zero, b, f, zero, 9))
+    assert np.array_equal(fused.trunc_p1(s, g, None, b, f, t, 9), fused.trunc_p1(s, g, zero, b, f, t, 9))
 
 
 @pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
@@ -203,11 +204,11 @@ def test_fast_operand_path_equals_the_checked_one(path, kind):
         assert not odd[0].flags.aligned
     f = plain_f(ops[6], 40)
     want = [fused.open_mask(tuple(ops[:4]), *ops[4:6]), fused.open_mask((ops[0],), ops[1], ops[2]),
-            *fused.trunc_deal(*ops[:4], 7, *ops[4:6]), fused.trunc_p0(*ops[:7], 13),
-            fused.trunc_p1(*ops[2:6], f, *ops[7:9], 40)]
+            *fused.trunc_deal(*ops[:4], 7, *ops[4:6]), fused.trunc_p0(*ops[:6], 13),
+            fused.trunc_p1(*ops[2:6], f, ops[7], 40)]
     got = [fused.open_mask(tuple(odd[:4]), *odd[4:6]), fused.open_mask((odd[0],), odd[1], odd[2]),
-           *fused.trunc_deal(*odd[:4], 7, *odd[4:6]), fused.trunc_p0(*odd[:7], 13),
-           fused.trunc_p1(*odd[2:6], _awkward(f, kind), *odd[7:9], 40)]
+           *fused.trunc_deal(*odd[:4], 7, *odd[4:6]), fused.trunc_p0(*odd[:6], 13),
+           fused.trunc_p1(*odd[2:6], _awkward(f, kind), odd[7], 40)]
     assert all(np.array_equal(a, b) for a, b in zip(want, got))
     a = ops[0]
     assert fused._u64(a) is a and fused._check(n, a)[0] is a  # noqa: SLF001 -- no copy, no new view
@@ -218,7 +219,7 @@ def test_a_wrong_size_is_refused_on_the_fast_path_too(path):
     a, b = np.zeros(4, U64), np.zeros(5, U64)
     for bad in ((a, a, b), (a, b, a), (b, a, a)):
         with pytest.raises(ValueError, match="elements, expected"):
-            fused.trunc_p1(bad[0], bad[1], None, bad[2], a, None, None, 3)
+            fused.trunc_p1(bad[0], bad[1], None, bad[2], a, None, 3)
 
 
 @pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))

@@ -122,10 +122,11 @@ def _stats(out: str, err: str) -> dict[str, dict]:
 
 
 def test_real_processes_pay_half_a_round_trip_per_round(tmp_path: Path):
-    """A run of R rounds under --rtt takes at least R x RTT/2 of wall-clock time, and each party's
-    own run (measured from its connected mesh, so process start-up is not in it) about (R - 1) x
-    RTT/2 longer than unshaped: a party that starts its run late finds its first messages waiting,
-    hence a quarter of slack."""
+    """A run of R rounds under --rtt takes at least R x RTT/2 of wall-clock time, and the slowest
+    party's own run (measured from its connected mesh, so process start-up is not in it) about
+    (R - 1) x RTT/2 longer than unshaped: a party that starts its run late finds its first messages
+    waiting, hence a quarter of slack. Not every party waits in every round (rep3's truncation
+    dealer sends in the first of its two rounds only), so the bound is the slowest party's."""
     rtt = 0.3
     (tmp_path / "rounds.mpc").write_text(ROUNDS_PROGRAM)
     (tmp_path / "ones.csv").write_text("1.0\n1.0\n1.0\n1.0\n")
@@ -143,8 +144,8 @@ def test_real_processes_pay_half_a_round_trip_per_round(tmp_path: Path):
     assert critical >= 8
     assert t2 - t1 >= critical * rtt / 2
     slowest_plain = max(r["seconds"] for r in before.values())
-    for party, r in after.items():
-        assert r["seconds"] - slowest_plain >= 0.75 * (critical - 1) * rtt / 2, (party, r, before)
+    slowest_shaped = max(r["seconds"] for r in after.values())
+    assert slowest_shaped - slowest_plain >= 0.75 * (critical - 1) * rtt / 2, (after, before)
     assert "alice.y [4] = [1. 1. 1. 1.]" in shaped.out
 
 

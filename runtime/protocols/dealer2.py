@@ -160,10 +160,10 @@ def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     masked = np.add(_flat(z), r)
     got = yield Exchange(send={other: [masked]}, expect={other: 1, **({d: 2} if ctx.index == 1 else {})})
     if ctx.index == 0:
-        y = fused.trunc_p0(masked, got[other][0], None, r63_0, rl_0, None, None, m)
+        y = fused.trunc_p0(masked, got[other][0], None, r63_0, rl_0, None, m)
     else:
         e, f = got[d]
-        y = fused.trunc_p1(masked, got[other][0], None, e, f, None, None, m)
+        y = fused.trunc_p1(masked, got[other][0], None, e, f, None, m)
     return y.reshape(shape)
 
 

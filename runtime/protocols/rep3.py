@@ -28,7 +28,7 @@ S_OWN0, S_OWN1 = 0, 1  # share from an input party: its private draws of x0, x1
 S_REZERO = 1         # trunc_additive: the dealer's mask on its own share (P0<->P2 and P1<->P2; P2 only)
 S_RA, S_RB = 2, 3    # trunc_additive: P0's and P1's masks on their shares (P0<->P2, P1<->P2)
 S_R63, S_RL = 4, 5   # trunc_additive: P0's halves of the mask's top bit and shifted low bits
-S_T, S_W, S_Q = 6, 7, 8  # trunc_additive: the output re-sharing masks
+S_T, S_Q = 6, 8      # trunc_additive: the output components x0 (P0<->P2) and x2 (P1<->P2)
 
 # The opened value is offset by 2^62 (rep3_fused.OFFSET), so z + 2^62 lies in [0, 2^63) for |z| < 2^62.
 MAX_BITS = 62
@@ -103,10 +103,10 @@ def _local_product_cost(compute: list[str], n: int, **_: Any) -> Cost:
 
 
 def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
-    """trunc_additive: 2 rounds; P0 sends 2n, P1 3n, P2 3n + f_words (n/4 for bits <= 16); draws
-    5n, 4n, 7n words."""
+    """trunc_additive: 2 rounds (P2 sends in the first only); P0 sends 2n, P1 2n, P2 3n + f_words
+    (n/4 for bits <= 16); draws 4n, 2n, 8n words."""
     p0, p1, p2 = compute
-    return Cost(2, {p0: 2 * n, p1: 3 * n, p2: 3 * n + fused.f_words(n, bits)}, {p0: 5 * n, p1: 4 * n, p2: 7 * n})
+    return Cost(2, {p0: 2 * n, p1: 2 * n, p2: 3 * n + fused.f_words(n, bits)}, {p0: 4 * n, p1: 2 * n, p2: 8 * n})
 
 
 def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -186,9 +186,9 @@ def matmul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
 def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     """A rep3 sharing (flat) of floor(z / 2^m) (+0 or +1) from a 3-out-of-3 additive sharing z.
 
-    P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only.
-    Valid for |z| < 2^62 (signed). 2 rounds; P0 sends 2n, P1 3n, P2 3n + f_words(n, m)
-    (docs/security.md).
+    P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only, then
+    form the one output component that depends on c between them. Valid for |z| < 2^62 (signed).
+    2 rounds; P0 sends 2n, P1 2n, P2 3n + f_words(n, m), in round 1 only (docs/security.md).
     """
     return (yield from _trunc(ctx, (_flat(z),), m))
 
@@ -204,7 +204,9 @@ def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
 
     Each party draws all its words under one key in one call. Every share sent in round 1 carries
     a mask its receiver cannot compute, and the masks make up r: P0's rA, P1's rB, and P2's
-    k02 - k12 (stream S_REZERO), which P2 folds into r as well."""
+    k02 - k12 (stream S_REZERO), which P2 folds into r as well. The output's components x0 = t
+    (k02) and x2 = q (k12) are drawn; x1 = y - t - q, the one that depends on c, is summed by the
+    two parties that know c, so P2 takes no part in round 2."""
     m = _check_bits(m)
     i, _, _ = _roles(ctx)
     n = product[0].size
@@ -217,36 +219,34 @@ def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
 
 def _trunc_p0(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    t, w = ctx.rand_many(p1, (S_T, S_W), n)
-    ra, r63a, rla = ctx.rand_many(p2, (S_RA, S_R63, S_RL), n)
+    ra, r63a, rla, t = ctx.rand_many(p2, (S_RA, S_R63, S_RL, S_T), n)
     s = fused.open_mask(product, ra)  # z0 + rA: the opened c is s + P1's + P2's + 2^62
     got = yield Exchange(send={p1: [s]}, expect={p1: 1, p2: 1})
-    u0 = fused.trunc_p0(s, got[p1][0], got[p2][0], r63a, rla, t, w, m)
-    got = yield Exchange(send={p2: [u0]}, expect={p1: 1})
-    return np.add(u0, got[p1][0]), t
+    v0 = fused.trunc_p0(s, got[p1][0], got[p2][0], r63a, rla, t, m)  # yA - t
+    got = yield Exchange(send={p1: [v0]}, expect={p1: 1})
+    return t, np.add(v0, got[p1][0])
 
 
 def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
     rb, q = ctx.rand_many(p2, (S_RB, S_Q), n)
-    t, w = ctx.rand_many(p0, (S_T, S_W), n)
     s = fused.open_mask(product, rb)  # z1 + rB
     got = yield Exchange(send={p0: [s]}, expect={p0: 1, p2: 3})
     z2, e, f = got[p2]
-    u1 = fused.trunc_p1(s, got[p0][0], z2, e, f, q, w, m)
-    yield Exchange(send={p2: [u1], p0: [u1]})
-    return t, q
+    v1 = fused.trunc_p1(s, got[p0][0], z2, e, f, q, m)  # yB - q
+    got = yield Exchange(send={p0: [v1]}, expect={p0: 1})
+    return np.add(got[p0][0], v1), q
 
 
 def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    rz0, ra, r63a, rla = ctx.rand_many(p0, (S_REZERO, S_RA, S_R63, S_RL), n)
+    rz0, ra, r63a, rla, t = ctx.rand_many(p0, (S_REZERO, S_RA, S_R63, S_RL, S_T), n)
     rz1, rb, q = ctx.rand_many(p1, (S_REZERO, S_RB, S_Q), n)
     z = fused.open_mask(product, rz0, rz1)  # z2 + k02 - k12
     e, f = fused.trunc_deal(ra, rb, r63a, rla, m, rz0, rz1)  # r = rA + rB + k02 - k12
     yield Exchange(send={p0: [z], p1: [z, e, f]})
-    got = yield Exchange(expect={p0: 1, p1: 1})
-    return q, np.add(got[p0][0], got[p1][0])
+    yield Exchange()  # round 2 is P0's and P1's alone: nothing to send or wait for
+    return q, t
 
 
 def _shaped(pair: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> Share:

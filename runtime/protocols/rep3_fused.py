@@ -19,7 +19,17 @@ TOP = U64(63)
 LOW63 = U64((1 << 63) - 1)
 OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
 
-HAVE_C: bool = _lib is not None and hasattr(_lib, "veil_rep3_trunc_p1")  # a stale build lacks them
+
+
+def _current_build() -> bool:
+    """Whether the built module has this version's formulas: a stale build lacks them or takes the
+    older argument lists (P1's formula took 11 before the output components moved)."""
+    if _lib is None or _ffi is None or not hasattr(_lib, "veil_rep3_trunc_p1"):
+        return False
+    return len(_ffi.typeof(_lib.veil_rep3_trunc_p1).args) == 10
+
+
+HAVE_C: bool = _current_build()
 use_c: bool = HAVE_C  # tests switch it off to run the numpy path
 
 
@@ -168,13 +178,13 @@ def _c_trunc(fn: Any, operands: tuple[np.ndarray | None, ...], m: int, n: int) -
 
 
 def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndarray, rla: np.ndarray,
-             t: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
-    """P0's u0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t - w for the opened c, K = 2^(63-m)
-    (g2, t, w None: zero)."""
+             t: np.ndarray | None, m: int) -> np.ndarray:
+    """P0's v0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t for the opened c, K = 2^(63-m)
+    (g2, t None: zero)."""
     n = s.size
     if use_c and HAVE_C:
-        return _c_trunc(_lib.veil_rep3_trunc_p0, (s, g1, g2, r63a, rla, t, w), m, n)
-    s, g1, g2, r63a, rla, t, w = _check(n, s, g1, g2, r63a, rla, t, w)
+        return _c_trunc(_lib.veil_rep3_trunc_p0, (s, g1, g2, r63a, rla, t), m, n)
+    s, g1, g2, r63a, rla, t = _check(n, s, g1, g2, r63a, rla, t)
     k = U64(1 << (63 - m))
     c, y = _opened_sign(s, g1, g2)
     np.multiply(y, r63a, out=y)
@@ -186,24 +196,24 @@ def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndar
     np.right_shift(c, U64(m), out=c)
     np.add(y, c, out=y)                 # + cl
     np.subtract(y, U64(1 << (62 - m)), out=y)
-    for v in (rla, t, w):
-        if v is not None:
-            np.subtract(y, v, out=y)
+    np.subtract(y, rla, out=y)
+    if t is not None:
+        np.subtract(y, t, out=y)
     return y
 
 
 def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, e: np.ndarray, f: np.ndarray,
-             q: np.ndarray | None, w: np.ndarray | None, m: int) -> np.ndarray:
-    """P1's u1 = r63b*sgn*K - rlb - q + w = e - c63 * (r63b << (64 - m)) - q + w for the opened c,
-    from the dealer's e and packed f (see trunc_deal; z2, q, w None: zero)."""
+             q: np.ndarray | None, m: int) -> np.ndarray:
+    """P1's v1 = r63b*sgn*K - rlb - q = e - c63 * (r63b << (64 - m)) - q for the opened c, from
+    the dealer's e and packed f (see trunc_deal; z2, q None: zero)."""
     n = s.size
     f = _operand(f, f_words(n, m))
     if use_c and HAVE_C:
         out = np.empty(n, dtype=U64)
         args = _c_args(n, s, g0, z2, e)
-        _lib.veil_rep3_trunc_p1(*args, _ptr(f), f_bytes(m), *_c_args(n, q, w), m, _ptr(out), n)
+        _lib.veil_rep3_trunc_p1(*args, _ptr(f), f_bytes(m), *_c_args(n, q), m, _ptr(out), n)
         return out
-    s, g0, z2, e, q, w = _check(n, s, g0, z2, e, q, w)
+    s, g0, z2, e, q = _check(n, s, g0, z2, e, q)
     y = np.right_shift(_opened(s, g0, z2), TOP)  # c63
     if m:
         top = f.view(_F_DTYPE[f_bytes(m)])[:n].astype(U64)
@@ -214,6 +224,4 @@ def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, e: np.ndarray
     np.subtract(e, y, out=y)
     if q is not None:
         np.subtract(y, q, out=y)
-    if w is not None:
-        np.add(y, w, out=y)
     return y
