@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from veil.cffi_kernels import ring
+from veil.runtime.protocols import rep3_fused
 
 MOD = 1 << 64
 EDGE = [0, 1, 2, (1 << 32) - 1, 1 << 32, (1 << 63) - 1, 1 << 63, (1 << 63) + 1, MOD - 2, MOD - 1]
@@ -41,9 +42,10 @@ def rng() -> np.random.Generator:
 
 
 def test_c_kernels_built_when_required() -> None:
-    """CI sets VEIL_REQUIRE_KERNELS=1 so a silently skipped optional build is caught."""
+    """CI sets VEIL_REQUIRE_KERNELS=1 so a silently skipped optional build is caught, and a stale
+    one whose truncation formulas take other arguments (rep3_fused would fall back to numpy)."""
     if os.environ.get("VEIL_REQUIRE_KERNELS") == "1":
-        assert ring.HAVE_C
+        assert ring.HAVE_C and rep3_fused.HAVE_C
 
 
 @needs_c

@@ -20,7 +20,6 @@ LOW63 = U64((1 << 63) - 1)
 OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
 
 
-
 def _current_build() -> bool:
     """Whether the built module has this version's formulas: a stale build lacks them or takes the
     older argument lists (P1's formula took 11 before the output components moved)."""
