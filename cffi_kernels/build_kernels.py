@@ -19,11 +19,11 @@ int veil_aes128_expand(const uint8_t *key, uint8_t *round_keys);
 int veil_aes128_ctr(const uint8_t *round_keys, const uint8_t *head, uint64_t nblocks, uint8_t *out);
 int veil_aes128_ctr_many(const uint8_t *round_keys, const uint8_t *heads, uint64_t k, uint64_t nblocks,
                          uint8_t *out, uint64_t stride);
+int veil_trunc_abi(void);
 void veil_rep3_open_mask(const uint64_t *xa, const uint64_t *xb, const uint64_t *ya, const uint64_t *yb,
-                         const uint64_t *z0, const uint64_t *rn, const uint64_t *rp, uint64_t *out, size_t n);
-void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *rn, const uint64_t *rp,
-                          const uint64_t *r63a, const uint64_t *rla, unsigned m, uint64_t *e, void *f,
-                          unsigned fbytes, size_t n);
+                         const uint64_t *z0, const uint64_t *r, uint64_t *out, size_t n);
+void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *rc, const uint64_t *r63a,
+                          const uint64_t *rla, unsigned m, uint64_t *e, void *f, unsigned fbytes, size_t n);
 void veil_rep3_trunc_p0(const uint64_t *s, const uint64_t *g1, const uint64_t *g2, const uint64_t *r63a,
                         const uint64_t *rla, const uint64_t *t, unsigned m, uint64_t *out, size_t n);
 void veil_rep3_trunc_p1(const uint64_t *s, const uint64_t *g0, const uint64_t *z2, const uint64_t *e,

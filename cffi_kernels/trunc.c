@@ -8,22 +8,23 @@
 #define LOW63 ((((uint64_t)1) << 63) - 1)
 #define OFFSET (((uint64_t)1) << 62)
 
-/* out = (xa ? xa*(ya+yb) + xb*ya : z0) + rn (- rp when rp is not NULL). */
-void veil_rep3_open_mask(const uint64_t *xa, const uint64_t *xb, const uint64_t *ya, const uint64_t *yb,
-                         const uint64_t *z0, const uint64_t *rn, const uint64_t *rp, uint64_t *out, size_t n)
+/* The version of these entry points' argument lists: rep3_fused.TRUNC_ABI must match it, so a
+ * stale build is not called with the wrong arguments (Python falls back to numpy instead). */
+int veil_trunc_abi(void)
 {
-    if (xa && rp) {
+    return 3;
+}
+
+/* out = (xa ? xa*(ya+yb) + xb*ya : z0) + r. */
+void veil_rep3_open_mask(const uint64_t *xa, const uint64_t *xb, const uint64_t *ya, const uint64_t *yb,
+                         const uint64_t *z0, const uint64_t *r, uint64_t *out, size_t n)
+{
+    if (xa) {
         for (size_t j = 0; j < n; j++)
-            out[j] = xa[j] * (ya[j] + yb[j]) + xb[j] * ya[j] + rn[j] - rp[j];
-    } else if (xa) {
-        for (size_t j = 0; j < n; j++)
-            out[j] = xa[j] * (ya[j] + yb[j]) + xb[j] * ya[j] + rn[j];
-    } else if (rp) {
-        for (size_t j = 0; j < n; j++)
-            out[j] = z0[j] + rn[j] - rp[j];
+            out[j] = xa[j] * (ya[j] + yb[j]) + xb[j] * ya[j] + r[j];
     } else {
         for (size_t j = 0; j < n; j++)
-            out[j] = z0[j] + rn[j];
+            out[j] = z0[j] + r[j];
     }
 }
 
@@ -48,17 +49,16 @@ static inline uint64_t get_f(const void *f, unsigned fbytes, size_t j)
     return ((const uint64_t *)f)[j];
 }
 
-/* The dealer: r = ra + rb (+ rn - rp when they are not NULL); P1's parts r63b = (r >> 63) - r63a
+/* The dealer: r = ra + rb (+ rc when it is not NULL); P1's parts r63b = (r >> 63) - r63a
  * and rlb = ((r mod 2^63) >> m) - rla, sent as e = r63b K - rlb (K = 2^(63-m)) and f = r63b's low
  * bits: P1's formula reads r63b only through r63b K sgn = r63b K - c63 r63b 2^(64-m), i.e. through
  * e and r63b mod 2^m. */
-void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *rn, const uint64_t *rp,
-                          const uint64_t *r63a, const uint64_t *rla, unsigned m, uint64_t *e, void *f,
-                          unsigned fbytes, size_t n)
+void veil_rep3_trunc_deal(const uint64_t *ra, const uint64_t *rb, const uint64_t *rc, const uint64_t *r63a,
+                          const uint64_t *rla, unsigned m, uint64_t *e, void *f, unsigned fbytes, size_t n)
 {
     const uint64_t k = ((uint64_t)1) << (63 - m);
     for (size_t j = 0; j < n; j++) {
-        uint64_t r = ra[j] + rb[j] + (rn ? rn[j] - rp[j] : 0);
+        uint64_t r = ra[j] + rb[j] + (rc ? rc[j] : 0);
         uint64_t r63b = (r >> 63) - r63a[j], rlb = ((r & LOW63) >> m) - rla[j];
         e[j] = r63b * k - rlb;
         put_f(f, fbytes, j, r63b);

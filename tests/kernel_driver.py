@@ -202,11 +202,9 @@ def assert_balanced_bits(words: np.ndarray, sigmas: float = 6.0) -> None:
     assert dev.max() < sigmas, f"bit position {int(dev.argmax())} off by {dev.max():.1f} sigma"
 
 
-def assert_fresh_paired_streams(trace: Any, one_sided: frozenset[tuple[str, int]] = frozenset()) -> None:
+def assert_fresh_paired_streams(trace: Any) -> None:
     """No party draws a (key, stream) twice in a call, and both ends of a pairwise key draw the same
-    streams with the same shapes (so their words agree and are never reused). `one_sided` lists the
-    (party, stream) pairs a protocol draws at one end only: a mask the other end could compute but
-    never uses, as rep3's truncation dealer masks its own share."""
+    streams with the same shapes (so their words agree and are never reused)."""
     streams = {}
     for p, draws in trace.draws.items():
         keys = [(peer, stream) for peer, _, stream, _ in draws]
@@ -215,6 +213,6 @@ def assert_fresh_paired_streams(trace: Any, one_sided: frozenset[tuple[str, int]
     for p in streams:
         for q in streams:
             if p != q:
-                mine = {(s, sh) for peer, s, sh in streams[p] if peer == q and (p, s) not in one_sided}
-                theirs = {(s, sh) for peer, s, sh in streams[q] if peer == p and (q, s) not in one_sided}
+                mine = {(s, sh) for peer, s, sh in streams[p] if peer == q}
+                theirs = {(s, sh) for peer, s, sh in streams[q] if peer == p}
                 assert mine == theirs, f"{p} and {q} draw different streams of their key: {mine} vs {theirs}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -264,13 +265,14 @@ def test_an_outside_receiver_sees_a_fresh_sharing():
 
 @pytest.mark.parametrize("who", ["dealer", "openers"])
 def test_view_check_catches_a_missing_mask(monkeypatch, who):
-    """Drop the dealer's mask k02 - k12 on its share, or P0's and P1's masks on theirs (still drawn,
-    so the declared cost holds, but adding nothing): the receivers' views are no longer uniform."""
+    """Drop the dealer's private mask rC on its share, or P0's and P1's masks on theirs (still
+    drawn, so the declared cost holds, but adding nothing): the receivers' views are no longer
+    uniform."""
     real = rep3.fused.open_mask
-    if who == "dealer":
-        fake = lambda product, rn, rp=None: real(product, rn, rn if rp is not None else None)  # noqa: E731
-    else:
-        fake = lambda product, rn, rp=None: real(product, rn, rp if rp is not None else rn)  # noqa: E731
+
+    def fake(product, r):
+        by_dealer = sys._getframe(1).f_code.co_name == "_trunc_p2"  # noqa: SLF001 -- who opens
+        return real(product, np.zeros_like(r) if by_dealer == (who == "dealer") else r)
     monkeypatch.setattr(rep3.fused, "open_mask", fake)
     with pytest.raises(AssertionError, match="non-uniform"):
         all_views_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
@@ -372,11 +374,11 @@ def kernel_cases() -> list[tuple[str, dict, dict]]:
 @pytest.mark.parametrize("case", range(len(kernel_cases())))
 def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(case):
     """No party reuses a (key, stream) within a call, and both ends of a pairwise key draw alike,
-    except the truncation dealer's mask on its own share (stream S_REZERO, P2's alone)."""
+    (a party's private draws, such as the truncation dealer's mask rC, have no other end)."""
     kernel, inputs, attrs = kernel_cases()[case]
     _, trace = run_kernel_traced(P, kernel, inputs, attrs, PARTIES, COMPUTE)
     assert all(len({op for _, op, _, _ in draws}) <= 1 for draws in trace.draws.values())
-    assert_fresh_paired_streams(trace, frozenset({(COMPUTE[2], rep3.S_REZERO)}) if "trunc" in kernel else frozenset())
+    assert_fresh_paired_streams(trace)
 
 
 # ---- costs and local operations ---------------------------------------------------------------

@@ -25,7 +25,7 @@ Share = tuple[np.ndarray, np.ndarray]
 S_ALPHA = 0          # mul/matmul: the zero sharing added to z_i; reveal_to an outsider: likewise
 S_SHARE = 0          # share: the component known to the owner and its predecessor
 S_OWN0, S_OWN1 = 0, 1  # share from an input party: its private draws of x0, x1
-S_REZERO = 1         # trunc_additive: the dealer's mask on its own share (P0<->P2 and P1<->P2; P2 only)
+S_RC = 1             # trunc_additive: the dealer's mask on its own share (P2's private key)
 S_RA, S_RB = 2, 3    # trunc_additive: P0's and P1's masks on their shares (P0<->P2, P1<->P2)
 S_R63, S_RL = 4, 5   # trunc_additive: P0's halves of the mask's top bit and shifted low bits
 S_T, S_Q = 6, 8      # trunc_additive: the output components x0 (P0<->P2) and x2 (P1<->P2)
@@ -104,9 +104,9 @@ def _local_product_cost(compute: list[str], n: int, **_: Any) -> Cost:
 
 def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
     """trunc_additive: 2 rounds (P2 sends in the first only); P0 sends 2n, P1 2n, P2 3n + f_words
-    (n/4 for bits <= 16); draws 4n, 2n, 8n words."""
+    (n/4 for bits <= 16); draws 4n, 2n, 7n words."""
     p0, p1, p2 = compute
-    return Cost(2, {p0: 2 * n, p1: 2 * n, p2: 3 * n + fused.f_words(n, bits)}, {p0: 4 * n, p1: 2 * n, p2: 8 * n})
+    return Cost(2, {p0: 2 * n, p1: 2 * n, p2: 3 * n + fused.f_words(n, bits)}, {p0: 4 * n, p1: 2 * n, p2: 7 * n})
 
 
 def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -203,8 +203,8 @@ def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
     """The truncation at my role; `product` is (z,) or the operands (xa, xb, ya, yb) of z.
 
     Each party draws all its words under one key in one call. Every share sent in round 1 carries
-    a mask its receiver cannot compute, and the masks make up r: P0's rA, P1's rB, and P2's
-    k02 - k12 (stream S_REZERO), which P2 folds into r as well. The output's components x0 = t
+    a mask its receiver cannot compute, and the masks make up r: P0's rA (k02), P1's rB (k12) and
+    P2's private rC. The output's components x0 = t
     (k02) and x2 = q (k12) are drawn; x1 = y - t - q, the one that depends on c, is summed by the
     two parties that know c, so P2 takes no part in round 2."""
     m = _check_bits(m)
@@ -240,10 +240,11 @@ def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
 
 def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    rz0, ra, r63a, rla, t = ctx.rand_many(p0, (S_REZERO, S_RA, S_R63, S_RL, S_T), n)
-    rz1, rb, q = ctx.rand_many(p1, (S_REZERO, S_RB, S_Q), n)
-    z = fused.open_mask(product, rz0, rz1)  # z2 + k02 - k12
-    e, f = fused.trunc_deal(ra, rb, r63a, rla, m, rz0, rz1)  # r = rA + rB + k02 - k12
+    rc = ctx.rand(None, S_RC, (n,))
+    ra, r63a, rla, t = ctx.rand_many(p0, (S_RA, S_R63, S_RL, S_T), n)
+    rb, q = ctx.rand_many(p1, (S_RB, S_Q), n)
+    z = fused.open_mask(product, rc)  # z2 + rC
+    e, f = fused.trunc_deal(ra, rb, r63a, rla, m, rc)  # r = rA + rB + rC
     yield Exchange(send={p0: [z], p1: [z, e, f]})
     yield Exchange()  # round 2 is P0's and P1's alone: nothing to send or wait for
     return q, t

@@ -20,15 +20,9 @@ LOW63 = U64((1 << 63) - 1)
 OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
 
 
-def _current_build() -> bool:
-    """Whether the built module has this version's formulas: a stale build lacks them or takes the
-    older argument lists (P1's formula took 11 before the output components moved)."""
-    if _lib is None or _ffi is None or not hasattr(_lib, "veil_rep3_trunc_p1"):
-        return False
-    return len(_ffi.typeof(_lib.veil_rep3_trunc_p1).args) == 10
-
-
-HAVE_C: bool = _current_build()
+TRUNC_ABI = 3  # the argument lists of trunc.c's entry points (its veil_trunc_abi)
+# A stale build lacks the formulas or takes other arguments: then the numpy path runs.
+HAVE_C: bool = _lib is not None and hasattr(_lib, "veil_trunc_abi") and _lib.veil_trunc_abi() == TRUNC_ABI
 use_c: bool = HAVE_C  # tests switch it off to run the numpy path
 
 
@@ -82,21 +76,21 @@ def _c_args(n: int, *arrays: np.ndarray | None) -> list[Any]:
     return out
 
 
-def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray | None = None) -> np.ndarray:
-    """z + rn (- rp): z = xa*(ya+yb) + xb*ya for product (xa, xb, ya, yb), or z for (z,)."""
-    n = rn.size
+def open_mask(product: tuple[np.ndarray, ...], r: np.ndarray) -> np.ndarray:
+    """z + r: z = xa*(ya+yb) + xb*ya for product (xa, xb, ya, yb), or z for (z,)."""
+    n = r.size
     if len(product) not in (1, 4):
         raise ValueError("open_mask takes (z,) or (xa, xb, ya, yb)")
     out = np.empty(n, dtype=U64)
     if use_c and HAVE_C:
-        args = _c_args(n, *product, rn, rp)
+        args = _c_args(n, *product, r)
         if len(product) == 4:
             args.insert(4, _NULL)  # no z: the product's operands
         else:
             args[0:0] = [_NULL] * 4  # z given: no operands
         _lib.veil_rep3_open_mask(*args, _ptr(out), n)
         return out
-    *base, rn, rp = _check(n, *product, rn, rp)
+    *base, r = _check(n, *product, r)
     if len(base) == 4:
         xa, xb, ya, yb = base
         np.add(ya, yb, out=out)
@@ -105,10 +99,7 @@ def open_mask(product: tuple[np.ndarray, ...], rn: np.ndarray, rp: np.ndarray | 
         np.add(out, tmp, out=out)
     else:
         np.copyto(out, base[0])
-    np.add(out, rn, out=out)
-    if rp is not None:
-        np.subtract(out, rp, out=out)
-    return out
+    return np.add(out, r, out=out)
 
 
 def f_bytes(m: int) -> int:
@@ -122,25 +113,22 @@ def f_words(n: int, m: int) -> int:
 
 
 def trunc_deal(ra: np.ndarray, rb: np.ndarray, r63a: np.ndarray, rla: np.ndarray, m: int,
-               rn: np.ndarray | None = None, rp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The dealer's parts for P1 of the mask r = ra + rb (+ rn - rp: rep3's dealer masks its own
-    opened share with rn - rp): with r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla,
+               rc: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The dealer's parts for P1 of the mask r = ra + rb (+ rc: rep3's dealer masks its own opened
+    share with a private rc): with r63b = (r >> 63) - r63a and rlb = ((r & LOW63) >> m) - rla,
     e = r63b * 2^(63-m) - rlb and f, r63b's low 8 f_bytes(m) bits packed into f_words(n, m) words
     (P1's formula reads r63b only through e and r63b mod 2^m)."""
     n = ra.size
-    if (rn is None) != (rp is None):
-        raise ValueError("trunc_deal takes both rn and rp or neither")
     e, f = np.empty(n, dtype=U64), np.empty(f_words(n, m), dtype=U64)
     if f.size:
         f[-1] = 0  # the padding after the last element travels too: never uninitialized memory
     if use_c and HAVE_C:
-        _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, rn, rp, r63a, rla), m, _ptr(e), _ptr(f), f_bytes(m), n)
+        _lib.veil_rep3_trunc_deal(*_c_args(n, ra, rb, rc, r63a, rla), m, _ptr(e), _ptr(f), f_bytes(m), n)
         return e, f
-    ra, rb, rn, rp, r63a, rla = _check(n, ra, rb, rn, rp, r63a, rla)
+    ra, rb, rc, r63a, rla = _check(n, ra, rb, rc, r63a, rla)
     r = np.add(ra, rb)
-    if rn is not None:
-        np.add(r, rn, out=r)
-        np.subtract(r, rp, out=r)
+    if rc is not None:
+        np.add(r, rc, out=r)
     r63b = np.right_shift(r, TOP)
     np.subtract(r63b, r63a, out=r63b)
     np.bitwise_and(r, LOW63, out=r)
