@@ -373,7 +373,7 @@ def kernel_cases() -> list[tuple[str, dict, dict]]:
 
 @pytest.mark.parametrize("case", range(len(kernel_cases())))
 def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(case):
-    """No party reuses a (key, stream) within a call, and both ends of a pairwise key draw alike,
+    """No party reuses a (key, stream) within a call, and both ends of a pairwise key draw alike
     (a party's private draws, such as the truncation dealer's mask rC, have no other end)."""
     kernel, inputs, attrs = kernel_cases()[case]
     _, trace = run_kernel_traced(P, kernel, inputs, attrs, PARTIES, COMPUTE)

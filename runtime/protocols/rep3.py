@@ -202,11 +202,11 @@ def trunc_product(ctx: Context, x: Share, y: Share, m: int) -> KernelGen:
 def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
     """The truncation at my role; `product` is (z,) or the operands (xa, xb, ya, yb) of z.
 
-    Each party draws all its words under one key in one call. Every share sent in round 1 carries
-    a mask its receiver cannot compute, and the masks make up r: P0's rA (k02), P1's rB (k12) and
-    P2's private rC. The output's components x0 = t
-    (k02) and x2 = q (k12) are drawn; x1 = y - t - q, the one that depends on c, is summed by the
-    two parties that know c, so P2 takes no part in round 2."""
+    Each party draws its words with one call per key. Every share sent in round 1 carries a mask
+    its receiver cannot compute, and the masks make up r: P0's rA (k02), P1's rB (k12) and P2's
+    private rC. The output's components x0 = t (k02) and x2 = q (k12) are drawn; x1 = y - t - q,
+    the one that depends on c, is summed by the two parties that know c, so P2 takes no part in
+    round 2."""
     m = _check_bits(m)
     i, _, _ = _roles(ctx)
     n = product[0].size
