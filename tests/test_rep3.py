@@ -314,6 +314,21 @@ def test_output_check_catches_a_missing_output_mask(monkeypatch, who):
         output_pairs_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
 
 
+@pytest.mark.parametrize("kernel,values,attrs", [
+    ("trunc", [rand_signed(50, 2**40)], {"bits": 16}),
+    ("mul_trunc", [rand_signed(50, 2**20), rand_signed(50, 2**20)], {"bits": 16}),
+    ("matmul_trunc", [rand_signed((5, 4), 2**20), rand_signed((4, 3), 2**20)], {"bits": 16}),
+])
+def test_the_dealer_receives_nothing_and_round_two_is_between_the_openers(kernel, values, attrs):
+    """docs/security.md's claim: P2 gets no array in either round, and in round 2 P0 and P1 hear
+    only from each other."""
+    _, trace = run_kernel_traced(P, kernel, secret_inputs(*values), attrs, PARTIES, COMPUTE)
+    p0, p1, p2 = COMPUTE
+    assert not any(arrays for got in trace.received[p2] for arrays in got.values())
+    for me, other in ((p0, p1), (p1, p0)):
+        assert {q: len(arrays) for q, arrays in trace.received[me][1].items()} == {other: 1}
+
+
 @pytest.mark.parametrize("z", [0, 2**61, -(2**61)])
 def test_trunc_opened_value_is_uniform(z):
     """c = z + r + 2^62, which P0 and P1 both learn, looks uniform whatever z is."""
