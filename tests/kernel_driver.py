@@ -194,12 +194,13 @@ def bit_counts(words: np.ndarray) -> np.ndarray:
     return bits.sum(axis=0)
 
 
-def assert_balanced_bits(words: np.ndarray, sigmas: float = 6.0) -> None:
-    """Every bit position is 1 in about half of the words (binomial, within `sigmas`)."""
-    words = np.asarray(words).reshape(-1)
+def assert_balanced_bits(words: np.ndarray, sigmas: float = 6.0, what: str = "the array") -> None:
+    """Every bit position is 1 in about half of the words (binomial, within `sigmas`); a failure
+    names `what` was checked."""
+    words = np.asarray(words, dtype=np.uint64).reshape(-1)
     n = words.size
     dev = np.abs(bit_counts(words) - n / 2) / (math.sqrt(n) / 2)
-    assert dev.max() < sigmas, f"bit position {int(dev.argmax())} off by {dev.max():.1f} sigma"
+    assert dev.max() < sigmas, f"{what} is non-uniform: bit position {int(dev.argmax())} off by {dev.max():.1f} sigma"
 
 
 def assert_fresh_paired_streams(trace: Any) -> None:

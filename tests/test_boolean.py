@@ -260,10 +260,7 @@ def _public_like(proto: str, x: np.ndarray) -> dict[str, tuple]:
 def assert_views_uniform(seen: dict[tuple, np.ndarray]) -> None:
     assert seen
     for (p, r, q, i), a in seen.items():
-        try:
-            assert_balanced_bits(np.asarray(a, U64))
-        except AssertionError as e:
-            raise AssertionError(f"{p} got a non-uniform array #{i} from {q} in round {r + 1}: {e}")
+        assert_balanced_bits(a, what=f"array #{i} {p} got from {q} in round {r + 1}")
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS)

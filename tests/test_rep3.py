@@ -240,10 +240,7 @@ def all_views_uniform(kernel: str, inputs: dict, attrs: dict) -> None:
     views = received_arrays(trace)
     assert views
     for p, r, q, a in views:
-        try:
-            assert_balanced_bits(a)
-        except AssertionError as e:
-            raise AssertionError(f"{kernel}: {p} got a non-uniform array from {q} in round {r + 1}: {e}")
+        assert_balanced_bits(a, what=f"{kernel}: what {p} got from {q} in round {r + 1}")
 
 
 @pytest.mark.parametrize("kernel,values,attrs", [
@@ -285,10 +282,7 @@ def output_pairs_uniform(kernel: str, inputs: dict, attrs: dict) -> None:
     for p in COMPUTE:
         a, b = (np.asarray(c, dtype=U64).reshape(-1) for c in out[p])
         for what, v in (("first component", a), ("second component", b), ("components' sum", a + b)):
-            try:
-                assert_balanced_bits(v)
-            except AssertionError as e:
-                raise AssertionError(f"{kernel}: {p}'s {what} is non-uniform: {e}")
+            assert_balanced_bits(v, what=f"{kernel}: {p}'s {what}")
 
 
 @pytest.mark.parametrize("kernel,values,attrs", [

@@ -19,7 +19,6 @@ TOP = U64(63)
 LOW63 = U64((1 << 63) - 1)
 OFFSET = U64(1 << 62)   # makes z + 2^62 lie in [0, 2^63) for |z| < 2^62
 
-
 TRUNC_ABI = 3  # the argument lists of trunc.c's entry points (its veil_trunc_abi)
 # A stale build lacks the formulas or takes other arguments: then the numpy path runs.
 HAVE_C: bool = _lib is not None and hasattr(_lib, "veil_trunc_abi") and _lib.veil_trunc_abi() == TRUNC_ABI
