@@ -178,18 +178,24 @@ int veil_aes128_ctr(const uint8_t *round_keys, const uint8_t *head, uint64_t nbl
 #endif
 }
 
-/* One keystream per counter block in heads (k blocks of 16 bytes), nblocks each, row r written at
- * out + r * stride bytes: all of a kernel's draws under one key in one call. */
-int veil_aes128_ctr_many(const uint8_t *round_keys, const uint8_t *heads, uint64_t k, uint64_t nblocks,
+/* One keystream per counter block in heads (k blocks of 16 bytes), nblocks each, row r under the
+ * key schedule round_keys[r] and written at out + r * stride bytes: all of a kernel's draws, under
+ * any of its keys, in one call. */
+int veil_aes128_ctr_rows(const uint8_t *const *round_keys, const uint8_t *heads, uint64_t k, uint64_t nblocks,
                          uint8_t *out, uint64_t stride)
 {
 #ifdef VEIL_AESNI
     if (nblocks > ((uint64_t)1 << 32) || stride < 16 * nblocks || !veil_aes_available())
         return -1;
     __m128i rk[11];
-    memcpy(rk, round_keys, sizeof rk);
-    for (uint64_t r = 0; r < k; r++)
+    const uint8_t *loaded = NULL;
+    for (uint64_t r = 0; r < k; r++) {
+        if (round_keys[r] != loaded) {  /* rows under one key follow each other: load it once */
+            loaded = round_keys[r];
+            memcpy(rk, loaded, sizeof rk);
+        }
         aes_ctr(rk, heads + 16 * r, nblocks, out + r * stride);
+    }
     return 0;
 #else
     (void)round_keys;

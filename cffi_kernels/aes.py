@@ -2,6 +2,8 @@
 call per draw with the key schedule computed once, instead of a cipher object per draw."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 try:
@@ -16,13 +18,13 @@ def _available() -> bool:
     return probe is not None and bool(probe())
 
 
-def _has_many() -> bool:
+def _has_rows() -> bool:
     """The bulk keystream function is built (a stale build lacks it)."""
-    return _lib is not None and hasattr(_lib, "veil_aes128_ctr_many")
+    return _lib is not None and hasattr(_lib, "veil_aes128_ctr_rows")
 
 
 HAVE_AESNI: bool = _available()
-HAVE_MANY: bool = HAVE_AESNI and _has_many()
+HAVE_ROWS: bool = HAVE_AESNI and _has_rows()
 ROUND_KEY_BYTES = 176  # 11 round keys of 16 bytes
 MAX_BLOCKS = 1 << 32
 
@@ -51,21 +53,31 @@ class AesCtr:
         if nblocks and _lib.veil_aes128_ctr(self._rk, head, nblocks, _ffi.from_buffer("uint8_t[]", out)) != 0:
             raise RuntimeError("AES-NI keystream failed")
 
-    def keystream_many(self, heads: bytes, nblocks: int, out: np.ndarray) -> None:
-        """Row r of the 2-D `out` gets AES_k(head_r + j) for j < nblocks, head_r = heads[16r:16r+16]:
-        the same bytes as one keystream_into per row, in one call."""
-        k = len(heads) // 16
-        if len(heads) != 16 * k or not 0 <= nblocks <= MAX_BLOCKS:
-            raise ValueError("counter blocks are 16 bytes each and a draw at most 2^32 blocks")
-        if out.ndim != 2 or out.shape[0] != k or not out.flags.c_contiguous or out.strides[1] != 8:
-            raise ValueError("keystream_many writes into a C-contiguous (k, words) uint64 array")
-        stride = out.strides[0]
-        if stride < 16 * nblocks:
-            raise ValueError("keystream output rows too short")
-        if not HAVE_MANY:
-            for r in range(k):
-                self.keystream_into(heads[16 * r:16 * r + 16], nblocks, out[r])
-            return
-        if k and nblocks and _lib.veil_aes128_ctr_many(self._rk, heads, k, nblocks,
-                                                       _ffi.from_buffer("uint8_t[]", out), stride) != 0:
+    @property
+    def schedule(self) -> Any:
+        """The round keys (cffi memory this object owns), for a key_table."""
+        return self._rk
+
+
+class KeyRows:
+    """The key schedules of a bulk draw's rows (row r under ciphers[r]), as the table the C
+    keystream reads; it keeps the ciphers, into which the table points, alive."""
+
+    def __init__(self, ciphers: list[AesCtr]):
+        self.ciphers = list(ciphers)
+        self.k = len(self.ciphers)
+        self._table = _ffi.new("uint8_t *[]", [c.schedule for c in self.ciphers])
+
+    def keystream(self, heads: bytes, nblocks: int) -> np.ndarray:
+        """A fresh (k, 2 * nblocks) uint64 array whose row r is AES_{k_r}(head_r + j) for j < nblocks,
+        head_r = heads[16r:16r+16]: one keystream_into per row, in one call."""
+        if len(heads) != 16 * self.k or not 0 <= nblocks <= MAX_BLOCKS:
+            raise ValueError("one 16-byte counter block per row, and a draw of at most 2^32 blocks")
+        out = np.empty((self.k, 2 * nblocks), dtype="<u8")
+        if not HAVE_ROWS:
+            for r, cipher in enumerate(self.ciphers):
+                cipher.keystream_into(heads[16 * r:16 * r + 16], nblocks, out[r])
+        elif self.k and nblocks and _lib.veil_aes128_ctr_rows(self._table, heads, self.k, nblocks,
+                                                              _ffi.from_buffer("uint8_t[]", out), 16 * nblocks) != 0:
             raise RuntimeError("AES-NI keystream failed")
+        return out

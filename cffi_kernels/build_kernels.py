@@ -17,7 +17,7 @@ int ring_avx2(int on);
 int veil_aes_available(void);
 int veil_aes128_expand(const uint8_t *key, uint8_t *round_keys);
 int veil_aes128_ctr(const uint8_t *round_keys, const uint8_t *head, uint64_t nblocks, uint8_t *out);
-int veil_aes128_ctr_many(const uint8_t *round_keys, const uint8_t *heads, uint64_t k, uint64_t nblocks,
+int veil_aes128_ctr_rows(const uint8_t *const *round_keys, const uint8_t *heads, uint64_t k, uint64_t nblocks,
                          uint8_t *out, uint64_t stride);
 int veil_trunc_abi(void);
 void veil_rep3_open_mask(const uint64_t *xa, const uint64_t *xb, const uint64_t *ya, const uint64_t *yb,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,17 @@ def _block_int(op: tuple[int, int], stream: int) -> int:
     return (instr_id << 96) | (instance << 48) | (stream << 32)
 
 
+@dataclass(frozen=True)
+class _RowPlan:
+    """Checked rows of a bulk draw: (peer, stream) each, the two ints that turn an address into
+    their counter blocks, and (with AES-NI) the rows' key schedules."""
+
+    rows: tuple[tuple[str | None, int], ...]
+    spread: int
+    offsets: int
+    keys: _aes.KeyRows | None
+
+
 class PRG(PRGSource):
     """AES-128-CTR keystreams, one key per peer (shared with it) and one private key (None)."""
 
@@ -79,7 +91,7 @@ class PRG(PRGSource):
         self._blocks = np.zeros((SMALL_BLOCKS, 16), dtype=np.uint8)
         self._blocks[:, 12:] = _BLOCK_COUNTERS
         self._zeros = np.zeros(0, dtype=np.uint8)  # CTR's plaintext, grown on demand, never written
-        self._streams: dict[tuple, tuple[tuple[int, ...], int, int]] = {}  # draw_many's checked stream tuples
+        self._plans: dict[tuple, _RowPlan] = {}  # draw_many's and draw_rows' checked rows
 
     @property
     def peers(self) -> set[str | None]:
@@ -114,41 +126,47 @@ class PRG(PRGSource):
 
     def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
         """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, one C call for all rows."""
-        streams, spread, offsets = self._checked_streams(streams)
-        if peer not in self._ciphers:
-            raise ValueError(f"no randomness key shared with {peer!r}")
-        if not self._native or not streams or n <= 0:
-            return super().draw_many(peer, op, streams, n)
+        key = (peer, streams if isinstance(streams, tuple) else tuple(streams))
+        return self._draw_planned(self._plan(key, lambda: tuple((peer, s) for s in key[1])), op, n)
+
+    def draw_rows(self, op: tuple[int, int], rows: tuple[tuple[str | None, int], ...], n: int) -> np.ndarray:
+        """Row r is exactly draw(*rows[r], op, (n,)) for rows of (peer, stream), under several keys;
+        with AES-NI, one C call for all of them."""
+        key = rows if isinstance(rows, tuple) else tuple(tuple(r) for r in rows)
+        return self._draw_planned(self._plan(key, lambda: key), op, n)
+
+    def _draw_planned(self, plan: "_RowPlan", op: tuple[int, int], n: int) -> np.ndarray:
+        """The rows of a checked plan at one address."""
+        if not self._native or not plan.rows or n <= 0:
+            return super().draw_rows(op, plan.rows, n)
         if n > MAX_WORDS:
             raise ValueError(f"cannot draw {n} words from one stream")
         # Every row's counter block is _block_int(op, 0) | stream << 32 (disjoint bits, so a sum):
         # all of them at once are one int's bytes, the address repeated by `spread` plus `offsets`.
-        heads = (_block_int(op, 0) * spread + offsets).to_bytes(16 * len(streams), "big")
-        nblocks = (n + 1) // 2
-        out = np.empty((len(streams), 2 * nblocks), dtype=_LE_U64)
-        self._native[peer].keystream_many(heads, nblocks, out)
-        return out[:, :n]
+        heads = (_block_int(op, 0) * plan.spread + plan.offsets).to_bytes(16 * len(plan.rows), "big")
+        return plan.keys.keystream(heads, (n + 1) // 2)[:, :n]
 
-    def _checked_streams(self, streams: tuple[int, ...]) -> tuple[tuple[int, ...], int, int]:
-        """The streams as ints, distinct and in range, with the two ints that turn an address
-        into their counter blocks (see draw_many); a kernel passes the same few tuples every
-        trip, so each is checked once and remembered."""
-        key = streams if isinstance(streams, tuple) else tuple(streams)
-        known = self._streams.get(key)
+    def _plan(self, key: tuple, rows_of: Any) -> "_RowPlan":
+        """The checked rows for `key` with what turns an address into their counter blocks; kernels
+        pass the same few constant keys every trip, so each is checked once and remembered."""
+        known = self._plans.get(key)
         if known is not None:
             return known
-        checked = tuple(int(s) for s in key)
-        if len(set(checked)) != len(checked):
-            raise ValueError(f"streams {checked} repeat: two rows would be the same words")
-        for s in checked:
+        rows = tuple((peer, int(s)) for peer, s in rows_of())
+        if len(set(rows)) != len(rows):
+            raise ValueError(f"rows {rows} repeat: two rows would be the same words")
+        for peer, s in rows:
+            if peer not in self._ciphers:
+                raise ValueError(f"no randomness key shared with {peer!r}")
             if not 0 <= s < MAX_STREAM:
                 raise ValueError(f"stream {s} outside [0, 2^16)")
-        last = len(checked) - 1
-        spread = sum(1 << (128 * (last - r)) for r in range(len(checked)))
-        offsets = sum((s << 32) << (128 * (last - r)) for r, s in enumerate(checked))
-        known = (checked, spread, offsets)
-        if len(self._streams) < 1024:  # bounded: callers pass constants, but never grow without end
-            self._streams[key] = known
+        last = len(rows) - 1
+        spread = sum(1 << (128 * (last - r)) for r in range(len(rows)))
+        offsets = sum((s << 32) << (128 * (last - r)) for r, (_, s) in enumerate(rows))
+        keys = _aes.KeyRows([self._native[peer] for peer, _ in rows]) if self._native else None
+        known = _RowPlan(rows, spread, offsets, keys)
+        if len(self._plans) < 1024:  # bounded: callers pass constants, but never grow without end
+            self._plans[key] = known
         return known
 
     def _ecb_blocks(self, peer: str | None, block: bytes, nblocks: int, out: np.ndarray) -> None:

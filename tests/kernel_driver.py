@@ -48,10 +48,21 @@ class RecordingPRG(PRGSource):
     def __init__(self, inner: PRGSource):
         self.inner = inner
         self.draws: list[tuple[str | None, tuple[int, int], int, tuple[int, ...]]] = []
+        self.calls = 0  # calls a kernel made (a bulk draw is one, however many rows it has)
+        self._bulk = False
 
     def draw(self, peer, op, stream, shape):
+        self.calls += not self._bulk
         self.draws.append((peer, op, stream, tuple(shape)))
         return self.inner.draw(peer, op, stream, shape)
+
+    def draw_rows(self, op, rows, n):
+        self.calls += 1
+        self._bulk = True
+        try:
+            return super().draw_rows(op, rows, n)  # one recorded draw per row
+        finally:
+            self._bulk = False
 
 
 @dataclass
@@ -62,6 +73,7 @@ class Trace:
     sent: dict[str, int] = field(default_factory=dict)
     received: dict[str, list[dict[str, list[np.ndarray]]]] = field(default_factory=dict)
     draws: dict[str, list[tuple]] = field(default_factory=dict)  # party -> (peer, op, stream, shape)
+    prg_calls: dict[str, int] = field(default_factory=dict)  # party -> calls to its PRG
     n: int = 0
 
 
@@ -136,6 +148,7 @@ def run_kernel_traced(protocol: Protocol, kernel: str, inputs: dict[str, tuple],
                     a.flags.writeable = False  # like buffers off the wire
             trace.received[p].append(got)
             pending[p] = got
+    trace.prg_calls = {p: recorders[p].calls for p in active}
     sizes = {s for s in map(_size, results.values()) if s is not None}
     assert len(sizes) <= 1, f"parties disagree on the output size: {sizes}"
     trace.n = sizes.pop() if sizes else 0

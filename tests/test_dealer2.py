@@ -70,6 +70,15 @@ def test_mul_trunc_and_the_dealer_sees_nothing():
     assert all(not per_round for per_round in trace.received[DEALER])  # the dealer only sends
 
 
+@pytest.mark.parametrize("kernel, calls", [("mul", 1), ("trunc", 1), ("mul_trunc", 2)])
+def test_elementwise_kernels_draw_once_per_round(kernel, calls):
+    """Each party's words for a Beaver product or a truncation, under all its keys, in one call."""
+    x, y = rand_ring((40,)) >> np.uint64(34), rand_ring((40,)) >> np.uint64(34)
+    inputs = shares_of(x) if kernel == "trunc" else shares_of(x, y)
+    _, trace = run_kernel_traced(P, kernel, inputs, {} if kernel == "mul" else {"bits": 8}, PARTIES, COMPUTE)
+    assert trace.prg_calls == {p: calls for p in COMPUTE}, trace.prg_calls
+
+
 @pytest.mark.parametrize("owner", [P0, P1, DEALER, INPUT_PARTY])
 def test_share_from_anyone_and_reveal(owner):
     x = rand_ring((9,))

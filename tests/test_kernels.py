@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from veil.cffi_kernels import ring
+from veil.cffi_kernels import aes, ring
 from veil.runtime.protocols import rep3_fused
 
 MOD = 1 << 64
@@ -43,9 +43,10 @@ def rng() -> np.random.Generator:
 
 def test_c_kernels_built_when_required() -> None:
     """CI sets VEIL_REQUIRE_KERNELS=1 so a silently skipped optional build is caught, and a stale
-    one whose truncation formulas take other arguments (rep3_fused would fall back to numpy)."""
+    one whose truncation formulas take other arguments (rep3_fused would fall back to numpy) or
+    that lacks the bulk keystream (the PRG would draw row by row)."""
     if os.environ.get("VEIL_REQUIRE_KERNELS") == "1":
-        assert ring.HAVE_C and rep3_fused.HAVE_C
+        assert ring.HAVE_C and rep3_fused.HAVE_C and aes._has_rows()
 
 
 @needs_c

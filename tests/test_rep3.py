@@ -390,6 +390,28 @@ def test_each_draw_is_a_fresh_stream_drawn_by_both_key_holders(case):
     assert_fresh_paired_streams(trace)
 
 
+@pytest.mark.parametrize("kernel", ["mul", "matmul", "trunc", "mul_trunc", "matmul_trunc"])
+def test_products_and_truncations_make_one_prg_call_per_party(kernel):
+    """All of a party's randomness for a product or a truncation, under however many keys (the
+    dealer's: its private key, k02 and k12), comes from one bulk draw."""
+    case = next(c for c in kernel_cases() if c[0] == kernel)
+    _, trace = run_kernel_traced(P, *case, PARTIES, COMPUTE)
+    assert trace.prg_calls == {p: 1 for p in COMPUTE}, trace.prg_calls
+    assert all(len(d) > 1 for d in trace.draws.values())  # ... of several rows
+
+
+@pytest.mark.parametrize("kernel", ["mul", "trunc", "mul_trunc"])
+def test_a_share_with_components_of_different_shapes_is_refused(kernel):
+    """Arrays (the fast path) and lists (np.shape's) alike."""
+    ctx = Context("alice", COMPUTE, make_prgs(PARTIES)["alice"])
+    good = (np.zeros(3, np.uint64), np.zeros(3, np.uint64))
+    for bad in ((np.zeros(3, np.uint64), np.zeros(4, np.uint64)), ([0, 0, 0], [0, 0])):
+        args = (bad, good) if kernel != "trunc" else (bad,)
+        attrs = {} if kernel == "mul" else {"bits": 4}
+        with pytest.raises(ValueError, match="malformed rep3 share"):
+            next(rep3.KERNELS[kernel].fn(ctx, *args, **attrs))
+
+
 # ---- costs and local operations ---------------------------------------------------------------
 
 def test_declared_costs():

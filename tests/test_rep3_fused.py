@@ -150,6 +150,59 @@ def test_bulk_draw_refuses_repeated_streams_and_unknown_peers():
         prg.draw_many("mallory", (1, 1), (2,), 10)
 
 
+ROWS = ((None, 1), ("bob", 6), ("bob", 0), ("carol", 0), (None, 0), ("carol", 65535), ("bob", 3))
+
+
+@pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
+@pytest.mark.parametrize("n", [1, 2, 7, 600, 100_001])
+def test_rows_under_several_keys_equal_separate_draws(native, n):
+    """draw_rows: each row is the draw of its own (key, stream), keys interleaved in any order and
+    one stream number under several keys; the same words with the C table or without AES-NI."""
+    prg = PRG(make_keys(PARTIES, seed=5)["alice"], native=native)
+    got = prg.draw_rows((3, 8), ROWS, n)
+    assert got.shape == (len(ROWS), n) and got.dtype == U64
+    for row, (peer, stream) in zip(got, ROWS):
+        assert np.array_equal(row, prg.draw(peer, (3, 8), stream, (n,))), (peer, stream)
+    again = prg.draw_rows((3, 8), [list(r) for r in reversed(ROWS)], n)  # a list of lists: the same rows
+    assert np.array_equal(again, got[::-1])
+
+
+def test_rows_agree_between_key_holders_and_audit_as_separate_draws():
+    prgs = make_prgs(PARTIES, seed=8)
+    a = prgs["alice"].draw_rows((4, 1), (("bob", 2), ("carol", 2)), 40)
+    assert np.array_equal(a[0], prgs["bob"].draw("alice", (4, 1), 2, (40,)))
+    assert np.array_equal(a[1], prgs["carol"].draw("alice", (4, 1), 2, (40,)))
+    rec = RecordingPRG(prgs["alice"])
+    ctx = Context("alice", ["alice", "bob", "carol"], rec)
+    ctx.op = (4, 1)
+    assert np.array_equal(ctx.rand_rows((("bob", 2), ("carol", 2)), 40), a)  # the default: a draw per row
+    assert rec.draws == [("bob", (4, 1), 2, (40,)), ("carol", (4, 1), 2, (40,))]
+
+
+@pytest.mark.parametrize("native", [False] + ([True] if aes.HAVE_AESNI else []))
+def test_rows_match_the_reference_cipher(native):
+    from test_prg import reference_draw
+    keys = {"bob": bytes(range(40, 56)), "carol": bytes(range(7, 23)), None: bytes(16)}
+    prg = PRG(keys, native=native)
+    rows = (("carol", 9), ("bob", 9), (None, 3), ("bob", 3))
+    for n in (1, 16, 17, 33, 1001):
+        got = prg.draw_rows((77, 5), rows, n)
+        for row, (peer, stream) in zip(got, rows):
+            assert np.array_equal(row, reference_draw(keys[peer], (77, 5), stream, n)), (peer, stream, n)
+
+
+def test_rows_refuse_repeats_unknown_keys_and_streams_out_of_range():
+    prg = make_prgs(PARTIES, seed=7)["alice"]
+    for _ in range(2):  # a refused plan is never remembered as good
+        with pytest.raises(ValueError, match="repeat"):
+            prg.draw_rows((1, 1), (("bob", 2), ("carol", 2), ("bob", 2)), 10)
+        with pytest.raises(ValueError, match="no randomness key"):
+            prg.draw_rows((1, 1), (("bob", 2), ("mallory", 2)), 10)
+        with pytest.raises(ValueError, match="outside"):
+            prg.draw_rows((1, 1), (("bob", 1 << 16),), 10)
+    assert prg.draw_rows((1, 1), (("bob", 2),), 0).shape == (1, 0)
+
+
 @pytest.mark.parametrize("n", [1, 2048, 5000])
 def test_absent_operands_read_as_zero(path, n):
     """dealer2's truncation passes None for the terms it lacks; C reads them chunk by chunk."""

@@ -50,6 +50,9 @@ class Context:
         self.party = party
         self.compute = compute
         self.index = compute.index(party) if party in compute else None
+        # (my index, my successor, my predecessor) on the ring of compute parties; None outside it
+        self.ring: tuple[int, str, str] | None = None if self.index is None else (
+            self.index, compute[(self.index + 1) % len(compute)], compute[(self.index - 1) % len(compute)])
         self.prg = prg
         self.op: tuple[int, int] = (0, 0)  # (instruction id, instance) of the running kernel
 
@@ -60,6 +63,11 @@ class Context:
     def rand_many(self, peer: str | None, streams: tuple[int, ...], n: int) -> np.ndarray:
         """A (len(streams), n) array whose row r is exactly rand(peer, streams[r], (n,)), drawn at once."""
         return self.prg.draw_many(peer, self.op, streams, n)
+
+    def rand_rows(self, rows: tuple[tuple[str | None, int], ...], n: int) -> np.ndarray:
+        """A (len(rows), n) array whose row r is exactly rand(*rows[r], (n,)): draws under several
+        keys (peer, stream) at once."""
+        return self.prg.draw_rows(self.op, rows, n)
 
     def party_at(self, i: int) -> str:
         """The compute party at (cyclic) position i."""
@@ -74,8 +82,12 @@ class PRGSource:
 
     def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
         """Row r: draw(peer, op, streams[r], (n,)). One draw per stream here; sources override it."""
-        out = np.empty((len(streams), n), dtype=np.uint64)
-        for r, stream in enumerate(streams):
+        return self.draw_rows(op, tuple((peer, s) for s in streams), n)
+
+    def draw_rows(self, op: tuple[int, int], rows: tuple[tuple[str | None, int], ...], n: int) -> np.ndarray:
+        """Row r: draw(rows[r][0], op, rows[r][1], (n,)). One draw per row here; sources override it."""
+        out = np.empty((len(rows), n), dtype=np.uint64)
+        for r, (peer, stream) in enumerate(rows):
             out[r] = self.draw(peer, op, stream, (n,))
         return out
 

@@ -86,17 +86,16 @@ def _reveal_to_cost(compute: list[str], n: int, party: str, **_: Any) -> Cost:
 
 def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> KernelGen:
     """My additive share of prod(x, y) from a dealer triple (a, b, c = prod(a, b)); 1 round.
-    a and b come from one bulk draw per key where they have one shape (elementwise products)."""
+    Each party's words come from one bulk draw where a, b and c have one shape (elementwise)."""
     p0, p1, d = _parties(ctx)
     xs, ys = np.shape(x), np.shape(y)
     if ctx.index == 2:
-        a, b = _draw_ab(ctx, p0, xs, ys)
-        a1, b1 = _draw_ab(ctx, p1, xs, ys)
+        a, b, a1, b1, c0 = _draw_triple(ctx, ((p0, S_A), (p0, S_B), (p1, S_A), (p1, S_B), (p0, S_C)), xs, ys, prod)
         c = asring(prod(np.add(a, a1, out=a), np.add(b, b1, out=b)))
-        yield Exchange(send={p1: [np.subtract(c, ctx.rand(p0, S_C, c.shape), out=c)]})
+        yield Exchange(send={p1: [np.subtract(c, c0, out=c)]})
         return _zeros(c.shape)
     other = p1 if ctx.index == 0 else p0
-    a_i, b_i = _draw_ab(ctx, d, xs, ys)
+    a_i, b_i, *c0 = _draw_triple(ctx, ((d, S_A), (d, S_B)) + (((d, S_C),) if ctx.index == 0 else ()), xs, ys, prod)
     e_i, f_i = _minus(x, a_i), _minus(y, b_i)
     got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
     e = np.add(e_i, got[other][0].reshape(xs), out=e_i)
@@ -109,16 +108,20 @@ def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> Kerne
         if ctx.index == 0:
             np.add(z, prod(e, f), out=z)
     if ctx.index == 0:
-        return np.add(z, ctx.rand(d, S_C, z.shape), out=z)
+        return np.add(z, c0[0].reshape(z.shape), out=z)
     return np.add(z, got[d][0].reshape(z.shape), out=z)
 
 
-def _draw_ab(ctx: Context, peer: str, xs: tuple[int, ...], ys: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The triple's a (x's shape) and b (y's) under `peer`'s key: one call when the shapes agree."""
-    if xs != ys:
-        return ctx.rand(peer, S_A, xs), ctx.rand(peer, S_B, ys)
-    a, b = ctx.rand_many(peer, (S_A, S_B), int(np.prod(xs, dtype=np.int64)))
-    return a.reshape(xs), b.reshape(ys)
+def _draw_triple(ctx: Context, rows: tuple[tuple[str, int], ...], xs: tuple[int, ...], ys: tuple[int, ...],
+                 prod: Callable) -> list[np.ndarray]:
+    """A party's triple words, row (key, stream) each: S_A shaped like x, S_B like y, S_C like the
+    product. One call where the three shapes agree (elementwise), else one per row."""
+    if prod is not ring_matmul and xs == ys:
+        drawn = ctx.rand_rows(rows, int(np.prod(xs, dtype=np.int64)))
+        return [row.reshape(xs) for row in drawn]
+    zs = (xs[0], ys[1]) if prod is ring_matmul else np.broadcast_shapes(xs, ys)
+    shapes = {S_A: xs, S_B: ys, S_C: zs}
+    return [ctx.rand(peer, stream, shapes[stream]) for peer, stream in rows]
 
 
 def _minus(x: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -148,8 +151,8 @@ def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     p0, p1, d = _parties(ctx)
     shape, n = np.shape(z), int(np.size(z))
     if ctx.index == 2:
-        r0, r63_0, rl_0 = ctx.rand_many(p0, (S_R, S_R63, S_RL), n)
-        e, f = fused.trunc_deal(r0, ctx.rand(p1, S_R, (n,)), r63_0, rl_0, m)
+        r0, r63_0, rl_0, r1 = ctx.rand_rows(((p0, S_R), (p0, S_R63), (p0, S_RL), (p1, S_R)), n)
+        e, f = fused.trunc_deal(r0, r1, r63_0, rl_0, m)
         yield Exchange(send={p1: [e, f]})
         return _zeros(shape)
     other = p1 if ctx.index == 0 else p0

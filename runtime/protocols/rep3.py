@@ -48,23 +48,27 @@ def _flat(a: Any) -> np.ndarray:
 
 def _roles(ctx: Context) -> tuple[int, str, str]:
     """My compute index, my successor and my predecessor."""
-    if ctx.index is None:
+    if ctx.ring is None:
         raise ValueError(f"party {ctx.party!r} is not a compute party of rep3")
-    return ctx.index, ctx.party_at(ctx.index + 1), ctx.party_at(ctx.index - 1)
+    return ctx.ring
 
 
 def _zero_share(ctx: Context, stream: int, n: int) -> np.ndarray:
-    """My part of a fresh 3-out-of-3 sharing of zero: rand(next) - rand(prev)."""
+    """My part of a fresh 3-out-of-3 sharing of zero: rand(next) - rand(prev), drawn in one call."""
     _, nxt, prv = _roles(ctx)
-    return ctx.rand(nxt, stream, (n,)) - ctx.rand(prv, stream, (n,))
+    drawn = ctx.rand_rows(((nxt, stream), (prv, stream)), n)
+    return drawn[0] - drawn[1]
 
 
 def _components(x: Share) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """The two components of a share, flat, with their common shape."""
     a, b = x
-    shape = np.shape(a)
-    if np.shape(b) != shape:
-        raise ValueError(f"malformed rep3 share: component shapes {shape} and {np.shape(b)}")
+    if type(a) is np.ndarray and type(b) is np.ndarray:  # the usual case: no np.shape dispatch
+        shape, other = a.shape, b.shape
+    else:
+        shape, other = np.shape(a), np.shape(b)
+    if other != shape:
+        raise ValueError(f"malformed rep3 share: component shapes {shape} and {other}")
     return _flat(a), _flat(b), shape
 
 
@@ -202,7 +206,7 @@ def trunc_product(ctx: Context, x: Share, y: Share, m: int) -> KernelGen:
 def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
     """The truncation at my role; `product` is (z,) or the operands (xa, xb, ya, yb) of z.
 
-    Each party draws its words with one call per key. Every share sent in round 1 carries a mask
+    Each party draws all its words in one call. Every share sent in round 1 carries a mask
     its receiver cannot compute, and the masks make up r: P0's rA (k02), P1's rB (k12) and P2's
     private rC. The output's components x0 = t (k02) and x2 = q (k12) are drawn; x1 = y - t - q,
     the one that depends on c, is summed by the two parties that know c, so P2 takes no part in
@@ -240,9 +244,8 @@ def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
 
 def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    rc = ctx.rand(None, S_RC, (n,))
-    ra, r63a, rla, t = ctx.rand_many(p0, (S_RA, S_R63, S_RL, S_T), n)
-    rb, q = ctx.rand_many(p1, (S_RB, S_Q), n)
+    rc, ra, r63a, rla, t, rb, q = ctx.rand_rows(((None, S_RC), (p0, S_RA), (p0, S_R63), (p0, S_RL), (p0, S_T),
+                                                 (p1, S_RB), (p1, S_Q)), n)
     z = fused.open_mask(product, rc)  # z2 + rC
     e, f = fused.trunc_deal(ra, rb, r63a, rla, m, rc)  # r = rA + rB + rC
     yield Exchange(send={p0: [z], p1: [z, e, f]})

@@ -34,7 +34,7 @@ from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kern
 from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
                                             local_p, pack_bits, pair_words, rotl1, slots, unpack_bits,
                                             words_for_bits)
-from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _components, _cross, _shaped, _zero_share
+from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _components, _cross, _roles, _shaped, _zero_share
 
 # PRG stream numbers within one conversion kernel (each (key, stream) drawn once).
 S_RHO = 10                 # P0-P1: the masks of P0's layer-0 words (2 streams)
@@ -240,7 +240,7 @@ def _rd_share(ctx: Context, r: Share, d: Share | None) -> tuple[dict[str, list[n
     """Round 3's extra traffic: my re-randomized additive share of r * d, to my predecessor."""
     if d is None:
         return {}, {}
-    nxt, prv = ctx.party_at(ctx.index + 1), ctx.party_at(ctx.index - 1)
+    _, nxt, prv = _roles(ctx)
     z = _cross(r, d, np.multiply) + _zero_share(ctx, S_RDZ, d[0].size)
     return {prv: [z]}, {nxt: 1}
 
@@ -263,7 +263,7 @@ def _rd_received(ctx: Context, sent: dict[str, list[np.ndarray]], got: dict[str,
     """My replicated pair of r * d: what I sent and array `at` from my successor."""
     if not sent:
         return None
-    nxt, prv = ctx.party_at(ctx.index + 1), ctx.party_at(ctx.index - 1)
+    _, nxt, prv = _roles(ctx)
     return sent[prv][0], np.asarray(got[nxt][at], dtype=U64)
 
 
