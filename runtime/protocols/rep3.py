@@ -228,7 +228,7 @@ def _trunc_p0(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
     got = yield Exchange(send={p1: [s]}, expect={p1: 1, p2: 1})
     v0 = fused.trunc_p0(s, got[p1][0], got[p2][0], r63a, rla, t, m)  # yA - t
     got = yield Exchange(send={p1: [v0]}, expect={p1: 1})
-    return t, np.add(v0, got[p1][0])
+    return t, np.add(v0, got[p1][0], out=v0)  # in place: every mesh has the bytes once send returns
 
 
 def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
@@ -239,7 +239,7 @@ def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> 
     z2, e, f = got[p2]
     v1 = fused.trunc_p1(s, got[p0][0], z2, e, f, q, m)  # yB - q
     got = yield Exchange(send={p0: [v1]}, expect={p0: 1})
-    return np.add(got[p0][0], v1), q
+    return np.add(v1, got[p0][0], out=v1), q  # in place, as at P0
 
 
 def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
