@@ -296,14 +296,15 @@ def test_truncation_outputs_are_fresh_sharings(kernel, values, attrs):
 
 @pytest.mark.parametrize("who", [0, 1])
 def test_output_check_catches_a_missing_output_mask(monkeypatch, who):
-    """P0 leaving t (k02) out of its round-2 message, or P1 leaving q (k12) out of its own, makes
-    a party's pair reveal the value: the check above must see it."""
+    """An opener leaving its output mask (P0's t, from k02, or P1's q, from k12) out of its round-2
+    message on the elements it opens first (who = 0) or second (who = 1) makes a party's pair
+    reveal the value: the check above must see it."""
     if who == 0:
         real = rep3.fused.trunc_p0
-        monkeypatch.setattr(rep3.fused, "trunc_p0", lambda s, g1, g2, a, b, t, m: real(s, g1, g2, a, b, None, m))
+        monkeypatch.setattr(rep3.fused, "trunc_p0", lambda s, g1, g2, a, b, t, m, **kw: real(s, g1, g2, a, b, None, m, **kw))
     else:
         real = rep3.fused.trunc_p1
-        monkeypatch.setattr(rep3.fused, "trunc_p1", lambda s, g0, z2, e, f, q, m: real(s, g0, z2, e, f, None, m))
+        monkeypatch.setattr(rep3.fused, "trunc_p1", lambda s, g0, z2, e, f, q, m, **kw: real(s, g0, z2, e, f, None, m, **kw))
     with pytest.raises(AssertionError, match="non-uniform"):
         output_pairs_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
 
@@ -321,6 +322,20 @@ def test_the_dealer_receives_nothing_and_round_two_is_between_the_openers(kernel
     assert not any(arrays for got in trace.received[p2] for arrays in got.values())
     for me, other in ((p0, p1), (p1, p0)):
         assert {q: len(arrays) for q, arrays in trace.received[me][1].items()} == {other: 1}
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000])
+def test_the_dealer_sends_each_opener_half_of_its_words(n):
+    """P2's round-1 words: its masked share to both, and each opener's dealt words for the half
+    of the elements the other opens first (one element apart at most, f padded per half)."""
+    x = rand_signed(n, 2**40)
+    out, trace = run_kernel_traced(P, "trunc", secret_inputs(x), {"bits": 16}, PARTIES, COMPUTE)
+    assert set(np.unique(trunc_error(open_value(out), x, 16))) <= {0, 1}
+    p0, p1, p2 = COMPUTE
+    sizes = {p: [a.size for a in trace.received[p][0][p2]] for p in (p0, p1)}
+    assert sizes[p0][0] == sizes[p1][0] == n  # z2 + rC
+    assert sizes[p0][1] == n - n // 2 and sizes[p1][1] == n // 2  # e: P0's for the second half
+    assert abs(sum(sizes[p0]) - sum(sizes[p1])) <= 2
 
 
 @pytest.mark.parametrize("z", [0, 2**61, -(2**61)])
@@ -417,8 +432,8 @@ def test_a_share_with_components_of_different_shapes_is_refused(kernel):
 def test_declared_costs():
     c0, c1, c2 = COMPUTE
     k = P.kernels
-    for name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):  # P2's f: 2, 4 or 8 bytes an element
-        for bits, f in ((16, 3), (17, 5), (32, 5), (33, 10), (62, 10)):
+    for name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):  # P2's f: 2, 4 or 8 bytes an element,
+        for bits, f in ((16, 4), (17, 6), (32, 6), (33, 10), (62, 10)):  # each half of 5 packed on its own
             assert k[name].cost(COMPUTE, 10, bits=bits) == Cost(2, {c0: 20, c1: 20, c2: 30 + f})
     for name in ("mul_add", "matmul_add"):
         assert k[name].cost(COMPUTE, 10) == Cost(0, {c0: 0, c1: 0, c2: 0})

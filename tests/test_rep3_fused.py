@@ -104,6 +104,21 @@ def test_c_and_numpy_give_the_same_words(monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(out[True], out[False]))
 
 
+@pytest.mark.parametrize("n", [0, 1, 5, 1000])
+def test_opener_formulas_write_into_a_slice_when_asked(path, n):
+    """out= puts the same words where the caller asks (a slice of the message being built), and
+    leaves the rest of the buffer alone; a wrong out is refused."""
+    s, g, z, a, b, t = words(np.random.default_rng(n + 3), 6, n)
+    e, f = fused.trunc_deal(a, b, t, z, 16)
+    for fn, args in ((fused.trunc_p0, (s, g, z, a, b, t)), (fused.trunc_p1, (s, g, z, e, f, t))):
+        buf = np.full(n + 4, 7, U64)
+        got = fn(*args, 16, out=buf[2:n + 2])
+        assert np.array_equal(buf[2:n + 2], fn(*args, 16)) and got.base is buf
+        assert (buf[:2] == 7).all() and (buf[n + 2:] == 7).all()
+        with pytest.raises(ValueError, match="contiguous uint64"):
+            fn(*args, 16, out=np.zeros(2 * n + 2, U64)[::2][:n + 1])
+
+
 def test_operands_of_other_sizes_are_refused(path):
     a = np.zeros(4, U64)
     with pytest.raises(ValueError, match="4 elements, expected 5"):

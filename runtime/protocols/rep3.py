@@ -27,7 +27,7 @@ S_SHARE = 0          # share: the component known to the owner and its predecess
 S_OWN0, S_OWN1 = 0, 1  # share from an input party: its private draws of x0, x1
 S_RC = 1             # trunc_additive: the dealer's mask on its own share (P2's private key)
 S_RA, S_RB = 2, 3    # trunc_additive: P0's and P1's masks on their shares (P0<->P2, P1<->P2)
-S_R63, S_RL = 4, 5   # trunc_additive: P0's halves of the mask's top bit and shifted low bits
+S_OPENER = 4         # trunc_additive: the first opener's parts of the mask's top bit and shifted low bits
 S_T, S_Q = 6, 8      # trunc_additive: the output components x0 (P0<->P2) and x2 (P1<->P2)
 
 # The opened value is offset by 2^62 (rep3_fused.OFFSET), so z + 2^62 lies in [0, 2^63) for |z| < 2^62.
@@ -106,11 +106,21 @@ def _local_product_cost(compute: list[str], n: int, **_: Any) -> Cost:
     return Cost(0, _each(compute, 0), _each(compute, 0))
 
 
+def _halves(n: int) -> tuple[int, int, int]:
+    """The truncation's split of n elements: the first h elements (P0 opens first, P1 gets the
+    dealt words), the rest (the roles swapped), and the words per PRG row, 2 * (n - h) >= n."""
+    h = n // 2
+    return h, n - h, 2 * (n - h)
+
+
 def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
-    """trunc_additive: 2 rounds (P2 sends in the first only); P0 sends 2n, P1 2n, P2 3n + f_words
-    (n/4 for bits <= 16); draws 4n, 2n, 7n words."""
+    """trunc_additive: 2 rounds (P2 sends in the first only); P0 and P1 send 2n each, P2 3n plus
+    the packed f of each half (n/4 in all for bits <= 16), half to each opener; draws 3, 3 and 7 rows
+    of 2 * ceil(n/2) words."""
     p0, p1, p2 = compute
-    return Cost(2, {p0: 2 * n, p1: 2 * n, p2: 3 * n + fused.f_words(n, bits)}, {p0: 4 * n, p1: 2 * n, p2: 7 * n})
+    h, rest, row = _halves(n)
+    sent = 3 * n + fused.f_words(h, bits) + fused.f_words(rest, bits)
+    return Cost(2, {p0: 2 * n, p1: 2 * n, p2: sent}, {p0: 3 * row, p1: 3 * row, p2: 7 * row})
 
 
 def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -192,7 +202,8 @@ def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
 
     P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only, then
     form the one output component that depends on c between them. Valid for |z| < 2^62 (signed).
-    2 rounds; P0 sends 2n, P1 2n, P2 3n + f_words(n, m), in round 1 only (docs/security.md).
+    2 rounds; P0 sends 2n, P1 2n, P2 about 3.25n (bits <= 16), half to each, in round 1 only
+    (docs/security.md).
     """
     return (yield from _trunc(ctx, (_flat(z),), m))
 
@@ -210,45 +221,50 @@ def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
     its receiver cannot compute, and the masks make up r: P0's rA (k02), P1's rB (k12) and P2's
     private rC. The output's components x0 = t (k02) and x2 = q (k12) are drawn; x1 = y - t - q,
     the one that depends on c, is summed by the two parties that know c, so P2 takes no part in
-    round 2."""
+    round 2. Of y's two halves, the "first opener" draws its parts of r's top bit and low bits
+    with the dealer (one row: both, one after the other) and the second gets them from the dealer
+    (e, f): P0 is first on the first h elements and P1 on the rest, so the dealer's words go half
+    to each and P0 and P1 do the same work."""
     m = _check_bits(m)
     i, _, _ = _roles(ctx)
     n = product[0].size
-    if i == 0:
-        return (yield from _trunc_p0(ctx, product, m, n))
-    if i == 1:
-        return (yield from _trunc_p1(ctx, product, m, n))
+    if i < 2:
+        return (yield from _trunc_opener(ctx, product, m, n))
     return (yield from _trunc_p2(ctx, product, m, n))
 
 
-def _trunc_p0(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
+def _trunc_opener(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
+    """P0 or P1: open c with the other opener, v = (my half of y) - my output mask, x1 = v + theirs."""
     p0, p1, p2 = ctx.compute
-    ra, r63a, rla, t = ctx.rand_many(p2, (S_RA, S_R63, S_RL, S_T), n)
-    s = fused.open_mask(product, ra)  # z0 + rA: the opened c is s + P1's + P2's + 2^62
-    got = yield Exchange(send={p1: [s]}, expect={p1: 1, p2: 1})
-    v0 = fused.trunc_p0(s, got[p1][0], got[p2][0], r63a, rla, t, m)  # yA - t
-    got = yield Exchange(send={p1: [v0]}, expect={p1: 1})
-    return t, np.add(v0, got[p1][0], out=v0)  # in place: every mesh has the bytes once send returns
-
-
-def _trunc_p1(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
-    p0, p1, p2 = ctx.compute
-    rb, q = ctx.rand_many(p2, (S_RB, S_Q), n)
-    s = fused.open_mask(product, rb)  # z1 + rB
-    got = yield Exchange(send={p0: [s]}, expect={p0: 1, p2: 3})
-    z2, e, f = got[p2]
-    v1 = fused.trunc_p1(s, got[p0][0], z2, e, f, q, m)  # yB - q
-    got = yield Exchange(send={p0: [v1]}, expect={p0: 1})
-    return np.add(v1, got[p0][0], out=v1), q  # in place, as at P0
+    i = ctx.index
+    other = p1 if i == 0 else p0
+    h, rest, row = _halves(n)
+    mask, out_mask, first = ctx.rand_many(p2, (S_RA if i == 0 else S_RB, S_T if i == 0 else S_Q, S_OPENER), row)
+    mask, out_mask = mask[:n], out_mask[:n]  # rA or rB; t (x0) or q (x2)
+    k = h if i == 0 else rest  # how many elements I open first: their top-bit and low-bit parts
+    s = fused.open_mask(product, mask)  # z_i + my mask: the opened c is s + theirs + P2's + 2^62
+    got = yield Exchange(send={other: [s]}, expect={other: 1, p2: 3})
+    g, (z2, e, f) = got[other][0], got[p2]
+    v = np.empty(n, dtype=U64)  # my half of y minus my output mask, P0's first part on [0, h)
+    mine, theirs = (slice(0, h), slice(h, n)) if i == 0 else (slice(h, n), slice(0, h))
+    fused.trunc_p0(s[mine], g[mine], z2[mine], first[:k], first[k:2 * k], out_mask[mine], m, out=v[mine])
+    fused.trunc_p1(s[theirs], g[theirs], z2[theirs], e, f, out_mask[theirs], m, out=v[theirs])
+    got = yield Exchange(send={other: [v]}, expect={other: 1})
+    x1 = np.add(v, got[other][0], out=v)  # in place: every mesh has the bytes once send returns
+    return (out_mask, x1) if i == 0 else (x1, out_mask)
 
 
 def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
     p0, p1, p2 = ctx.compute
-    rc, ra, r63a, rla, t, rb, q = ctx.rand_rows(((None, S_RC), (p0, S_RA), (p0, S_R63), (p0, S_RL), (p0, S_T),
-                                                 (p1, S_RB), (p1, S_Q)), n)
+    h, rest, row = _halves(n)
+    rc, ra, t, first0, rb, q, first1 = ctx.rand_rows(
+        ((None, S_RC), (p0, S_RA), (p0, S_T), (p0, S_OPENER), (p1, S_RB), (p1, S_Q), (p1, S_OPENER)), row)
+    rc, ra, t, rb, q = rc[:n], ra[:n], t[:n], rb[:n], q[:n]  # rows are 2 * ceil(n/2) words
     z = fused.open_mask(product, rc)  # z2 + rC
-    e, f = fused.trunc_deal(ra, rb, r63a, rla, m, rc)  # r = rA + rB + rC
-    yield Exchange(send={p0: [z], p1: [z, e, f]})
+    # r = rA + rB + rC; each opener's words for the elements the other opens first
+    e1, f1 = fused.trunc_deal(ra[:h], rb[:h], first0[:h], first0[h:2 * h], m, rc[:h])
+    e0, f0 = fused.trunc_deal(ra[h:], rb[h:], first1[:rest], first1[rest:2 * rest], m, rc[h:])
+    yield Exchange(send={p0: [z, e0, f0], p1: [z, e1, f1]})
     yield Exchange()  # round 2 is P0's and P1's alone: nothing to send or wait for
     return q, t
 

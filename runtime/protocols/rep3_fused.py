@@ -156,20 +156,36 @@ def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np
     return c, sgn
 
 
-def _c_trunc(fn: Any, operands: tuple[np.ndarray | None, ...], m: int, n: int) -> np.ndarray:
+def _result(n: int, out: np.ndarray | None) -> np.ndarray:
+    """Where a formula writes: `out` (n contiguous words, e.g. a slice of a message being built), or a
+    fresh array."""
+    if out is None:
+        return np.empty(n, dtype=U64)
+    if type(out) is not np.ndarray or out.dtype is not _U64 or out.shape != (n,) or not out.flags.c_contiguous:
+        raise ValueError(f"fused rep3 kernel: out must be {n} contiguous uint64 words")
+    return out
+
+
+def _copied(y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The numpy path's result written where the caller asked."""
+    np.copyto(_result(y.size, out), y)
+    return out
+
+
+def _c_trunc(fn: Any, operands: tuple[np.ndarray | None, ...], m: int, n: int, out: np.ndarray | None) -> np.ndarray:
     """One party's truncation formula as its C pass over the operands (checked here)."""
-    out = np.empty(n, dtype=U64)
+    out = _result(n, out)
     fn(*_c_args(n, *operands), m, _ptr(out), n)
     return out
 
 
 def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndarray, rla: np.ndarray,
-             t: np.ndarray | None, m: int) -> np.ndarray:
+             t: np.ndarray | None, m: int, out: np.ndarray | None = None) -> np.ndarray:
     """P0's v0 = cl + c63*K - 2^(62-m) - rla + r63a*sgn*K - t for the opened c, K = 2^(63-m)
-    (g2, t None: zero)."""
+    (g2, t None: zero), written into `out` if given."""
     n = s.size
     if use_c and HAVE_C:
-        return _c_trunc(_lib.veil_rep3_trunc_p0, (s, g1, g2, r63a, rla, t), m, n)
+        return _c_trunc(_lib.veil_rep3_trunc_p0, (s, g1, g2, r63a, rla, t), m, n, out)
     s, g1, g2, r63a, rla, t = _check(n, s, g1, g2, r63a, rla, t)
     k = U64(1 << (63 - m))
     c, y = _opened_sign(s, g1, g2)
@@ -185,17 +201,17 @@ def trunc_p0(s: np.ndarray, g1: np.ndarray, g2: np.ndarray | None, r63a: np.ndar
     np.subtract(y, rla, out=y)
     if t is not None:
         np.subtract(y, t, out=y)
-    return y
+    return y if out is None else _copied(y, out)
 
 
 def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, e: np.ndarray, f: np.ndarray,
-             q: np.ndarray | None, m: int) -> np.ndarray:
+             q: np.ndarray | None, m: int, out: np.ndarray | None = None) -> np.ndarray:
     """P1's v1 = r63b*sgn*K - rlb - q = e - c63 * (r63b << (64 - m)) - q for the opened c, from
-    the dealer's e and packed f (see trunc_deal; z2, q None: zero)."""
+    the dealer's e and packed f (see trunc_deal; z2, q None: zero), written into `out` if given."""
     n = s.size
     f = _operand(f, f_words(n, m))
     if use_c and HAVE_C:
-        out = np.empty(n, dtype=U64)
+        out = _result(n, out)
         args = _c_args(n, s, g0, z2, e)
         _lib.veil_rep3_trunc_p1(*args, _ptr(f), f_bytes(m), *_c_args(n, q), m, _ptr(out), n)
         return out
@@ -210,4 +226,4 @@ def trunc_p1(s: np.ndarray, g0: np.ndarray, z2: np.ndarray | None, e: np.ndarray
     np.subtract(e, y, out=y)
     if q is not None:
         np.subtract(y, q, out=y)
-    return y
+    return y if out is None else _copied(y, out)
