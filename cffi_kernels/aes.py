@@ -27,6 +27,7 @@ HAVE_AESNI: bool = _available()
 HAVE_ROWS: bool = HAVE_AESNI and _has_rows()
 ROUND_KEY_BYTES = 176  # 11 round keys of 16 bytes
 MAX_BLOCKS = 1 << 32
+SHARED_BLOCK_BYTES = 1 << 20  # a bulk draw up to this size is one block, its rows views of it
 
 
 class AesCtr:
@@ -68,16 +69,31 @@ class KeyRows:
         self.k = len(self.ciphers)
         self._table = _ffi.new("uint8_t *[]", [c.schedule for c in self.ciphers])
 
-    def keystream(self, heads: bytes, nblocks: int) -> np.ndarray:
-        """A fresh (k, 2 * nblocks) uint64 array whose row r is AES_{k_r}(head_r + j) for j < nblocks,
-        head_r = heads[16r:16r+16]: one keystream_into per row, in one call."""
+    def keystream(self, heads: bytes, nblocks: int) -> list[np.ndarray]:
+        """Row r, 2 * nblocks fresh uint64 words: AES_{k_r}(head_r + j) for j < nblocks with head_r =
+        heads[16r:16r+16], the same words as one keystream_into per row. Small draws share one
+        block (one C call); rows of a large one are arrays of their own (one C call each), so no
+        row keeps the others alive and none is over glibc's 32 MB mmap threshold (a page fault
+        per 4 KiB on every call)."""
         if len(heads) != 16 * self.k or not 0 <= nblocks <= MAX_BLOCKS:
             raise ValueError("one 16-byte counter block per row, and a draw of at most 2^32 blocks")
-        out = np.empty((self.k, 2 * nblocks), dtype="<u8")
+        if self.k * nblocks * 16 <= SHARED_BLOCK_BYTES:
+            block = np.empty((self.k, 2 * nblocks), dtype="<u8")
+            self._fill(0, self.k, heads, nblocks, block)
+            return list(block)
+        rows = [np.empty(2 * nblocks, dtype="<u8") for _ in range(self.k)]
+        for r, row in enumerate(rows):
+            self._fill(r, 1, heads[16 * r:16 * r + 16], nblocks, row)
+        return rows
+
+    def _fill(self, first: int, k: int, heads: bytes, nblocks: int, out: np.ndarray) -> None:
+        """Rows first .. first + k - 1 into out (k rows of 16 * nblocks bytes, one after the other)."""
+        if not (k and nblocks):
+            return
         if not HAVE_ROWS:
-            for r, cipher in enumerate(self.ciphers):
-                cipher.keystream_into(heads[16 * r:16 * r + 16], nblocks, out[r])
-        elif self.k and nblocks and _lib.veil_aes128_ctr_rows(self._table, heads, self.k, nblocks,
-                                                              _ffi.from_buffer("uint8_t[]", out), 16 * nblocks) != 0:
+            rows = out.reshape(k, -1)
+            for r in range(k):
+                self.ciphers[first + r].keystream_into(heads[16 * r:16 * r + 16], nblocks, rows[r])
+        elif _lib.veil_aes128_ctr_rows(self._table + first, heads, k, nblocks,
+                                       _ffi.from_buffer("uint8_t[]", out), 16 * nblocks) != 0:
             raise RuntimeError("AES-NI keystream failed")
-        return out

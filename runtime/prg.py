@@ -124,18 +124,18 @@ class PRG(PRGSource):
             self._ctr_blocks(peer, block, nblocks, out)
         return out[:n].reshape(shape)
 
-    def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
-        """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, one C call for all rows."""
+    def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> list[np.ndarray]:
+        """Row r is exactly draw(peer, op, streams[r], (n,)); with AES-NI, in one call."""
         key = (peer, streams if isinstance(streams, tuple) else tuple(streams))
         return self._draw_planned(self._plan(key, lambda: tuple((peer, s) for s in key[1])), op, n)
 
-    def draw_rows(self, op: tuple[int, int], rows: tuple[tuple[str | None, int], ...], n: int) -> np.ndarray:
+    def draw_rows(self, op: tuple[int, int], rows: tuple[tuple[str | None, int], ...], n: int) -> list[np.ndarray]:
         """Row r is exactly draw(*rows[r], op, (n,)) for rows of (peer, stream), under several keys;
-        with AES-NI, one C call for all of them."""
+        with AES-NI, in one call (aes.KeyRows.keystream)."""
         key = rows if isinstance(rows, tuple) else tuple(tuple(r) for r in rows)
         return self._draw_planned(self._plan(key, lambda: key), op, n)
 
-    def _draw_planned(self, plan: "_RowPlan", op: tuple[int, int], n: int) -> np.ndarray:
+    def _draw_planned(self, plan: "_RowPlan", op: tuple[int, int], n: int) -> list[np.ndarray]:
         """The rows of a checked plan at one address."""
         if not self._native or not plan.rows or n <= 0:
             return super().draw_rows(op, plan.rows, n)
@@ -144,7 +144,7 @@ class PRG(PRGSource):
         # Every row's counter block is _block_int(op, 0) | stream << 32 (disjoint bits, so a sum):
         # all of them at once are one int's bytes, the address repeated by `spread` plus `offsets`.
         heads = (_block_int(op, 0) * plan.spread + plan.offsets).to_bytes(16 * len(plan.rows), "big")
-        return plan.keys.keystream(heads, (n + 1) // 2)[:, :n]
+        return [row[:n] for row in plan.keys.keystream(heads, (n + 1) // 2)]
 
     def _plan(self, key: tuple, rows_of: Any) -> "_RowPlan":
         """The checked rows for `key` with what turns an address into their counter blocks; kernels

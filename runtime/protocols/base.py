@@ -60,13 +60,13 @@ class Context:
         """uint64 randomness known to me and `peer` (None: to me alone), unique to this call."""
         return self.prg.draw(peer, self.op, stream, shape)
 
-    def rand_many(self, peer: str | None, streams: tuple[int, ...], n: int) -> np.ndarray:
-        """A (len(streams), n) array whose row r is exactly rand(peer, streams[r], (n,)), drawn at once."""
+    def rand_many(self, peer: str | None, streams: tuple[int, ...], n: int) -> list[np.ndarray]:
+        """Rows of n words, row r exactly rand(peer, streams[r], (n,)), drawn at once."""
         return self.prg.draw_many(peer, self.op, streams, n)
 
-    def rand_rows(self, rows: tuple[tuple[str | None, int], ...], n: int) -> np.ndarray:
-        """A (len(rows), n) array whose row r is exactly rand(*rows[r], (n,)): draws under several
-        keys (peer, stream) at once."""
+    def rand_rows(self, rows: tuple[tuple[str | None, int], ...], n: int) -> list[np.ndarray]:
+        """Rows of n words, row r exactly rand(*rows[r], (n,)): draws under several keys (peer,
+        stream) at once."""
         return self.prg.draw_rows(self.op, rows, n)
 
     def party_at(self, i: int) -> str:
@@ -80,16 +80,13 @@ class PRGSource:
     def draw(self, peer: str | None, op: tuple[int, int], stream: int, shape: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError
 
-    def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> np.ndarray:
+    def draw_many(self, peer: str | None, op: tuple[int, int], streams: tuple[int, ...], n: int) -> list[np.ndarray]:
         """Row r: draw(peer, op, streams[r], (n,)). One draw per stream here; sources override it."""
         return self.draw_rows(op, tuple((peer, s) for s in streams), n)
 
-    def draw_rows(self, op: tuple[int, int], rows: tuple[tuple[str | None, int], ...], n: int) -> np.ndarray:
+    def draw_rows(self, op: tuple[int, int], rows: tuple[tuple[str | None, int], ...], n: int) -> list[np.ndarray]:
         """Row r: draw(rows[r][0], op, rows[r][1], (n,)). One draw per row here; sources override it."""
-        out = np.empty((len(rows), n), dtype=np.uint64)
-        for r, (peer, stream) in enumerate(rows):
-            out[r] = self.draw(peer, op, stream, (n,))
-        return out
+        return [self.draw(peer, op, stream, (n,)) for peer, stream in rows]
 
 
 def all_compute(compute: list[str], **_: Any) -> set[str]:
