@@ -69,22 +69,23 @@ class KeyRows:
         self.k = len(self.ciphers)
         self._table = _ffi.new("uint8_t *[]", [c.schedule for c in self.ciphers])
 
-    def keystream(self, heads: bytes, nblocks: int) -> list[np.ndarray]:
-        """Row r, 2 * nblocks fresh uint64 words: AES_{k_r}(head_r + j) for j < nblocks with head_r =
-        heads[16r:16r+16], the same words as one keystream_into per row. Small draws share one
-        block (one C call); rows of a large one are arrays of their own (one C call each), so no
-        row keeps the others alive and none is over glibc's 32 MB mmap threshold (a page fault
-        per 4 KiB on every call)."""
+    def keystream(self, heads: bytes, n: int) -> list[np.ndarray]:
+        """Row r, n fresh uint64 words: the first n words of AES_{k_r}(head_r + j), j = 0, 1, ...,
+        with head_r = heads[16r:16r+16], the same words as one keystream_into per row. Small draws
+        share one block (one C call); rows of a large one are arrays of their own (one C call
+        each), so no row keeps the others alive and none is over glibc's 32 MB mmap threshold (a
+        page fault per 4 KiB on every call)."""
+        nblocks = (n + 1) // 2
         if len(heads) != 16 * self.k or not 0 <= nblocks <= MAX_BLOCKS:
             raise ValueError("one 16-byte counter block per row, and a draw of at most 2^32 blocks")
         if self.k * nblocks * 16 <= SHARED_BLOCK_BYTES:
             block = np.empty((self.k, 2 * nblocks), dtype="<u8")
             self._fill(0, self.k, heads, nblocks, block)
-            return list(block)
+            return list(block[:, :n])
         rows = [np.empty(2 * nblocks, dtype="<u8") for _ in range(self.k)]
         for r, row in enumerate(rows):
             self._fill(r, 1, heads[16 * r:16 * r + 16], nblocks, row)
-        return rows
+        return rows if n == 2 * nblocks else [row[:n] for row in rows]
 
     def _fill(self, first: int, k: int, heads: bytes, nblocks: int, out: np.ndarray) -> None:
         """Rows first .. first + k - 1 into out (k rows of 16 * nblocks bytes, one after the other)."""

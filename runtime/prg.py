@@ -144,7 +144,7 @@ class PRG(PRGSource):
         # Every row's counter block is _block_int(op, 0) | stream << 32 (disjoint bits, so a sum):
         # all of them at once are one int's bytes, the address repeated by `spread` plus `offsets`.
         heads = (_block_int(op, 0) * plan.spread + plan.offsets).to_bytes(16 * len(plan.rows), "big")
-        return [row[:n] for row in plan.keys.keystream(heads, (n + 1) // 2)]
+        return plan.keys.keystream(heads, n)
 
     def _plan(self, key: tuple, rows_of: Any) -> "_RowPlan":
         """The checked rows for `key` with what turns an address into their counter blocks; kernels

@@ -222,9 +222,10 @@ def test_rows_of_a_large_draw_are_arrays_of_their_own():
     """Past aes.SHARED_BLOCK_BYTES every row has its own buffer (none keeps the others alive, none
     passes glibc's mmap threshold as one block of all rows would); below it they share one."""
     prg = make_prgs(PARTIES, seed=3)["alice"]
-    for n, shared in ((1000, True), (aes.SHARED_BLOCK_BYTES // 8 + 2, False)):
+    for n, shared in ((1000, True), (999, True), (aes.SHARED_BLOCK_BYTES // 8 + 2, False),
+                      (aes.SHARED_BLOCK_BYTES // 8 + 3, False)):
         rows = prg.draw_rows((2, 9), (("bob", 1), (None, 1), ("carol", 4)), n)
-        bases = {id(r.base) for r in rows}
+        bases = {id(r if r.base is None else r.base) for r in rows}  # the buffer each row lives in
         assert (len(bases) == 1) == shared, n
         for row, (peer, stream) in zip(rows, (("bob", 1), (None, 1), ("carol", 4))):
             assert np.array_equal(row, prg.draw(peer, (2, 9), stream, (n,)))
