@@ -8,7 +8,13 @@ import signal
 import sys
 from typing import Any
 
-import numpy as np
+# One veil process is one party (or one compile) and keeps one core busy at most: OpenBLAS's extra
+# threads only spin-wait, here ~37 ms of CPU per process at start-up and ~0.45 ms per LR step (three
+# parties), taken from the other parties on shared cores (docs/perf.md). Set before numpy loads
+# OpenBLAS; a user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402  (after the thread setting above)
 
 from veil.runtime.diagnostics import UsageErr, VeilError
 from veil.runtime.shaping import shape_from_args

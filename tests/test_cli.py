@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -171,3 +174,18 @@ def test_local_stats_measure_what_the_compiler_predicts(small: dict, tmp_path: P
     assert predicted == expected
     assert f"rounds on the critical path: {cost['rounds']}" in done.out
     assert_trained(tmp_path / "out", small)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+                    reason="counts threads through Linux's /proc on a machine with 2+ cores")
+@pytest.mark.parametrize("given, threads", [(None, 1), ("2", 2)])
+def test_a_veil_process_starts_no_blas_threads_unless_asked(given, threads) -> None:
+    """The CLI keeps OpenBLAS to the calling thread (its pool only spin-waits in a party
+    process); an explicit OPENBLAS_NUM_THREADS is the user's and wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = "import os, veil.runtime.cli, numpy; print(len(os.listdir('/proc/self/task')))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == threads
