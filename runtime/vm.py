@@ -19,9 +19,12 @@ from .ops import OPS
 
 _SPECIAL = frozenset({"const", "input", "retag", "from_public", "to_additive"})  # `local` handles these itself
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
-# Liveness hook: a local op on at least this many elements runs in a worker thread, and the loop
-# gets a turn between instructions at least this often, so heartbeats go out during long steps.
-OFFLOAD_ELEMENTS = 1 << 20
+# Liveness hook: a local op of at least this many element steps (~10-20 ms here) runs in a worker
+# thread, and the loop gets a turn between instructions at least this often, so heartbeats go out
+# during long steps. Shorter ops stay on the loop's thread: like a kernel's C passes they hold it for
+# milliseconds, and handing a 10^6-element add to a thread made the suite's 10^6 multiplications
+# slower (docs/perf.md, "Local ops on the loop's thread").
+OFFLOAD_WORK = 1 << 24
 YIELD_SECONDS = 0.05
 
 
@@ -44,6 +47,21 @@ def _elements(x: Any) -> int:
     if isinstance(x, (tuple, list)):
         return sum(_elements(v) for v in x)
     return 0
+
+
+def _columns(x: Any) -> int:
+    """The last dimension of a register's value (of a share's first component), 1 for a vector."""
+    while isinstance(x, (tuple, list)) and x:
+        x = x[0]
+    return x.shape[-1] if isinstance(x, np.ndarray) and x.ndim >= 2 else 1
+
+
+def work(opcode: str, operands: list[Any]) -> int:
+    """A local op's element steps, for the offload decision: a matrix product's multiply-adds (its
+    first operand's elements times the second's columns), else its operands' elements."""
+    if opcode == "matmul" and len(operands) == 2:
+        return _elements(operands[0]) * _columns(operands[1])
+    return sum(_elements(x) for x in operands)
 
 # Who follows the run (live values, the progress line: runtime/progress.py), set by `veil run`;
 # None (the API, tests) prints nothing. A follower has `iteration(loops)` and `value(name, loops, ring,
@@ -176,11 +194,11 @@ class VM:
 
     def _prepared(self, ins: OpInstr) -> tuple[OpInstr, Callable[[list], Any], bool]:
         """What a local instruction's runs share, decided at its first: how `local` computes it, and
-        whether it goes to a worker thread (its operands' size: a register's shape is the same on
-        every run, being its value's static type)."""
+        whether it goes to a worker thread (its `work`: a register's shape is the same on every run,
+        being its value's static type)."""
         known = self._plans.get(id(ins))
         if known is None or known[0] is not ins:  # first run (an id may be reused by a new instruction)
-            big = sum(_elements(self.regs.get(r)) for r in ins.ins) >= OFFLOAD_ELEMENTS
+            big = work(ins.opcode, [self.regs.get(r) for r in ins.ins]) >= OFFLOAD_WORK
             known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec), big)
         return known
 

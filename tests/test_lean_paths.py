@@ -114,3 +114,20 @@ def test_vm_plan_failure_names_the_instruction():
     vm.regs[0] = np.zeros(3, U64)
     with pytest.raises(RuntimeFailure, match="alice failed .*nosuchop"):
         vm.op(OpInstr("nosuchop", 1, (0,), {}, (0,)))
+
+
+@pytest.mark.parametrize("opcode, shapes, offloaded", [
+    ("add", [(10**6,), (10**6,)], False),            # the suite's 10^6 add stays on the loop's thread
+    ("add", [(1 << 22,), (1 << 22,)], True),         # 2^24 element steps: ~15 ms, to a worker thread
+    ("sum", [(1 << 23,)], True),
+    ("matmul", [(64, 784), (784, 128)], False),      # 12.8M multiply-adds (two components): ~2 ms in C
+    ("matmul", [(512, 512), (512, 512)], True),      # 268M: seconds in numpy's loop
+])
+def test_only_long_local_ops_go_to_a_worker_thread(opcode, shapes, offloaded):
+    """The liveness offload is decided by an op's work (a matrix product's multiply-adds), so a
+    matrix product of 0.5 M-element operands goes to a thread and a 10^6-element add does not."""
+    vm = _vm(Rep3(), "alice")
+    for r, shape in enumerate(shapes):
+        vm.regs[r] = (np.zeros(shape, dtype=U64), np.zeros(shape, dtype=U64))
+    ins = OpInstr(opcode, 9, tuple(range(len(shapes))), {"axis": None} if opcode == "sum" else {}, (1,) * len(shapes))
+    assert vm._prepared(ins)[2] is offloaded
