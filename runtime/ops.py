@@ -46,6 +46,7 @@ class OpDef:
     index_operands: tuple[int, ...] = ()  # operands that are indices, not data (dslice's start)
     vis: frozenset[str] = ANY_VIS  # visibilities its operands may have
     kinds: tuple[str, ...] = ("arith",)  # share kinds a secret operand may have
+    ufunc: np.ufunc | None = None  # its elementwise ring form, which may write into a dying operand
 
     def data_operands(self, n: int) -> list[int]:
         """The operand positions that carry data (truncations may move through them)."""
@@ -209,9 +210,9 @@ _op("reveal_to", 1, ("party",), _same, _first, lambda a, **_: a, describe="revea
 _op("retag", 1, (), _same, _unchecked, lambda a: a, describe="a change of dtype", identity=True, linear=True)
 # linear: computed share by share on secret values, no communication
 _op("add", 2, (), _bcast, _join, lambda a, b: asring(a + b), describe="`+`", linear=True, commutative=True,
-    shadow=lambda a, b: _f(a) + _f(b))
+    shadow=lambda a, b: _f(a) + _f(b), ufunc=np.add)
 _op("sub", 2, (), _bcast, _join, lambda a, b: asring(a - b), describe="`-`", linear=True,
-    shadow=lambda a, b: _f(a) - _f(b))
+    shadow=lambda a, b: _f(a) - _f(b), ufunc=np.subtract)
 _op("neg", 1, (), _same, _counted, lambda a: asring(U64(0) - a), describe="unary `-`", linear=True,
     shadow=lambda a: -_f(a))
 _op("lshift", 1, ("bits",), _same, _fix, lambda a, bits: asring(a << U64(bits)), describe="a rescaling",

@@ -26,6 +26,7 @@ ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecod
 # slower (docs/perf.md, "Local ops on the loop's thread").
 OFFLOAD_WORK = 1 << 24
 YIELD_SECONDS = 0.05
+INPLACE_ELEMENTS = 1 << 15  # an add or sub of a dying secret this large writes into its arrays
 
 
 def _clone(ctx: Context) -> Context:
@@ -106,7 +107,9 @@ class VM:
     histories: dict[str, tuple[list, tuple[int, ...], str, int]] = field(default_factory=dict)
     _yielded: float = 0.0
     _kernels: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict)  # iid -> (spec, attrs)
-    _plans: dict[int, tuple[OpInstr, Callable[[list], Any], bool]] = field(default_factory=dict)  # id(ins) -> _prepared's
+    _plans: dict[int, tuple[OpInstr, Callable[[list], Any], bool, int | None]] = field(default_factory=dict)  # id(ins) -> _prepared's
+    _dying: dict[int, frozenset[int]] = field(default_factory=dict)  # id(op) -> operand registers that die at it
+    _scanned: dict[int, Any] = field(default_factory=dict)  # id(block) -> block, once _dying has its ops
 
     async def run(self, code: list[Instr]) -> dict[str, tuple[np.ndarray, str, int]]:
         """Execute the whole program; returns {output name: (ring array, dtype, scale)}."""
@@ -121,6 +124,8 @@ class VM:
         return self.outputs
 
     async def block(self, code: list[Instr] | tuple[Instr, ...]) -> None:
+        if self._scanned.get(id(code)) is not code:
+            self._scan(code)
         clock = time.perf_counter
         for ins in code:
             if clock() - self._yielded > YIELD_SECONDS:
@@ -150,17 +155,30 @@ class VM:
                 case _:
                     raise RuntimeFailure(f"internal: unknown instruction {ins!r}")
 
+    def _scan(self, code: list[Instr] | tuple[Instr, ...]) -> None:
+        """Which operand registers die at each local op of a block: those the Free right after it
+        releases, and the one it overwrites (the compiler's liveness, as regalloc emitted it)."""
+        for ins, nxt in zip(code, [*code[1:], None]):
+            if isinstance(ins, OpInstr):
+                freed = set(nxt.regs) if isinstance(nxt, Free) else set()
+                self._dying[id(ins)] = frozenset(r for r in ins.ins if r in freed or r == ins.out)
+        self._scanned[id(code)] = code
+
     async def loop(self, ins: Loop) -> None:
         state = [self.regs[r] for r in ins.inits]
         here = [ins, 0]
         self.loops.append(here)
+        carried = [r for r in ins.results if r not in ins.params]
         for k in range(ins.trips):
             here[1] = k
             if self.follow is not None:
                 self.follow.iteration(self.loops)
+            if k:  # last trip's results now live in the params alone (an in-place op may check)
+                for r in carried:
+                    self.regs.pop(r, None)
             self.regs[ins.ivar] = _ring_int(ins.start + k * ins.step)
-            for p, v in zip(ins.params, state):
-                self.regs[p] = v
+            self.regs.update(zip(ins.params, state))
+            state = None  # no local name holds a carried value while the body runs
             await self.block(ins.body)
             state = [self.regs[r] for r in ins.results]
         self.loops.pop()
@@ -180,9 +198,15 @@ class VM:
     # ---- local operations ------------------------------------------------------------------
     def op(self, ins: OpInstr) -> None:
         regs = self.regs
+        _, plan, _, into = self._prepared(ins)
         args = [regs[r] for r in ins.ins]
         try:
-            regs[ins.out] = self._prepared(ins)[1](args)
+            if into is None:
+                regs[ins.out] = plan(args)
+                return
+            del regs[ins.ins[into]]  # it dies here: args may now be its only holder
+            out = self.protocol.map_into(OPS[ins.opcode].ufunc, into, args)
+            regs[ins.out] = plan(args) if out is None else out
         except RuntimeFailure:
             raise
         except Exception as exc:  # a bug or a data-dependent failure: name where it happened
@@ -192,15 +216,29 @@ class VM:
         """`bob failed at fraud.mpc:27:13 → ml.mpc:13:5 (kernel mul_trunc): ...`"""
         return RuntimeFailure(f"{self.party} failed at {where(pos)} ({what}): {exc}")
 
-    def _prepared(self, ins: OpInstr) -> tuple[OpInstr, Callable[[list], Any], bool]:
-        """What a local instruction's runs share, decided at its first: how `local` computes it, and
-        whether it goes to a worker thread (its `work`: a register's shape is the same on every run,
-        being its value's static type)."""
+    def _prepared(self, ins: OpInstr) -> tuple[OpInstr, Callable[[list], Any], bool, int | None]:
+        """What a local instruction's runs share, decided at its first: how `local` computes it,
+        whether it goes to a worker thread (its `work`), and which dying operand it may write its
+        result into (a register's shape is the same on every run, being its value's static type)."""
         known = self._plans.get(id(ins))
         if known is None or known[0] is not ins:  # first run (an id may be reused by a new instruction)
-            big = work(ins.opcode, [self.regs.get(r) for r in ins.ins]) >= OFFLOAD_WORK
-            known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec), big)
+            operands = [self.regs.get(r) for r in ins.ins]
+            big = work(ins.opcode, operands) >= OFFLOAD_WORK
+            known = self._plans[id(ins)] = (ins, self._plan(ins.opcode, ins.attrs, ins.sec), big,
+                                            self._into(ins, operands))
         return known
+
+    def _into(self, ins: OpInstr, operands: list[Any]) -> int | None:
+        """The operand an add or sub of large secrets may compute into: one that dies at it and
+        appears once (the protocol still checks, every run, that nothing else holds its arrays)."""
+        spec = OPS.get(ins.opcode)
+        if spec is None or spec.ufunc is None or not ins.sec or any(s != 1 for s in ins.sec):
+            return None
+        dying = self._dying.get(id(ins), frozenset())
+        for k, r in enumerate(ins.ins):
+            if r in dying and ins.ins.count(r) == 1 and _elements(operands[k]) >= INPLACE_ELEMENTS:
+                return k
+        return None
 
     def _plan(self, opcode: str, attrs: dict, sec: tuple[int, ...]) -> Callable[[list], Any]:
         """`local` for one instruction as a function of its operands: the common cases (all operands

@@ -150,6 +150,11 @@ class Protocol:
         """Apply a linear, structural numpy function to every share component alike."""
         raise NotImplementedError
 
+    def map_into(self, ufunc: np.ufunc, k: int, shares: list[Any]) -> Any:
+        """ufunc over the shares' components (as `map`), written into shares[k]'s arrays when
+        runtime.inplace proves nothing else holds them; None when it cannot (compute afresh)."""
+        return None
+
     def add_public(self, ctx: Context, x: Any, c: np.ndarray) -> Any:
         """x + c for a secret x and a public (ring-encoded) c."""
         raise NotImplementedError

@@ -14,6 +14,7 @@ import numpy as np
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
 from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.rep3 import U64, _check_bits, _flat, _owned, _plus
+from veil.runtime.inplace import same_shapes, sole, writable
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul, matmul2
 
@@ -259,6 +260,16 @@ class Dealer2(Protocol):
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
         """A linear op applies to each party's share alike."""
         return asring(fn(*shares))
+
+    def map_into(self, ufunc: np.ufunc, k: int, shares: list[np.ndarray]) -> np.ndarray | None:
+        """ufunc on the shares, into shares[k]'s array when it is the op's alone."""
+        if not sole(shares, k):
+            return None
+        target = shares[k]
+        shape = np.shape(target)
+        if not (writable(target, shape) and same_shapes(shares, shape)):
+            return None
+        return ufunc(*shares, out=target)
 
     def add_public(self, ctx: Context, x: np.ndarray, c: np.ndarray) -> np.ndarray:
         """P0 adds c; everyone takes the broadcast shape."""

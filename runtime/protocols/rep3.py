@@ -15,6 +15,7 @@ import numpy as np
 
 from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
+from veil.runtime.inplace import same_shapes, sole, writable
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul2  # one pass of the C kernel where built, else numpy
 
@@ -461,6 +462,20 @@ class Rep3(Protocol):
             (a, b), (c, d) = shares
             return asring(fn(a, c)), asring(fn(b, d))
         return (asring(fn(*(s[0] for s in shares))), asring(fn(*(s[1] for s in shares))))
+
+    def map_into(self, ufunc: np.ufunc, k: int, shares: list[Share]) -> Share | None:
+        """ufunc component by component, into shares[k]'s two arrays when they are its alone."""
+        if not sole(shares, k):
+            return None
+        target = shares[k]
+        if type(target) is not tuple or len(target) != 2 or not (sole(target, 0) and sole(target, 1)):
+            return None
+        a, b = target
+        shape = a.shape
+        if not (writable(a, shape) and writable(b, shape)
+                and all(same_shapes(s, shape) for s in shares)):
+            return None
+        return ufunc(*(s[0] for s in shares), out=a), ufunc(*(s[1] for s in shares), out=b)
 
     def add_public(self, ctx: Context, x: Share, c: np.ndarray) -> Share:
         """c joins x0, which P0 holds first and P2 second."""
