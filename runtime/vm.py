@@ -19,9 +19,9 @@ from .ops import OPS
 
 _SPECIAL = frozenset({"const", "input", "retag", "from_public", "to_additive"})  # `local` handles these itself
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
-# Liveness hook: a local op of at least this many element steps (~10-20 ms here) runs in a worker
-# thread, and the loop gets a turn between instructions at least this often, so heartbeats go out
-# during long steps. Shorter ops stay on the loop's thread: like a kernel's C passes they hold it for
+# Liveness hook: a local op of at least this many element steps (an add: ~10-13 ms here) runs in a
+# worker thread, and the loop gets a turn between instructions at least this often, so heartbeats go
+# out during long steps. Shorter ops stay on the loop's thread: like a kernel's C passes they hold it for
 # milliseconds, and handing a 10^6-element add to a thread made the suite's 10^6 multiplications
 # slower (docs/perf.md, "Local ops on the loop's thread").
 OFFLOAD_WORK = 1 << 24
