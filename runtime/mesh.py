@@ -147,6 +147,12 @@ class MeshBase:
         """Send one message (a list of arrays) to `peer`."""
         raise NotImplementedError
 
+    async def send_all(self, messages: dict[str, Arrays]) -> None:
+        """One message to each of several peers (a round's sends); a transport that can overlap
+        them overrides this."""
+        for peer, arrays in messages.items():
+            await self.send(peer, arrays)
+
     async def close(self) -> None:
         """Say goodbye to every peer and close the connections."""
         raise NotImplementedError

@@ -169,6 +169,19 @@ class Mesh(MeshBase):
         """Send one message; returns when the bytes are with the OS or copied (arrays may then be
         reused). A small message is written straight to the transport, without a wait, unless the
         link's backlog is large (back-pressure); a big one waits until the OS has it all."""
+        if self._put_out(peer, arrays):
+            await self._drain(peer)
+
+    async def send_all(self, messages: dict[str, Arrays]) -> None:
+        """One message to each peer: every link gets its bytes before any wait, so big messages to
+        two peers travel at once (one after the other, the second waited for the first's reader)."""
+        waits = [peer for peer, arrays in messages.items() if self._put_out(peer, arrays)]
+        for peer in waits:
+            await self._drain(peer)
+
+    def _put_out(self, peer: str, arrays: Arrays) -> bool:
+        """Hand one message to its link without waiting; True if the caller must drain the link
+        before the arrays are reused or more is sent (a big message, a closing or backlogged link)."""
         self._check_sendable(peer)
         known = message_head(arrays)
         if known is None:  # not all plain ndarrays
@@ -177,18 +190,20 @@ class Mesh(MeshBase):
             assert known is not None
         head, payload = known
         wire = len(head) + payload
+        wait = False
         if self._links:  # the link keeps a copy: the caller may reuse its arrays
             data = small_frame(head, arrays)
             self._links[peer].submit(wire, lambda: self._write_shaped(peer, data))
         elif wire <= SMALL_MESSAGE:
             transport = self._transports[peer]
             self._write_now(peer, small_frame(head, arrays))  # a copy: no wait needed
-            if transport.is_closing() or transport.get_write_buffer_size() > BACKLOG:
-                await self._drain(peer)  # raises on a lost link; waits while the peer lags
+            wait = transport.is_closing() or transport.get_write_buffer_size() > BACKLOG
         else:
             _, bufs, _ = pack_message(arrays)  # views of the arrays: no copy (TCP), see _write
-            await self._write(peer, head, bufs)
+            self._write_nowait(peer, head, bufs)
+            wait = True
         self._count_sent(peer, payload, wire)
+        return wait
 
     async def _write_shaped(self, peer: str, data: bytes) -> None:
         """A shaped message's delivery: write it now; a failure fails the mesh (nobody awaits it)."""
@@ -213,15 +228,18 @@ class Mesh(MeshBase):
 
     async def _write(self, peer: str, head: bytes, bufs: list[memoryview]) -> None:
         """Hand one (big) message to the OS and wait until it has all of it."""
-        writer = self._writers[peer]
+        self._write_nowait(peer, head, bufs)
+        await self._drain(peer)
+
+    def _write_nowait(self, peer: str, head: bytes, bufs: list[memoryview]) -> None:
+        """Hand one message to the transport; until a drain returns, it may still read `bufs`."""
         if self._tls[peer]:
             self._write_now(peer, b"".join([head, *bufs]))  # a copy: the SSL layer keeps what it is given
-        else:
-            try:
-                writer.writelines([head, *bufs])
-            except (OSError, RuntimeError) as err:
-                self._lost(peer, err)
-        await self._drain(peer)
+            return
+        try:
+            self._writers[peer].writelines([head, *bufs])
+        except (OSError, RuntimeError) as err:
+            self._lost(peer, err)
 
     async def _drain(self, peer: str) -> None:
         """Wait until the link's buffer is with the OS, failing the mesh on an error or the io timeout."""

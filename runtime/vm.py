@@ -329,11 +329,10 @@ class VM:
             for p in self.pending:
                 for peer, arrays in p.exchange.send.items():
                     sends.setdefault(peer, []).extend(arrays)
+        messages = {peer: arrays for peer, arrays in sends.items() if arrays}
         try:
-            for peer, arrays in sends.items():
-                if arrays:
-                    await self.mesh.send(peer, arrays)
-                    self.stats.messages += 1
+            await self.mesh.send_all(messages)
+            self.stats.messages += len(messages)
         except NetworkError as err:
             raise self._at_pending(err) from None
 

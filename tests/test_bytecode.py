@@ -162,6 +162,10 @@ class _LostMesh:
     async def send(self, peer, arrays):
         raise NetworkError(f"lost the connection to {peer}")
 
+    async def send_all(self, messages):
+        for peer, arrays in messages.items():
+            await self.send(peer, arrays)
+
     async def recv(self, peer):
         raise NetworkError(f"lost the connection to {peer}")
 

@@ -164,6 +164,34 @@ def test_received_arrays_are_read_only_and_sender_may_reuse_its_buffer(use_uvloo
     net.run(main(), use_uvloop=use_uvloop)
 
 
+@pytest.mark.parametrize("use_uvloop", [True, False])
+def test_send_all_puts_every_big_message_on_its_link_before_waiting(use_uvloop):
+    """A round's big messages travel at once: carol gets hers while bob is not reading his, and
+    the arrays may be reused once send_all returns."""
+
+    async def main():
+        meshes = await mesh_all()
+        a = meshes["alice"]
+        to_bob = np.arange(40_000_000 // 8, dtype=np.uint64)
+        to_carol = to_bob[::-1].copy()
+        want_bob, want_carol = to_bob.copy(), to_carol.copy()
+        bob_link = meshes["bob"]._transports["alice"]
+        bob_link.pause_reading()  # 40 MB cannot all be with the OS until bob reads
+        sending = asyncio.ensure_future(a.send_all({"bob": [to_bob], "carol": [to_carol]}))
+        (got_carol,) = await asyncio.wait_for(meshes["carol"].recv("alice"), 10.0)
+        assert np.array_equal(got_carol, want_carol)
+        assert not sending.done()  # still waiting for bob's link
+        bob_link.resume_reading()
+        await asyncio.wait_for(sending, 10.0)
+        to_bob[:] = 0
+        (got_bob,) = await meshes["bob"].recv("alice")
+        assert np.array_equal(got_bob, want_bob)
+        assert a.messages_sent == {"bob": 1, "carol": 1}
+        await close_all(meshes)
+
+    net.run(main(), use_uvloop=use_uvloop)
+
+
 @pytest.mark.parametrize(
     "key, label, mine, theirs",
     [
