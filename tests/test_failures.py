@@ -26,7 +26,9 @@ def builds(tmp_path_factory) -> dict[str, Path]:
     with Procs(root) as procs:
         procs.start("small", "compile", FRAUD, *SMALL, "-o", "small")
         procs.start("other", "compile", FRAUD, "-D", "N=512", "-D", "EPOCHS=1", "-o", "other")
-        procs.start("long", "compile", FRAUD, "-o", "long")   # default params: ~15 s of training
+        # 400 epochs: a minute or more of training, far longer than the 3 s the tests wait before
+        # they kill a party or stop the run (the default 20 epochs end within 3 s on a quiet machine)
+        procs.start("long", "compile", FRAUD, "-D", "EPOCHS=400", "-o", "long")
         for key, done in procs.finish_all(60).items():
             assert done.code == 0, f"{key}: {done.err}"
     return {k: root / k for k in ("small", "other", "long")}
@@ -100,7 +102,7 @@ def test_peer_killed_mid_run(builds: dict, tmp_path: Path) -> None:
     config = parties_toml(tmp_path / "parties.toml")
     with Procs(tmp_path) as procs:
         run_parties(procs, builds["long"], config, "--connect-timeout", "20")
-        time.sleep(3.0)   # connected and training (the whole run takes ~15 s)
+        time.sleep(3.0)   # connected and training (the whole run takes over a minute)
         assert all(p.poll() is None for p in procs.procs.values()), "the run ended too early"
         procs.procs["bob"].send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
