@@ -103,7 +103,9 @@ xd = input(dave, "x", shape=(600, 784))
 
 def test_a_note_names_a_whole_raw_input_shared_with_its_size(tmp_path):
     prog = tmp_path / "big.mpc"
-    prog.write_text(BIG.format(body="s = secret(xd)\noutput(sum(s), \"t\", to=p0)"))
+    # s meets p0's weights, so it is shared whole (a sum alone would be computed at dave first)
+    prog.write_text(BIG.format(body="s = secret(xd)\nw = secret(input(p0, \"w\", shape=(784, 1)))\n"
+                                    "output(sum(s @ w), \"t\", to=p0)"))
     notes = raw_input_notes(api.front_end(str(prog)))
     assert len(notes) == 1
     assert (notes[0].span.line, notes[0].span.col) == (3, 6)
@@ -127,3 +129,9 @@ def test_no_note_when_the_input_is_reduced_in_clear_first(tmp_path):
 def test_human_bytes():
     assert [human_bytes(n) for n in (512, 37_632, 96_000_000, 3_760_000)] == \
         ["512 bytes", "38 KB", "96 MB", "3.8 MB"]
+
+
+def test_no_note_when_the_optimizer_reduces_the_shared_input_at_its_owner():
+    """sum(secret(xd)) is computed at dave (passes/owner.py): he sends shares of one number, not 3.8 MB."""
+    c = api.compile(BIG.format(body='output(sum(secret(xd)), "t", to=p0)'))
+    assert raw_input_notes(c.prog) == [] and c.cost.bytes_sent["dave"] <= 64

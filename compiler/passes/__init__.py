@@ -7,13 +7,14 @@ from .cse import cse
 from .dce import dce
 from .distribute import distribute_constants
 from .fold import fold
+from .owner import compute_at_owner
 from .simplify import simplify
 from .truncation import dot_products, place_truncations
 from .util import op_count
 
-__all__ = ["optimize", "fold", "simplify", "cse", "balance_constants", "distribute_constants", "dot_products", "place_truncations", "dce", "PIPELINE"]
+__all__ = ["optimize", "fold", "simplify", "cse", "balance_constants", "distribute_constants", "compute_at_owner", "dot_products", "place_truncations", "dce", "PIPELINE"]
 
-PIPELINE = (fold, simplify, dot_products, cse, balance_constants, distribute_constants, dce, place_truncations, dce)
+PIPELINE = (fold, simplify, dot_products, cse, balance_constants, distribute_constants, compute_at_owner, dce, place_truncations, dce)
 MAX_ROUNDS = 4  # the pipeline reaches its fixpoint in one or two rounds on real programs
 
 
