@@ -58,7 +58,9 @@ def test_the_moved_ops_compute_the_same_values(protocol, seed, c):
     got = api.run(comp, inp)["alice"]["z"]
     want = inp["alice"]["x"] - c * inp["bob"]["y"]
     e = int(np.floor(-np.log2(abs(c))))                 # the constant carries 16 + e bits
-    assert np.max(np.abs(got - want)) <= 2.0 ** -16 + 50 * 2.0 ** -(17 + e) + 1e-9
+    # the inputs' encoding (half a unit each, y's scaled by c), the floor (one unit), the constant's rounding
+    bound = 2.0 ** -17 * (1 + abs(c)) + 2.0 ** -16 + 50 * 2.0 ** -(17 + e)
+    assert np.max(np.abs(got - want)) <= bound + 1e-9
     assert np.max(np.abs(got - api.emulate(comp, inp)["alice"]["z"])) <= 2.0 ** -16
 
 
