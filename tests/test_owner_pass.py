@@ -1,5 +1,5 @@
-"""The compute_at_owner pass: a private value's own scaling, truncation or comparison happens at
-its owner, before the share (compiler/passes/owner.py)."""
+"""The compute_at_owner pass: arithmetic on one party's shared data (scaling, truncation, sums)
+happens at its owner before the share; comparisons stay on the sharing (compiler/passes/owner.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,10 +23,6 @@ output(z, to=alice)
 
 def _without_pass(monkeypatch) -> None:
     monkeypatch.setattr(passes, "PIPELINE", tuple(p for p in passes.PIPELINE if p is not compute_at_owner))
-
-
-def _ops(c: api.Compiled) -> list[str]:
-    return [line.split("=", 1)[1].split("(")[0].strip() for line in c.ir().splitlines() if " = " in line]
 
 
 def _ir_lines(c: api.Compiled, opcode: str) -> list[str]:

@@ -132,6 +132,7 @@ def test_human_bytes():
 
 
 def test_no_note_when_the_optimizer_reduces_the_shared_input_at_its_owner():
-    """sum(secret(xd)) is computed at dave (passes/owner.py): he sends shares of one number, not 3.8 MB."""
+    """sum(secret(xd)) is computed at dave (passes/owner.py): he sends 48 bytes (shares of one
+    number), not the 22.6 MB of sharing the whole input."""
     c = api.compile(BIG.format(body='output(sum(secret(xd)), "t", to=p0)'))
     assert raw_input_notes(c.prog) == [] and c.cost.bytes_sent["dave"] <= 64
