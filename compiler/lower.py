@@ -30,6 +30,7 @@ from .project import kernel_rounds, project, value_types
 from .regalloc import allocate
 from .rounds import fused_inputs, fusion, ready_times
 from .schedule import Round, flat_rounds, schedule
+from .latency import critical_rounds
 from .types import PUBLIC, SECRET, owner
 
 
@@ -72,6 +73,7 @@ class LoopInfo:
 class CostReport:
     rounds: int = 0
     party_rounds: dict[str, int] = field(default_factory=dict)  # rounds each party takes part in
+    critical_rounds: int = 0  # the one-way delays the slowest party waits through (compiler/latency.py)
     bytes_sent: dict[str, int] = field(default_factory=dict)
     multiplications: int = 0
     truncations: int = 0
@@ -97,7 +99,7 @@ class CostReport:
             mine["times"] += c["times"] * times
 
     def as_dict(self) -> dict:
-        return {"rounds": self.rounds, "party_rounds": dict(sorted(self.party_rounds.items())),
+        return {"rounds": self.rounds, "critical_rounds": self.critical_rounds, "party_rounds": dict(sorted(self.party_rounds.items())),
                 "bytes_sent": dict(sorted(self.bytes_sent.items())),
                 "multiplications": self.multiplications, "truncations": self.truncations,
                 "comparisons": self.comparisons, "loops": self.loops,
@@ -434,6 +436,9 @@ def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     low = Lowering(prog)
     items, _rounds = scheduled(prog, low)
     report = cost_of(items, prog.parties, low.call_names)
+    report.critical_rounds, per_trip = critical_rounds(items, prog.parties)
+    for lp in report.loops:
+        lp["critical_rounds"] = per_trip.get(lp["line"], lp["rounds"])
     compute = frozenset(prog.compute)
     values = value_types(items)
     rounds = kernel_rounds(items)

@@ -11,13 +11,16 @@ from __future__ import annotations
 from .ir import Program, Value
 from .irtext import format_type, format_value
 from .lower import Instr, scheduled
+from .latency import critical_rounds
 from .schedule import Round
 
 
 def format_lowered(prog: Program) -> str:
     """The scheduled program of `prog`, one instruction per line, rounds marked."""
     items, rounds = scheduled(prog)
-    head = [f"# {prog.file}: {prog.protocol}({', '.join(prog.compute)}), {rounds} rounds on the critical path",
+    critical, _ = critical_rounds(items, list(prog.parties))
+    head = [f"# {prog.file}: {prog.protocol}({', '.join(prog.compute)}), {rounds} rounds scheduled, "
+            f"{critical} on the critical path (compiler/latency.py)",
             "# a kernel's cost: its rounds and the bytes each party sends; `~` marks local work that "
             "overlaps the round above"]
     return "\n".join(head + _items(items, "")) + "\n"

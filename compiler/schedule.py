@@ -17,6 +17,7 @@ class Round:
     parties: frozenset[str]
     overlap: list = field(default_factory=list)
     kernels: list = field(default_factory=list)  # the kernels in flight across it (for the cost report)
+    at: int = 0  # its index in its segment: a kernel in flight is in its round `at - start`
 
 
 def schedule(instrs: list[Instr]) -> tuple[list, int]:
@@ -58,7 +59,7 @@ def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
         items.extend(i for i in group if i in feeding)
         inflight = [i for i in instrs if i.kind == "kernel" and i.start <= t < i.done]
         parties = frozenset().union(*[i.execs for i in inflight]) if inflight else frozenset()
-        items.append(Round(parties, [i for i in group if i not in feeding], inflight))
+        items.append(Round(parties, [i for i in group if i not in feeding], inflight, t))
     return items, horizon
 
 

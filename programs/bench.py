@@ -6,7 +6,9 @@ Each workload is a program with a loop of T trips (one trip = one unit: a traini
 matmul, ...). It runs at two trip counts and a unit's cost is the difference divided by the trips
 added, so input sharing, set-up and outputs cancel out. Seconds are each run's slowest party's VM
 time (the time from its first to its last instruction), medians of several runs; rounds are the
-critical path (the most any party measured); bytes are what all parties sent together. Every run's
+schedule's (the most any party stepped through, measured), critical the one-way delays the slowest
+party waits through (the compiler's latency model, compiler/latency.py: a party that expects
+nothing in a round does not wait in it); bytes are what all parties sent together. Every run's
 measured rounds and bytes must equal the compiler's prediction, or the suite stops.
 
 Run: `python programs/bench.py [--repeats N] [--only NAME ...] [--no-wan] [--markdown]`.
@@ -164,6 +166,7 @@ class Row:
     bytes: float
     seconds: float
     party_seconds: dict[str, float]
+    critical: float = 0.0  # rounds on the critical path per unit (the compiler's, compiler/latency.py)
 
 
 def per_unit(w: Workload, extra: list[str], repeats: int, trips: tuple[int, int]) -> Row:
@@ -185,8 +188,9 @@ def per_unit(w: Workload, extra: list[str], repeats: int, trips: tuple[int, int]
         return statistics.median((f(b) - f(a)) / k for a, b in pairs)
 
     a0, b0 = pairs[0]
+    critical = (builds[1][1]["cost"]["critical_rounds"] - builds[0][1]["cost"]["critical_rounds"]) / k
     return Row((b0.rounds - a0.rounds) / k, (b0.bytes - a0.bytes) / k, med(lambda m: m.seconds),
-               {p: med(lambda m, p=p: m.party_seconds[p]) for p in a0.party_seconds})
+               {p: med(lambda m, p=p: m.party_seconds[p]) for p in a0.party_seconds}, critical)
 
 
 def _seconds(s: float) -> str:
@@ -196,13 +200,14 @@ def _seconds(s: float) -> str:
 
 def table(rows: list[tuple[str, str, Row | None, Row | None]], markdown: bool) -> str:
     """The suite's one table."""
-    head = ["benchmark", "unit", "rounds/unit", "bytes/unit (all parties)", "LAN s/unit", "WAN s/unit"]
+    head = ["benchmark", "unit", "rounds/unit", "critical/unit", "bytes/unit (all parties)", "LAN s/unit",
+            "WAN s/unit"]
     body = []
     for name, unit, lan, wan in rows:
         if lan is None:
-            body.append([name, unit, "n/a", "n/a", "n/a", "n/a"])
+            body.append([name, unit, "n/a", "n/a", "n/a", "n/a", "n/a"])
             continue
-        body.append([name, unit, f"{lan.rounds:g}", f"{lan.bytes:,.0f}", _seconds(lan.seconds),
+        body.append([name, unit, f"{lan.rounds:g}", f"{lan.critical:g}", f"{lan.bytes:,.0f}", _seconds(lan.seconds),
                      _seconds(wan.seconds) if wan is not None else "-"])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

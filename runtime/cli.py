@@ -209,7 +209,8 @@ def format_measured(runs, manifest) -> str:
     lines.append("  predicted by the compiler:")
     for r in runs:
         lines.append(f"  {r.party:<10}{pred['party_rounds'].get(r.party, 0):>8}{pred['bytes_sent'].get(r.party, 0):>14,}")
-    lines.append(f"  rounds on the critical path: {pred['rounds']}")
+    lines.append(f"  rounds: {pred['rounds']} scheduled, {pred.get('critical_rounds', pred['rounds'])} on the critical path"
+                 " (the one-way delays the slowest party waits through)")
     return "\n".join(lines)
 
 

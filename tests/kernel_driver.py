@@ -74,6 +74,7 @@ class Trace:
     received: dict[str, list[dict[str, list[np.ndarray]]]] = field(default_factory=dict)
     draws: dict[str, list[tuple]] = field(default_factory=dict)  # party -> (peer, op, stream, shape)
     prg_calls: dict[str, int] = field(default_factory=dict)  # party -> calls to its PRG
+    links: list[frozenset[tuple[str, str]]] = field(default_factory=list)  # (sender, receiver) per round
     n: int = 0
 
 
@@ -138,6 +139,7 @@ def run_kernel_traced(protocol: Protocol, kernel: str, inputs: dict[str, tuple],
         if not exchanges:
             break
         _check_round(exchanges, active)
+        trace.links.append(frozenset((q, p) for q, ex in exchanges.items() for p, arrays in ex.send.items() if arrays))
         for p, ex in exchanges.items():
             trace.rounds[p] += 1
             trace.sent[p] += sum(a.size for arrays in ex.send.values() for a in arrays)
@@ -156,6 +158,8 @@ def run_kernel_traced(protocol: Protocol, kernel: str, inputs: dict[str, tuple],
     assert set(cost.sent) == active, f"cost declares {set(cost.sent)}, participants are {active}"
     assert trace.rounds == {p: cost.rounds for p in active}, f"rounds {trace.rounds} != declared {cost.rounds}"
     assert trace.sent == cost.sent, f"sent {trace.sent} != declared {cost.sent}"
+    if cost.links is not None:  # the rounds compiler/latency.py follows are the ones that happen
+        assert tuple(trace.links) == cost.links, f"links {trace.links} != declared {cost.links}"
     drawn = {p: sum(math.prod(shape) for *_, shape in trace.draws[p]) for p in active}
     assert drawn == cost.draws, f"randomness drawn {drawn} != declared {cost.draws}"
     return results, trace

@@ -78,7 +78,7 @@ def test_costs_one_key_per_base_element(proto):
     whole = spec["msb"].cost(COMPUTE, 1280)
     per_key = spec["msb"].cost(COMPUTE, 128)
     assert small.rounds == fss_rounds and whole.rounds == 7
-    dealer = COMPUTE[0] if proto == "rep3" else COMPUTE[2]
+    dealer = COMPUTE[2]  # rep3: P2 deals; dealer2: the dealer
     assert small.sent[dealer] == per_key.sent[dealer]  # the same keys as 128 comparisons
     big = spec["msb_at_mul"].cost(COMPUTE, 2 * (fss_msb.FSS_MAX + 1), sizes=[fss_msb.FSS_MAX + 1])
     assert big == spec["msb_mul"].cost(COMPUTE, 2 * (fss_msb.FSS_MAX + 1))

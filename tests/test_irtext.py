@@ -416,7 +416,7 @@ def test_emit_lowered_marks_the_rounds_of_the_cost_report(protocol, monkeypatch)
     text = format_lowered(c.prog)
     blocks = lowered_blocks(text)
     assert rounds_of(blocks[0]) == c.cost.rounds
-    assert f"{c.cost.rounds} rounds on the critical path" in text.splitlines()[0]
+    assert f"{c.cost.rounds} rounds scheduled, {c.cost.critical_rounds} on the critical path" in text.splitlines()[0]
     loops = blocks[1:]
     assert [(b["trips"], rounds_of(b)) for b in loops] == [(lp["trips"], lp["rounds"]) for lp in c.cost.loops]
     assert all(b["rounds"] == rounds_of(b) for b in loops)

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from kernel_driver import (COMPUTE, INPUT_PARTY, PARTIES, assert_balanced_bits, assert_fresh_paired_streams, make_prgs,
                            open_value, run_kernel, run_kernel_traced, share_value)
 from veil.runtime.protocols import rep3
-from veil.runtime.protocols.base import Context, Cost, KernelSpec
+from veil.runtime.protocols.base import Context, Cost, KernelSpec, links
 from veil.runtime.protocols.rep3 import Rep3
 from veil.runtime.ring import signed, trunc as clear_trunc
 
@@ -260,19 +260,21 @@ def test_an_outside_receiver_sees_a_fresh_sharing():
     all_views_uniform("reveal_to", inputs, {"party": INPUT_PARTY, "shape": x.shape})
 
 
-@pytest.mark.parametrize("who", ["dealer", "openers"])
-def test_view_check_catches_a_missing_mask(monkeypatch, who):
-    """Drop the dealer's private mask rC on its share, or P0's and P1's masks on theirs (still
+@pytest.mark.parametrize("kernel,who", [("trunc", "dealer"), ("mul_trunc", "dealer"), ("mul_trunc", "openers")])
+def test_view_check_catches_a_missing_mask(monkeypatch, kernel, who):
+    """Drop the dealer's private mask on what it opens, or P0's and P1's masks on theirs (still
     drawn, so the declared cost holds, but adding nothing): the receivers' views are no longer
-    uniform."""
+    uniform. trunc of a sharing opens through the dealer alone, so only its mask is there to drop."""
     real = rep3.fused.open_mask
 
     def fake(product, r):
-        by_dealer = sys._getframe(1).f_code.co_name == "_trunc_p2"  # noqa: SLF001 -- who opens
+        by_dealer = sys._getframe(1).f_code.co_name in ("_trunc_p2", "_trunc_share_p2")  # noqa: SLF001
         return real(product, np.zeros_like(r) if by_dealer == (who == "dealer") else r)
     monkeypatch.setattr(rep3.fused, "open_mask", fake)
+    values = {"trunc": [np.full(20_000, 7 << 20, U64)],
+              "mul_trunc": [np.full(20_000, 3 << 16, U64), np.full(20_000, 5 << 16, U64)]}[kernel]
     with pytest.raises(AssertionError, match="non-uniform"):
-        all_views_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
+        all_views_uniform(kernel, public_like_inputs(*values), {"bits": 16})
 
 
 def output_pairs_uniform(kernel: str, inputs: dict, attrs: dict) -> None:
@@ -340,14 +342,21 @@ def test_the_dealer_sends_each_opener_half_of_its_words(n):
 
 @pytest.mark.parametrize("z", [0, 2**61, -(2**61)])
 def test_trunc_opened_value_is_uniform(z):
-    """c = z + r + 2^62, which P0 and P1 both learn, looks uniform whatever z is."""
+    """c = z + r + 2^62, which P0 and P1 both learn, looks uniform whatever z is: opened from
+    additive shares (mul_trunc by 1: every party sends) and from a sharing (trunc: P2 alone)."""
     x = ring(np.full(20_000, z, dtype=object))
-    _, trace = run_kernel_traced(P, "trunc", public_like_inputs(x), {"bits": 16}, PARTIES, COMPUTE)
+    one = np.ones(20_000, dtype=U64)
     p0, p1, p2 = COMPUTE
+    _, trace = run_kernel_traced(P, "mul_trunc", public_like_inputs(x, one), {"bits": 16}, PARTIES, COMPUTE)
     r0, r1 = trace.received[p0][0], trace.received[p1][0]
     c = r0[p2][0] + r0[p1][0] + r1[p0][0] + U64(LIMIT)  # z2 + (z1 + rB) + (z0 + rA) + 2^62
     assert np.array_equal(r1[p2][0], r0[p2][0])  # both see the same z2
     assert_balanced_bits(c)
+    _, trace = run_kernel_traced(P, "trunc", public_like_inputs(x), {"bits": 16}, PARTIES, COMPUTE)
+    g0, g1 = trace.received[p0][0][p2][0], trace.received[p1][0][p2][0]  # x2 + r = r, x0 + r = x + r
+    assert np.array_equal(g0 + x, g1)  # P0 adds its x0 + x1 = x, P1 its x1 + x2 = 0: the same c
+    assert_balanced_bits(g1 + U64(LIMIT))
+    assert_balanced_bits(g0)
 
 
 def top_byte_chi2(a: np.ndarray, b: np.ndarray) -> float:
@@ -434,7 +443,8 @@ def test_declared_costs():
     k = P.kernels
     for name in ("trunc", "mul_trunc", "matmul_trunc", "trunc_add"):  # P2's f: 2, 4 or 8 bytes an element,
         for bits, f in ((16, 4), (17, 6), (32, 6), (33, 10), (62, 10)):  # each half of 5 packed on its own
-            assert k[name].cost(COMPUTE, 10, bits=bits) == Cost(2, {c0: 20, c1: 20, c2: 30 + f})
+            opener = 10 if name == "trunc" else 20  # trunc of a sharing: the openers send in round 2 only
+            assert k[name].cost(COMPUTE, 10, bits=bits) == Cost(2, {c0: opener, c1: opener, c2: 30 + f})
     for name in ("mul_add", "matmul_add"):
         assert k[name].cost(COMPUTE, 10) == Cost(0, {c0: 0, c1: 0, c2: 0})
     for name in ("mul", "matmul", "reveal"):
@@ -463,9 +473,17 @@ def test_driver_holds_kernels_to_their_declared_cost():
     Lying.kernels["reveal"] = KernelSpec(real.fn, real.participants,  # draws no randomness, declares some
                                          lambda compute, n, **_: Cost(1, {p: n for p in compute},
                                                                       {p: n for p in compute}))
+    real = Rep3.kernels["matmul"]  # right counts, but claims everyone sends to its successor
+    Lying.kernels["matmul"] = KernelSpec(real.fn, real.participants, lambda compute, n, **_: Cost(
+        1, {p: n for p in compute}, {p: 2 * n for p in compute},
+        links(tuple((p, compute[(i + 1) % 3]) for i, p in enumerate(compute)))))
     x = rand_ring(4)
     with pytest.raises(AssertionError, match="sent"):
         run_kernel(Lying(), "mul", secret_inputs(x, x), {}, PARTIES, COMPUTE)
+    m = rand_ring((2, 2))
+    run_kernel(Rep3(), "matmul", secret_inputs(m, m), {}, PARTIES, COMPUTE)
+    with pytest.raises(AssertionError, match="links"):
+        run_kernel(Lying(), "matmul", secret_inputs(m, m), {}, PARTIES, COMPUTE)
     with pytest.raises(AssertionError, match="rounds"):
         run_kernel(Lying(), "trunc", secret_inputs(x), {"bits": 3}, PARTIES, COMPUTE)
     with pytest.raises(AssertionError, match="randomness"):

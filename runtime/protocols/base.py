@@ -37,10 +37,18 @@ class Cost:
     rounds: int
     sent: dict[str, int]
     draws: dict[str, int] = field(default_factory=dict, compare=False)
+    # who sends to whom in each round, (sender, receiver) pairs; None: every participant to every
+    # other. compiler/latency.py follows the links to count the rounds each party waits on.
+    links: tuple[frozenset[tuple[str, str]], ...] | None = field(default=None, compare=False)
 
     @property
     def bytes_sent(self) -> dict[str, int]:
         return {p: 8 * e for p, e in self.sent.items()}
+
+
+def links(*rounds: tuple[tuple[str, str], ...]) -> tuple[frozenset[tuple[str, str]], ...]:
+    """A Cost's `links`, one tuple of (sender, receiver) pairs per round."""
+    return tuple(frozenset(r) for r in rounds)
 
 
 class Context:

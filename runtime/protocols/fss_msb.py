@@ -1,6 +1,6 @@
 """msb and msb_mul through a distributed comparison function (dcf.py): 2 rounds in rep3, 1 in dealer2.
 
-A dealer (rep3: P0, which already deals the AND masks; dealer2: the dealer) masks x with a random
+A dealer (rep3: P2, which deals the truncations too; dealer2: the dealer) masks x with a random
 r it knows and deals DCF keys for alpha = r mod 2^63; two evaluators learn c = x + r and, writing
 c = c63 2^63 + c_low and likewise r,
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from veil.runtime.protocols import rep3_fused as fused
-from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel, links
 from veil.runtime.inplace import same_shapes, sole, writable
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul2  # one pass of the C kernel where built, else numpy
@@ -26,10 +26,6 @@ Share = tuple[np.ndarray, np.ndarray]
 S_ALPHA = 0          # mul/matmul: the zero sharing added to z_i; reveal_to an outsider: likewise
 S_SHARE = 0          # share: the component known to the owner and its predecessor
 S_OWN0, S_OWN1 = 0, 1  # share from an input party: its private draws of x0, x1
-S_RC = 1             # trunc_additive: the dealer's mask on its own share (P2's private key)
-S_RA, S_RB = 2, 3    # trunc_additive: P0's and P1's masks on their shares (P0<->P2, P1<->P2)
-S_OPENER = 4         # trunc_additive: the first opener's parts of the mask's top bit and shifted low bits
-S_T, S_Q = 6, 8      # trunc_additive: the output components x0 (P0<->P2) and x2 (P1<->P2)
 
 # The opened value is offset by 2^62 (rep3_fused.OFFSET), so z + 2^62 lies in [0, 2^63) for |z| < 2^62.
 MAX_BITS = 62
@@ -98,30 +94,15 @@ def _each(compute: list[str], k: int) -> dict[str, int]:
 
 
 def _product_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """mul/matmul: one reshare round, n elements each; a zero sharing drawn (2n words each)."""
-    return Cost(1, _each(compute, n), _each(compute, 2 * n))
+    """mul/matmul: one reshare round, n elements each to its predecessor; a zero sharing drawn
+    (2n words each)."""
+    ring = tuple((p, compute[i - 1]) for i, p in enumerate(compute))
+    return Cost(1, _each(compute, n), _each(compute, 2 * n), links(ring))
 
 
 def _local_product_cost(compute: list[str], n: int, **_: Any) -> Cost:
     """mul_add/matmul_add: the additive share stays local."""
     return Cost(0, _each(compute, 0), _each(compute, 0))
-
-
-def _halves(n: int) -> tuple[int, int, int]:
-    """The truncation's split of n elements: the first h elements (P0 opens first, P1 gets the
-    dealt words), the rest (the roles swapped), and the words per PRG row, 2 * (n - h) >= n."""
-    h = n // 2
-    return h, n - h, 2 * (n - h)
-
-
-def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
-    """trunc_additive: 2 rounds (P2 sends in the first only); P0 and P1 send 2n each, P2 3n plus
-    the packed f of each half (n/4 in all for bits <= 16), half to each opener; draws 3, 3 and 7 rows
-    of 2 * ceil(n/2) words."""
-    p0, p1, p2 = compute
-    h, rest, row = _halves(n)
-    sent = 3 * n + fused.f_words(h, bits) + fused.f_words(rest, bits)
-    return Cost(2, {p0: 2 * n, p1: 2 * n, p2: sent}, {p0: 3 * row, p1: 3 * row, p2: 7 * row})
 
 
 def _reveal_cost(compute: list[str], n: int, **_: Any) -> Cost:
@@ -196,109 +177,6 @@ def matmul(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     return (yield from _reshare(ctx, z, shape))
 
 
-# ---- truncation -----------------------------------------------------------------------------
-
-def trunc_additive(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
-    """A rep3 sharing (flat) of floor(z / 2^m) (+0 or +1) from a 3-out-of-3 additive sharing z.
-
-    P2 deals a masked truncation pair; P0 and P1 open c = z + 2^62 + r to each other only, then
-    form the one output component that depends on c between them. Valid for |z| < 2^62 (signed).
-    2 rounds; P0 sends 2n, P1 2n, P2 about 3.25n (bits <= 16), half to each, in round 1 only
-    (docs/security.md).
-    """
-    return (yield from _trunc(ctx, (_flat(z),), m))
-
-
-def trunc_product(ctx: Context, x: Share, y: Share, m: int) -> KernelGen:
-    """trunc_additive of my product share of x*y, the product computed inside the first pass."""
-    *factors, _ = _factors(x, y)
-    return (yield from _trunc(ctx, tuple(factors), m))
-
-
-def _trunc(ctx: Context, product: tuple[np.ndarray, ...], m: int) -> KernelGen:
-    """The truncation at my role; `product` is (z,) or the operands (xa, xb, ya, yb) of z.
-
-    Each party draws all its words in one call. Every share sent in round 1 carries a mask
-    its receiver cannot compute, and the masks make up r: P0's rA (k02), P1's rB (k12) and P2's
-    private rC. The output's components x0 = t (k02) and x2 = q (k12) are drawn; x1 = y - t - q,
-    the one that depends on c, is summed by the two parties that know c, so P2 takes no part in
-    round 2. Of y's two halves, the "first opener" draws its parts of r's top bit and low bits
-    with the dealer (one row: both, one after the other) and the second gets them from the dealer
-    (e, f): P0 is first on the first h elements and P1 on the rest, so the dealer's words go half
-    to each and P0 and P1 do the same work."""
-    m = _check_bits(m)
-    i, _, _ = _roles(ctx)
-    n = product[0].size
-    if i < 2:
-        return (yield from _trunc_opener(ctx, product, m, n))
-    return (yield from _trunc_p2(ctx, product, m, n))
-
-
-def _trunc_opener(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
-    """P0 or P1: open c with the other opener, v = (my half of y) - my output mask, x1 = v + theirs."""
-    p0, p1, p2 = ctx.compute
-    i = ctx.index
-    other = p1 if i == 0 else p0
-    h, rest, row = _halves(n)
-    mask, out_mask, first = ctx.rand_many(p2, (S_RA if i == 0 else S_RB, S_T if i == 0 else S_Q, S_OPENER), row)
-    mask, out_mask = mask[:n], out_mask[:n]  # rA or rB; t (x0) or q (x2)
-    k = h if i == 0 else rest  # how many elements I open first: their top-bit and low-bit parts
-    s = fused.open_mask(product, mask)  # z_i + my mask: the opened c is s + theirs + P2's + 2^62
-    got = yield Exchange(send={other: [s]}, expect={other: 1, p2: 3})
-    g, (z2, e, f) = got[other][0], got[p2]
-    v = np.empty(n, dtype=U64)  # my half of y minus my output mask, P0's first part on [0, h)
-    mine, theirs = (slice(0, h), slice(h, n)) if i == 0 else (slice(h, n), slice(0, h))
-    fused.trunc_p0(s[mine], g[mine], z2[mine], first[:k], first[k:2 * k], out_mask[mine], m, out=v[mine])
-    fused.trunc_p1(s[theirs], g[theirs], z2[theirs], e, f, out_mask[theirs], m, out=v[theirs])
-    got = yield Exchange(send={other: [v]}, expect={other: 1})
-    x1 = np.add(v, got[other][0], out=v)  # in place: every mesh has the bytes once send returns
-    return (out_mask, x1) if i == 0 else (x1, out_mask)
-
-
-def _trunc_p2(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int) -> KernelGen:
-    p0, p1, p2 = ctx.compute
-    h, rest, row = _halves(n)
-    rc, ra, t, first0, rb, q, first1 = ctx.rand_rows(
-        ((None, S_RC), (p0, S_RA), (p0, S_T), (p0, S_OPENER), (p1, S_RB), (p1, S_Q), (p1, S_OPENER)), row)
-    rc, ra, t, rb, q = rc[:n], ra[:n], t[:n], rb[:n], q[:n]  # rows are 2 * ceil(n/2) words
-    z = fused.open_mask(product, rc)  # z2 + rC
-    # r = rA + rB + rC; each opener's words for the elements the other opens first
-    e1, f1 = fused.trunc_deal(ra[:h], rb[:h], first0[:h], first0[h:2 * h], m, rc[:h])
-    e0, f0 = fused.trunc_deal(ra[h:], rb[h:], first1[:rest], first1[rest:2 * rest], m, rc[h:])
-    yield Exchange(send={p0: [z, e0, f0], p1: [z, e1, f1]})
-    yield Exchange()  # round 2 is P0's and P1's alone: nothing to send or wait for
-    return q, t
-
-
-def _shaped(pair: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> Share:
-    return asring(pair[0]).reshape(shape), asring(pair[1]).reshape(shape)
-
-
-@kernel(KERNELS, _trunc_cost, counts=("truncations",))
-def trunc(ctx: Context, x: Share, bits: int) -> KernelGen:
-    """Arithmetic shift right of a secret by `bits`, off by at most +1; needs |x| < 2^62."""
-    xa, _, shape = _components(x)
-    return _shaped((yield from trunc_additive(ctx, xa, bits)), shape)
-
-
-@kernel(KERNELS, _trunc_cost, counts=("multiplications", "truncations"))
-def mul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
-    """Elementwise product then truncation, fused into 2 rounds.
-
-    The product share goes straight into trunc_additive, whose masks re-randomize every share it
-    sends (as the zero sharing `mul` would add), so none is added here.
-    """
-    shape = np.shape(x[0])
-    return _shaped((yield from trunc_product(ctx, x, y, bits)), shape)
-
-
-@kernel(KERNELS, _trunc_cost, counts=("multiplications", "truncations"))
-def matmul_trunc(ctx: Context, x: Share, y: Share, bits: int, **_: Any) -> KernelGen:
-    """Matrix product then truncation, fused into 2 rounds."""
-    z, shape = _matmul_share(ctx, x, y)
-    return _shaped((yield from trunc_additive(ctx, z, bits)), shape)
-
-
 @kernel(KERNELS, _local_product_cost, counts=("multiplications",))
 def mul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     """My additive (3-out-of-3) share of x*y, kept local: no round. It is only ever combined
@@ -316,11 +194,8 @@ def matmul_add(ctx: Context, x: Share, y: Share, **_: Any) -> KernelGen:
     yield  # noqa: unreachable
 
 
-@kernel(KERNELS, _trunc_cost, counts=("truncations",))
-def trunc_add(ctx: Context, z: np.ndarray, bits: int) -> KernelGen:
-    """Truncate a value held as additive shares (a sum of products) into a rep3 sharing: 2 rounds."""
-    shape = np.shape(z)
-    return _shaped((yield from trunc_additive(ctx, _flat(z), bits)), shape)
+def _shaped(pair: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...]) -> Share:
+    return asring(pair[0]).reshape(shape), asring(pair[1]).reshape(shape)
 
 
 # ---- input and output -----------------------------------------------------------------------
@@ -505,4 +380,5 @@ class Rep3(Protocol):
         return asring(z + c) if ctx.index == 0 else np.array(z, copy=True)
 
 
+from veil.runtime.protocols import rep3_trunc  # noqa: E402,F401  (registers trunc, mul_trunc, matmul_trunc, trunc_add)
 from veil.runtime.protocols import rep3_bool  # noqa: E402,F401  (registers msb, a2b, bitinject)

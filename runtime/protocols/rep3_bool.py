@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.runtime.protocols import fss_msb
+from veil.runtime.protocols import fss_msb, rep3_trunc
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel
 from veil.runtime.protocols.boolean import (ONE, SKLANSKY, TOP, TREE, Layer, and_layer, cross, dealt_products,
                                             local_p, pack_bits, pair_words, rotl1, slots, unpack_bits,
@@ -59,8 +59,8 @@ def _each(compute: list[str], *counts: int) -> dict[str, int]:
 
 
 def _msb_cost(compute: list[str], n: int, **_: Any) -> Cost:
-    """n <= FSS_MAX, 2 rounds: P0 sends each evaluator c's mask and the DCF keys, they exchange
-    the re-sharing. Otherwise 7 rounds: P0 sends 4n (layer-0 words, dealt products, the bit's
+    """n <= FSS_MAX, 2 rounds: P2 sends each evaluator (P0, P1) c's mask and the DCF keys, they
+    exchange the re-sharing. Otherwise 7 rounds: P0 sends 4n (layer-0 words, dealt products, the bit's
     product); P1 and P2 a word per AND layer, the bit's sharing and product, and the packed
     opened bit (2 ceil(n/64))."""
     if fss_msb.use_fss(n):
@@ -80,15 +80,16 @@ def _msb_mul_cost(compute: list[str], n: int, **_: Any) -> Cost:
 
 
 def _fss_cost(compute: list[str], n: int, times: bool, keys: int | None = None) -> Cost:
-    """The DCF path with `keys` keys (n unless msb_at shares one key among several outputs): P0
-    sends each evaluator c's mask (and f's) and the keys' correction words; P1 and P2 one word
-    per output each in round 2. Draws: P0 r (private), both seeds (2 words each), both output
+    """The DCF path with `keys` keys (n unless msb_at shares one key among several outputs): P2
+    sends each evaluator c's mask (and f's) and the keys' correction words; P0 and P1 one word
+    per output each in round 2. Draws: P2 r (private), both seeds (2 words each), both output
     parts (and b's two parts); an evaluator its seed and output part (and b's part)."""
     k = n if keys is None else keys
     head = (2 if times else 1) * k
     extra = k if times else 0
-    return Cost(2, _each(compute, 2 * (head + fss_msb.key_words(k, times)), n, n),
-                _each(compute, 5 * k + 2 * n + 2 * extra, 2 * k + n + extra, 2 * k + n + extra))
+    return Cost(2, _each(compute, n, n, 2 * (head + fss_msb.key_words(k, times))),
+                _each(compute, 2 * k + n + extra, 2 * k + n + extra, 5 * k + 2 * n + 2 * extra),
+                rep3_trunc.dealt_links(compute))
 
 
 # msb_at, msb_at_mul: the DCF path with one key per base element, or the circuit on y
@@ -337,56 +338,60 @@ def _msb_p2(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None) -> Kern
     return _finish(ctx, c, r, d, rd)
 
 
-# ---- msb and msb_mul through a DCF (n <= FSS_MAX): P0 deals, P1 and P2 evaluate ----------------
+# ---- msb and msb_mul through a DCF (n <= FSS_MAX): P2 deals, P0 and P1 evaluate ---------------
+# P2 deals as it does for the truncations: what it sends depends only on its own components (x2,
+# x0), which every truncation and DCF output draws, so P2 runs ahead and a comparison after them
+# waits on its round 2 alone (compiler/latency.py).
 
-def _fss_p0(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None, at: fss_msb.At | None = None) -> KernelGen:
-    """P0 (x0, x1): round 1 sends P1 x0 + r, P2 x1 + r (and d0 - m, d1 - m for d's mask m) and
-    both the keys' correction words; it holds (t0, t1) of the output (at.n elements for msb_at),
-    drawn with P2 and P1."""
-    _, p1, p2 = ctx.compute
+def _fss_dealer(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None, at: fss_msb.At | None = None) -> KernelGen:
+    """P2 (x2, x0): round 1 sends P0 x2 + r, P1 x0 + r (and d2 - m, d0 - m for d's mask m) and
+    both the keys' correction words; it holds (t2, t0) of the output (at.n elements for msb_at),
+    drawn with P1 and P0."""
+    p0, p1, _ = ctx.compute
     n = a.size
     r = ctx.rand(None, S_FR, (n,))
-    seeds = [ctx.rand(q, S_FS, (2 * n,)).reshape(n, 2) for q in (p1, p2)]
+    seeds = [ctx.rand(q, S_FS, (2 * n,)).reshape(n, 2) for q in (p0, p1)]
     heads = [[a + r], [b + r]]
     mask = None
     if d is not None:
-        mask = ctx.rand(p1, S_FB, (n,)) + ctx.rand(p2, S_FB, (n,))
+        mask = ctx.rand(p0, S_FB, (n,)) + ctx.rand(p1, S_FB, (n,))
         heads = [[a + r, d[0] - mask], [b + r, d[1] - mask]]
     words = fss_msb.deal(r, seeds[0], seeds[1], mask)
-    yield Exchange(send={p1: [np.concatenate(heads[0]), words], p2: [np.concatenate(heads[1]), words]})
+    yield Exchange(send={p0: [np.concatenate(heads[0]), words], p1: [np.concatenate(heads[1]), words]})
     yield Exchange()
     n = n if at is None else at.n
-    return ctx.rand(p2, S_FT, (n,)), ctx.rand(p1, S_FT, (n,))
+    return ctx.rand(p1, S_FT, (n,)), ctx.rand(p0, S_FT, (n,))
 
 
 def _fss_eval(ctx: Context, a: np.ndarray, b: np.ndarray, d: Share | None, at: fss_msb.At | None = None) -> KernelGen:
-    """P1 (x1, x2; evaluator 0) or P2 (x2, x0; evaluator 1): c = x + r and f = d - m from P0's
+    """P0 (x0, x1; evaluator 0) or P1 (x1, x2; evaluator 1): c = x + r and f = d - m from P2's
     words and its own pair, its additive share u of the output, then round 2's re-sharing:
-    t2 = (u1 - t1) + (u2 - t0)."""
+    x1 = (u0 - t0) + (u1 - t2)."""
     p0, p1, p2 = ctx.compute
-    n, first = a.size, ctx.index == 1
-    seed = ctx.rand(p0, S_FS, (2 * n,))
-    got = yield Exchange(expect={p0: 2})
-    head, words = (np.asarray(v, dtype=U64) for v in got[p0])
+    n, first = a.size, ctx.index == 0
+    seed = ctx.rand(p2, S_FS, (2 * n,))
+    got = yield Exchange(expect={p2: 2})
+    head, words = (np.asarray(v, dtype=U64) for v in got[p2])
     c = head[:n] + a + b
     f = part = None
     if d is not None:
         f = head[n:] + d[0] + d[1]
-        part = ctx.rand(p0, S_FB, (n,))
+        part = ctx.rand(p2, S_FB, (n,))
     if at is None:
         u = fss_msb.evaluate(0 if first else 1, seed, words, c, f, part)
     else:                                     # msb_at: one key per element of x, at its points
         u = fss_msb.evaluate_at(0 if first else 1, seed, words, c, at, f, part)
         n = at.n
-    drawn = ctx.rand(p0, S_FT, (n,))          # t1 (P1) or t0 (P2)
+    drawn = ctx.rand(p2, S_FT, (n,))          # t0 (P0) or t2 (P1)
     mine = u - drawn
-    peer = p2 if first else p1
+    peer = p1 if first else p0
     got = yield Exchange(send={peer: [mine]}, expect={peer: 1})
-    t2 = mine + np.asarray(got[peer][0], dtype=U64)
-    return (drawn, t2) if first else (t2, drawn)
+    x1 = mine + np.asarray(got[peer][0], dtype=U64)
+    return (drawn, x1) if first else (x1, drawn)
 
 
-_fss_p1 = _fss_p2 = _fss_eval
+_fss_p0 = _fss_p1 = _fss_eval
+_fss_p2 = _fss_dealer
 
 
 # ---- a2b -------------------------------------------------------------------------------------
