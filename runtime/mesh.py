@@ -25,6 +25,8 @@ from veil.runtime.diagnostics import NetworkError
 from .framing import DEFAULT_MAX_PAYLOAD, Arrays, pack_message, secs
 from .shaping import LinkShape, ShapedLink
 
+INBOX_BYTES = 256 << 20  # unread bytes from one peer before its sends are held back (see _throttle)
+
 
 
 class MeshBase:
@@ -49,6 +51,11 @@ class MeshBase:
         self.wire_bytes_received = dict.fromkeys(self.peers, 0)
         self.messages_received = dict.fromkeys(self.peers, 0)
         self._links: dict[str, ShapedLink] = {}  # WAN emulation, per peer (empty: off)
+        # a peer that runs ahead (rep3's dealer waits for nothing in its truncations and comparisons)
+        # is held back once INBOX_BYTES of its messages wait here unread: see _throttle
+        self._queued = dict.fromkeys(self.peers, 0)
+        self._sizes: dict[str, deque] = {p: deque() for p in self.peers}
+        self._full: set[str] = set()
 
     def shape(self, shape: LinkShape | None) -> None:
         """Emulate a wide-area link to every peer from now on (None: off)."""
@@ -106,9 +113,18 @@ class MeshBase:
         self.wire_bytes_received[peer] += wire
         self.messages_received[peer] += 1
         self._inbox[peer].append(arrays)  # what _put does, inline: this runs once per message
+        self._sizes[peer].append(payload)
+        queued = self._queued[peer] = self._queued[peer] + payload
+        if queued > INBOX_BYTES and peer not in self._full:
+            self._full.add(peer)
+            self._throttle(peer, True)
         waiter = self._waiter.pop(peer, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _throttle(self, peer: str, full: bool) -> None:
+        """Stop taking `peer`'s messages while its unread ones fill INBOX_BYTES (full), or take them
+        again once half of that is read; the transport holds the peer's sends back meanwhile."""
 
     def _put(self, peer: str, item: Arrays | NetworkError) -> None:
         """Queue a message (or the error that ends the inbox) and wake the recv waiting for it."""
@@ -189,6 +205,10 @@ class MeshBase:
         item = box.popleft()
         if isinstance(item, NetworkError):
             raise _fresh(self._failure or item)
+        self._queued[peer] -= self._sizes[peer].popleft()
+        if peer in self._full and self._queued[peer] <= INBOX_BYTES // 2:
+            self._full.discard(peer)
+            self._throttle(peer, False)
         if self._failure is not None:
             raise _fresh(self._failure)
         return item
@@ -264,6 +284,21 @@ class LocalMesh(MeshBase):
     def __init__(self, me: str, peers: list[str], io_timeout: float | None = 600.0):
         super().__init__(me, peers, io_timeout)
         self._others: dict[str, LocalMesh] = {}
+        self._room: dict[str, asyncio.Event] = {p: asyncio.Event() for p in self.peers}  # set: p may send
+        for e in self._room.values():
+            e.set()
+
+    def _throttle(self, peer: str, full: bool) -> None:
+        """The peer's next send waits while our inbox from it is full."""
+        if full:
+            self._room[peer].clear()
+        else:
+            self._room[peer].set()
+
+    def _fail(self, exc: NetworkError) -> None:
+        super()._fail(exc)
+        for e in self._room.values():  # a sender held back must see the failure, not wait on
+            e.set()
 
     async def send(self, peer: str, arrays: Arrays) -> None:
         """Copy the arrays into the peer's inbox (read-only, like the TCP mesh delivers them)."""
@@ -276,6 +311,10 @@ class LocalMesh(MeshBase):
             c.setflags(write=False)
             copies.append(c)
         other = self._others[peer]
+        room = other._room[self.me]
+        if not room.is_set():
+            await room.wait()
+            self._check_sendable(peer)
         wire = len(head) + payload
         if self._links:
             self._links[peer].submit(wire, lambda: self._hand_over(other, copies, payload, wire))
@@ -297,6 +336,8 @@ class LocalMesh(MeshBase):
             await self._flush_links()
         await self._stop_links()
         self._closed = True
+        for e in self._room.values():
+            e.set()
         for other in self._others.values():
             other._peer_gone(self.me, NetworkError(f"{other.me} lost the connection to {self.me} (peer closed)"))
 

@@ -94,6 +94,19 @@ class Mesh(MeshBase):
             return False
         return self._control(peer, header)
 
+    def _throttle(self, peer: str, full: bool) -> None:
+        """Stop reading the peer's socket while our inbox from it is full: TCP then holds its sends
+        back (its drain waits). Its heartbeats wait in the socket too, so its silence is not
+        counted meanwhile."""
+        transport = self._transports.get(peer)
+        if transport is None or transport.is_closing():
+            return
+        if full:
+            transport.pause_reading()
+        else:
+            self._seen[peer] = asyncio.get_running_loop().time()
+            transport.resume_reading()
+
     def _read_failed(self, peer: str, exc: BaseException) -> None:
         """The peer's stream broke: a malformed frame, or the connection ended without a goodbye."""
         if isinstance(exc, Malformed):
@@ -153,7 +166,7 @@ class Mesh(MeshBase):
         """Fail the mesh, naming the peer, if one has been silent for the heartbeat timeout."""
         assert self.heartbeat_timeout
         for peer, seen in sorted(self._seen.items()):
-            if peer in self._gone or now - seen <= self.heartbeat_timeout:
+            if peer in self._gone or peer in self._full or now - seen <= self.heartbeat_timeout:
                 continue
             t = secs(self.heartbeat_timeout)
             self.log(f"{self.me}: nothing from {peer} for {t} s (heartbeat timeout)")

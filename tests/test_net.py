@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from veil.runtime.diagnostics import NetworkError, UsageErr
 from veil.runtime import framing, net
+from veil.runtime import mesh as net_mesh
 
 PARTIES = ["alice", "bob", "carol"]
 HELLO = {"veil": 1, "program": "3fa2c0ffee0123456789abcdef", "session": "s-1"}
@@ -143,6 +144,44 @@ def test_counters_and_message_order():
         await close_all(meshes)
 
     net.run(main())
+
+
+@pytest.mark.parametrize("transport", ["tcp", "in-process"])
+def test_a_peer_that_runs_ahead_is_held_back(monkeypatch, transport):
+    """A sender whose messages wait unread past INBOX_BYTES blocks in send (rep3's dealer runs ahead
+    of the openers: without this it could queue a whole training's messages at them); the
+    receiver still gets every message, in order, and the sender goes on as it reads."""
+    monkeypatch.setattr(net_mesh, "INBOX_BYTES", 2 << 20)
+    n, size = 120, 1 << 17  # 120 messages of 1 MB, the inbox bound 2 MB
+
+    async def main():
+        if transport == "tcp":
+            meshes = await mesh_all(["alice", "bob"])
+        else:
+            meshes = net.make_local_meshes(["alice", "bob"])
+        a, b = meshes["alice"], meshes["bob"]
+        sent = 0
+
+        async def sender():
+            nonlocal sent
+            for k in range(n):
+                await a.send("bob", [np.full(size, k, np.uint64)])
+                sent += 1
+
+        task = asyncio.ensure_future(sender())
+        await asyncio.sleep(1.0)
+        held_at = sent
+        queued = b._queued["alice"]  # noqa: SLF001
+        for k in range(n):
+            got = await b.recv("alice")
+            assert got[0].size == size and int(got[0][0]) == k and int(got[0][-1]) == k
+        await task
+        await close_all(meshes)
+        return held_at, queued
+
+    held_at, queued = net.run(main())
+    assert held_at < n // 2, held_at  # held back (TCP's socket buffers take a few MB more)
+    assert queued <= (2 << 20) + (1 << 20)
 
 
 @pytest.mark.parametrize("use_uvloop", [True, False])
