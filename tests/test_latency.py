@@ -4,7 +4,6 @@ through that many one-way delays and not the schedule's."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from kernel_driver import (COMPUTE, INPUT_PARTY, PARTIES, assert_balanced_bits, assert_fresh_paired_streams, make_prgs,
                            open_value, run_kernel, run_kernel_traced, share_value)
-from veil.runtime.protocols import rep3
+from veil.runtime.protocols import rep3, rep3_fused
 from veil.runtime.protocols.base import Context, Cost, KernelSpec, links
 from veil.runtime.protocols.rep3 import Rep3
 from veil.runtime.ring import signed, trunc as clear_trunc
@@ -265,12 +265,12 @@ def test_view_check_catches_a_missing_mask(monkeypatch, kernel, who):
     """Drop the dealer's private mask on what it opens, or P0's and P1's masks on theirs (still
     drawn, so the declared cost holds, but adding nothing): the receivers' views are no longer
     uniform. trunc of a sharing opens through the dealer alone, so only its mask is there to drop."""
-    real = rep3.fused.open_mask
+    real = rep3_fused.open_mask
 
     def fake(product, r):
         by_dealer = sys._getframe(1).f_code.co_name in ("_trunc_p2", "_trunc_share_p2")  # noqa: SLF001
         return real(product, np.zeros_like(r) if by_dealer == (who == "dealer") else r)
-    monkeypatch.setattr(rep3.fused, "open_mask", fake)
+    monkeypatch.setattr(rep3_fused, "open_mask", fake)
     values = {"trunc": [np.full(20_000, 7 << 20, U64)],
               "mul_trunc": [np.full(20_000, 3 << 16, U64), np.full(20_000, 5 << 16, U64)]}[kernel]
     with pytest.raises(AssertionError, match="non-uniform"):
@@ -302,11 +302,11 @@ def test_output_check_catches_a_missing_output_mask(monkeypatch, who):
     message on the elements it opens first (who = 0) or second (who = 1) makes a party's pair
     reveal the value: the check above must see it."""
     if who == 0:
-        real = rep3.fused.trunc_p0
-        monkeypatch.setattr(rep3.fused, "trunc_p0", lambda s, g1, g2, a, b, t, m, **kw: real(s, g1, g2, a, b, None, m, **kw))
+        real = rep3_fused.trunc_p0
+        monkeypatch.setattr(rep3_fused, "trunc_p0", lambda s, g1, g2, a, b, t, m, **kw: real(s, g1, g2, a, b, None, m, **kw))
     else:
-        real = rep3.fused.trunc_p1
-        monkeypatch.setattr(rep3.fused, "trunc_p1", lambda s, g0, z2, e, f, q, m, **kw: real(s, g0, z2, e, f, None, m, **kw))
+        real = rep3_fused.trunc_p1
+        monkeypatch.setattr(rep3_fused, "trunc_p1", lambda s, g0, z2, e, f, q, m, **kw: real(s, g0, z2, e, f, None, m, **kw))
     with pytest.raises(AssertionError, match="non-uniform"):
         output_pairs_uniform("trunc", public_like_inputs(np.full(20_000, 7 << 20, U64)), {"bits": 16})
 

@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel, links
 from veil.runtime.inplace import same_shapes, sole, writable
 from veil.runtime.ring import asring

@@ -90,17 +90,33 @@ def _trunc_opener(ctx: Context, product: tuple[np.ndarray, ...], m: int, n: int)
     p0, p1, p2 = ctx.compute
     i = ctx.index
     other = p1 if i == 0 else p0
-    h, rest, row = _halves(n)
+    _, _, row = _halves(n)
     mask, out_mask, first = ctx.rand_many(p2, (S_RA if i == 0 else S_RB, S_T if i == 0 else S_Q, S_OPENER), row)
     mask, out_mask = mask[:n], out_mask[:n]  # rA or rB; t (x0) or q (x2)
-    k = h if i == 0 else rest  # how many elements I open first: their top-bit and low-bit parts
     s = fused.open_mask(product, mask)  # z_i + my mask: the opened c is s + theirs + P2's + 2^62
     got = yield Exchange(send={other: [s]}, expect={other: 1, p2: 3})
     g, (z2, e, f) = got[other][0], got[p2]
+    return (yield from _round2(ctx, (s, g, z2), e, f, first, out_mask, m, n))
+
+
+def _part(a: np.ndarray | None, part: slice) -> np.ndarray | None:
+    return None if a is None else a[part]
+
+
+def _round2(ctx: Context, opened: tuple[np.ndarray, np.ndarray, np.ndarray | None], e: np.ndarray,
+            f: np.ndarray, first: np.ndarray, out_mask: np.ndarray, m: int, n: int) -> KernelGen:
+    """An opener's round 2, from the terms of c (`opened`: c = their sum + 2^62) and the dealt words:
+    v = (my half of y) - my output mask, x1 = v + theirs."""
+    p0, p1, _ = ctx.compute
+    i = ctx.index
+    other = p1 if i == 0 else p0
+    h, rest, _ = _halves(n)
+    k = h if i == 0 else rest  # how many elements I open first: their top-bit and low-bit parts
+    s, g, z2 = opened
     v = np.empty(n, dtype=U64)  # my half of y minus my output mask, P0's first part on [0, h)
     mine, theirs = (slice(0, h), slice(h, n)) if i == 0 else (slice(h, n), slice(0, h))
-    fused.trunc_p0(s[mine], g[mine], z2[mine], first[:k], first[k:2 * k], out_mask[mine], m, out=v[mine])
-    fused.trunc_p1(s[theirs], g[theirs], z2[theirs], e, f, out_mask[theirs], m, out=v[theirs])
+    fused.trunc_p0(s[mine], g[mine], _part(z2, mine), first[:k], first[k:2 * k], out_mask[mine], m, out=v[mine])
+    fused.trunc_p1(s[theirs], g[theirs], _part(z2, theirs), e, f, out_mask[theirs], m, out=v[theirs])
     got = yield Exchange(send={other: [v]}, expect={other: 1})
     x1 = np.add(v, got[other][0], out=v)  # in place: every mesh has the bytes once send returns
     return (out_mask, x1) if i == 0 else (x1, out_mask)
@@ -151,23 +167,13 @@ def trunc(ctx: Context, x: Share, bits: int) -> KernelGen:
 
 def _trunc_share_opener(ctx: Context, a: np.ndarray, b: np.ndarray, m: int, n: int) -> KernelGen:
     """P0 (x0, x1) or P1 (x1, x2): c = a + b + (what P2 sent) + 2^62, then round 2 as _trunc_opener."""
-    p0, p1, p2 = ctx.compute
-    i = ctx.index
-    other = p1 if i == 0 else p0
-    h, rest, row = _halves(n)
+    p2, i = ctx.compute[2], ctx.index
+    _, _, row = _halves(n)
     out_mask, first = ctx.rand_many(p2, (S_T if i == 0 else S_Q, S_OPENER), row)
-    out_mask = out_mask[:n]
-    k = h if i == 0 else rest
     s = np.add(a, b)  # my part of x: never sent
     got = yield Exchange(expect={p2: 3})
     g, e, f = got[p2]
-    v = np.empty(n, dtype=U64)
-    mine, theirs = (slice(0, h), slice(h, n)) if i == 0 else (slice(h, n), slice(0, h))
-    fused.trunc_p0(s[mine], g[mine], None, first[:k], first[k:2 * k], out_mask[mine], m, out=v[mine])
-    fused.trunc_p1(s[theirs], g[theirs], None, e, f, out_mask[theirs], m, out=v[theirs])
-    got = yield Exchange(send={other: [v]}, expect={other: 1})
-    x1 = np.add(v, got[other][0], out=v)
-    return (out_mask, x1) if i == 0 else (x1, out_mask)
+    return (yield from _round2(ctx, (s, g, None), e, f, first, out_mask[:n], m, n))
 
 
 def _trunc_share_p2(ctx: Context, a: np.ndarray, b: np.ndarray, m: int, n: int) -> KernelGen:
