@@ -28,7 +28,6 @@ from .shaping import LinkShape, ShapedLink
 INBOX_BYTES = 256 << 20  # unread bytes from one peer before its sends are held back (see _throttle)
 
 
-
 class MeshBase:
     """Per-peer inboxes, failure propagation, recv/exchange and the traffic counters."""
 
