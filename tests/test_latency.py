@@ -12,7 +12,7 @@ from veil.compiler.latency import critical_rounds
 from veil.compiler.schedule import Round
 from veil.runtime import api
 from veil.runtime.protocols.base import Cost, links
-from veil_cli import veil
+from veil_cli import measured_stats, veil
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,17 +78,10 @@ def test_clocks_follow_the_links():
     plain = _K(0, {"a", "b", "c"}, Cost(1, {}))
     clock = critical_rounds([Round(frozenset("abc"), [], [plain], 0)] * 3, ["a", "b", "c"])[0]
     assert clock == 3
+    with pytest.raises(ValueError, match="declares links for 1"):
+        Cost(2, {}, links=links((("c", "a"),)))
     only_c = Cost(1, {}, links=links((("c", "a"),)))
     assert critical_rounds([Round(frozenset("abc"), [], [_K(0, {"a", "c"}, only_c)], 0)] * 5, list("abc"))[0] == 1
-
-
-def _seconds(out: str) -> dict[str, float]:
-    rows = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0] in ("alice", "bob", "carol") and "predicted" not in line:
-            rows.setdefault(parts[0], float(parts[3]))
-    return rows
 
 
 def test_shaped_runs_wait_on_the_critical_rounds_not_the_schedule(tmp_path: Path):
@@ -106,7 +99,8 @@ def test_shaped_runs_wait_on_the_critical_rounds_not_the_schedule(tmp_path: Path
     cost = json.loads((tmp_path / "build" / "chain" / "manifest.json").read_text())["cost"]
     critical, scheduled = cost["critical_rounds"], cost["rounds"]
     assert scheduled - critical == 8
-    grew = max(_seconds(shaped.out).values()) - max(_seconds(plain.out).values())
+    grew = (max(r["seconds"] for r in measured_stats(shaped.out, shaped.err).values())
+            - max(r["seconds"] for r in measured_stats(plain.out, plain.err).values()))
     assert grew >= 0.75 * (critical - 1) * rtt / 2, (grew, critical)
     assert grew < (scheduled - 5) * rtt / 2, (grew, critical, scheduled)
     assert "alice.y [4]" in shaped.out

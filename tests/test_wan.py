@@ -13,7 +13,7 @@ import pytest
 from veil.runtime.diagnostics import UsageErr
 from veil.runtime.mesh import make_local_meshes
 from veil.runtime.shaping import LinkShape, ShapedLink, parse_bandwidth, parse_duration, shape_from_args
-from veil_cli import PARTIES, veil
+from veil_cli import measured_stats, veil
 
 ROUNDS_PROGRAM = """party alice, bob, carol
 protocol rep3(alice, bob, carol)
@@ -110,17 +110,6 @@ def test_in_process_mesh_delays_rounds():
     assert asyncio.run(main()) >= rounds * rtt
 
 
-def _stats(out: str, err: str) -> dict[str, dict]:
-    """Per-party measured rows of `veil local --stats`, parsed from its table."""
-    rows = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0] in PARTIES and "predicted" not in line:
-            rows.setdefault(parts[0], {"rounds": int(parts[1]), "seconds": float(parts[3])})
-    assert set(rows) == set(PARTIES), out + err
-    return rows
-
-
 def test_real_processes_pay_half_a_round_trip_per_round(tmp_path: Path):
     """A run of R rounds under --rtt takes at least R x RTT/2 of wall-clock time, and the slowest
     party's own run (measured from its connected mesh, so process start-up is not in it) about
@@ -137,7 +126,7 @@ def test_real_processes_pay_half_a_round_trip_per_round(tmp_path: Path):
     t2 = time.monotonic()
     assert plain.code == 0, plain.err
     assert shaped.code == 0, shaped.err
-    before, after = _stats(plain.out, plain.err), _stats(shaped.out, shaped.err)
+    before, after = measured_stats(plain.out, plain.err), measured_stats(shaped.out, shaped.err)
     assert {p: r["rounds"] for p, r in after.items()} == {p: r["rounds"] for p, r in before.items()}
     manifest = json.loads((tmp_path / "build" / "rounds" / "manifest.json").read_text())
     critical = manifest["cost"]["critical_rounds"]

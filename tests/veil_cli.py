@@ -82,6 +82,17 @@ class Procs:
         return {k: self.finish(k, timeout) for k in list(self.procs)}
 
 
+def measured_stats(out: str, err: str = "") -> dict[str, dict]:
+    """Per-party measured rows (rounds, seconds) of `veil local --stats`, parsed from its table."""
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] in PARTIES and "predicted" not in line:
+            rows.setdefault(parts[0], {"rounds": int(parts[1]), "seconds": float(parts[3])})
+    assert set(rows) == set(PARTIES), out + err
+    return rows
+
+
 def parties_toml(path: Path, ports: list[int] | None = None, tls_dir: Path | None = None) -> Path:
     """A TOML parties file on 127.0.0.1 (fresh free ports unless given), with an optional [tls] table."""
     ports = ports or free_ports(len(PARTIES))

@@ -41,6 +41,10 @@ class Cost:
     # other. compiler/latency.py follows the links to count the rounds each party waits on.
     links: tuple[frozenset[tuple[str, str]], ...] | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.links is not None and len(self.links) != self.rounds:
+            raise ValueError(f"a cost of {self.rounds} rounds declares links for {len(self.links)}")
+
     @property
     def bytes_sent(self) -> dict[str, int]:
         return {p: 8 * e for p, e in self.sent.items()}

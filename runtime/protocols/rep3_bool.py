@@ -16,9 +16,9 @@ b = b0 ^ b1 ^ b2. For x = x0 + x1 + x2, P0 knows M = x0 + x1 and P1, P2 both kno
 - bitinject: P2 deals a random bit with XOR and additive shares to P0 and P1, who open the masked
   bit (round 1) and turn their additive shares into the replicated form (round 2).
 
-msb and msb_mul of at most fss_msb.FSS_MAX elements skip the circuit: P0 deals the keys of a
-distributed comparison function (fss_msb.py) and sends P1 x0 + r and P2 x1 + r for its private r
-(round 1); P1 and P2 evaluate and re-share their additive outputs into the replicated form
+msb and msb_mul of at most fss_msb.FSS_MAX elements skip the circuit: P2 deals the keys of a
+distributed comparison function (fss_msb.py) and sends P0 x2 + r and P1 x0 + r for its private r
+(round 1); P0 and P1 evaluate and re-share their additive outputs into the replicated form
 (round 2): 2 rounds, ~1.5 KB (msb) or 2 KB (msb_mul) per element to each evaluator.
 
 The security argument is in docs/security.md.
