@@ -102,6 +102,19 @@ class Capabilities:
         """The kernel truncating a sum held in additive shares back into a sharing."""
         return self.protocol.additive_trunc
 
+    def keeps(self, kernel: str) -> bool:
+        """Whether the kernel can leave its output pending after its first round (keep=True)."""
+        return self.protocol.pending_finish is not None and kernel in self.protocol.keep
+
+    def pending_mul(self, kernel: str) -> str | None:
+        """The variant of a product kernel that takes a pending operand, if any."""
+        return self.protocol.pending_mul.get(kernel)
+
+    @property
+    def pending_finish(self) -> str | None:
+        """The kernel turning a pending output into a sharing (the truncation's round 2)."""
+        return self.protocol.pending_finish
+
     def refusal(self, op: Op) -> str:
         """Why the protocol cannot compute the op, for the error message."""
         what = OPS[op.opcode].describe or op.opcode

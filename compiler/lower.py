@@ -31,6 +31,7 @@ from .regalloc import allocate
 from .rounds import fused_inputs, fusion, ready_times
 from .schedule import Round, flat_rounds, schedule
 from .latency import critical_rounds
+from .pending import keep_pending
 from .types import PUBLIC, SECRET, owner
 
 
@@ -190,6 +191,7 @@ class Lowering:
                 out.extend(self.lower_op(op, fusable, fused))
             for v in op.outs:
                 self.defined_in[v.id] = out
+        keep_pending(out, self.caps, self.uses, lambda v: self.prog.new_value(v.type), self.kernel)
         return out
 
     def deliver(self, v: Value, party: str, pos: Span | None) -> Value:

@@ -82,6 +82,8 @@ def _size(result: Any) -> int | None:
     """Elements of a kernel's output (a clear array or a share tuple), None if no output."""
     if result is None:
         return None
+    if not isinstance(result, (tuple, np.ndarray)) and isinstance(getattr(result, "shape", None), tuple):
+        return math.prod(result.shape)  # a share held in another form (rep3_pending.Pending)
     if isinstance(result, tuple):
         sizes = {np.asarray(r).size for r in result}
         assert len(sizes) == 1, f"share components differ in size: {sizes}"

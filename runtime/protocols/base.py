@@ -144,6 +144,9 @@ class Protocol:
     fusions: dict[tuple[str, str], str] = {}  # (producer, consumer) -> one kernel for both
     additive: dict[str, str] = {}     # sums of products kept additive: product opcode -> kernel ...
     additive_trunc: str | None = None  # ... and the kernel truncating such a sum once
+    keep: tuple[str, ...] = ()         # truncating kernels that can stop after round 1 (keep=True) ...
+    pending_mul: dict[str, str] = {}   # ... the products that take such an output: kernel -> variant ...
+    pending_finish: str | None = None  # ... and the kernel finishing it into a sharing
 
     @classmethod
     def compute_parties(cls, args: list[str], kwargs: dict[str, str]) -> list[str]:

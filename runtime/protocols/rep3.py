@@ -326,6 +326,9 @@ class Rep3(Protocol):
     fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc", ("msb", "mul"): "msb_mul"}
     additive = {"mul": "mul_add", "matmul": "matmul_add"}
     additive_trunc = "trunc_add"
+    keep = ("trunc", "mul_trunc", "matmul_trunc", "trunc_add", "mul_trunc_pending")
+    pending_mul = {"mul_trunc": "mul_trunc_pending"}
+    pending_finish = "finish"
 
     def map(self, fn: Callable[..., np.ndarray], *shares: Share) -> Share:
         """A linear op applies to each of the two components alike."""
@@ -381,3 +384,4 @@ class Rep3(Protocol):
 
 from veil.runtime.protocols import rep3_trunc  # noqa: E402,F401  (registers trunc, mul_trunc, matmul_trunc, trunc_add)
 from veil.runtime.protocols import rep3_bool  # noqa: E402,F401  (registers msb, a2b, bitinject)
+from veil.runtime.protocols import rep3_pending  # noqa: E402,F401  (registers finish, mul_trunc_pending)
