@@ -1,5 +1,6 @@
 """Round scheduling: within a block every kernel starts as soon as its inputs are ready, so all
-kernels at the same communication depth share one round (one message per pair of parties)."""
+kernels at the same communication depth share one round (one message per pair of parties); then
+kernels with room to spare start later where that shortens the critical path."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,14 +42,61 @@ def schedule(instrs: list[Instr]) -> tuple[list, int]:
 
 
 def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
+    horizon = _place(instrs, {})
+    floor = _later_where_it_waits_less(instrs, horizon)
+    if floor:
+        _place(instrs, floor)
+    return _rounds(instrs, horizon), horizon
+
+
+def _place(instrs: list[Instr], floor: dict[int, int]) -> int:
+    """Each instruction's start: as soon as its inputs are ready, or at its floor (by position)
+    if that is later. Returns the segment's rounds."""
     ready: dict[int, int] = {}
-    for ins in instrs:
-        start = max((ready.get(v.id, 0) for v in ins.ins), default=0)
+    for k, ins in enumerate(instrs):
+        start = max([ready.get(v.id, 0) for v in ins.ins] + [floor.get(k, 0)])
         rounds = ins.cost.rounds if ins.kind == "kernel" else 0
         ins.start, ins.done = start, start + rounds
         if ins.out is not None:
             ready[ins.out.id] = ins.done
-    horizon = max((i.done for i in instrs), default=0)
+    return max((i.done for i in instrs), default=0)
+
+
+LATE_KERNELS = 400  # segments with more kernels keep the as-soon-as-possible placement
+
+
+def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> dict[int, int]:
+    """Start floors that lower the rounds on the critical path (compiler/latency.py) without adding
+    rounds. A kernel whose first round has one sender (a truncation its dealer opens) and that
+    starts as soon as it can may put its exchange in a round where the other parties would
+    otherwise wait for nothing; started later, it shares a round with an exchange they wait for
+    anyway. Greedy: last kernel first, one round later at a time while that helps."""
+    from .latency import critical_rounds
+    kernels = [k for k, i in enumerate(instrs) if i.kind == "kernel"]
+    if len(kernels) > LATE_KERNELS:
+        return {}
+    parties = sorted(frozenset().union(*[instrs[k].execs for k in kernels])) if kernels else []
+
+    def waits(floor: dict[int, int]) -> int | None:
+        if _place(instrs, floor) != horizon:
+            return None
+        return critical_rounds(_rounds(instrs, horizon), parties)[0]
+
+    floor: dict[int, int] = {}
+    best = waits(floor)
+    for k in reversed(kernels):
+        while True:
+            trial = {**floor, k: instrs[k].start + 1}
+            got = waits(trial)
+            if got is None or got >= best:
+                break
+            floor, best = trial, got
+        _place(instrs, floor)
+    return floor
+
+
+def _rounds(instrs: list[Instr], horizon: int) -> list:
+    """The placed instructions with their Round markers."""
     items: list = []
     for t in range(horizon + 1):
         group = [i for i in instrs if i.start == t]
@@ -60,7 +108,7 @@ def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
         inflight = [i for i in instrs if i.kind == "kernel" and i.start <= t < i.done]
         parties = frozenset().union(*[i.execs for i in inflight]) if inflight else frozenset()
         items.append(Round(parties, [i for i in group if i not in feeding], inflight, t))
-    return items, horizon
+    return items
 
 
 def _feeding_kernels(group: list[Instr]) -> set[Instr]:
