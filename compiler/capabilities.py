@@ -106,9 +106,13 @@ class Capabilities:
         """Whether the kernel can leave its output pending after its first round (keep=True)."""
         return self.protocol.pending_finish is not None and kernel in self.protocol.keep
 
-    def pending_mul(self, kernel: str) -> str | None:
-        """The variant of a product kernel that takes a pending operand, if any."""
-        return self.protocol.pending_mul.get(kernel)
+    def pending_kernel(self, kernel: str) -> str | None:
+        """The variant of a kernel that takes a pending operand, if any."""
+        return self.protocol.pending_kernels.get(kernel) if self.protocol.pending_finish else None
+
+    def pending_local(self, opcode: str) -> bool:
+        """Whether a linear op keeps a pending operand pending (mul: by a public value)."""
+        return self.protocol.pending_finish is not None and opcode in self.protocol.pending_ops
 
     @property
     def pending_finish(self) -> str | None:

@@ -31,7 +31,7 @@ from .regalloc import allocate
 from .rounds import fused_inputs, fusion, ready_times
 from .schedule import Round, flat_rounds, schedule
 from .latency import critical_rounds
-from .pending import keep_pending
+from .pending import keep_pending, pending_values
 from .types import PUBLIC, SECRET, owner
 
 
@@ -445,9 +445,11 @@ def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     values = value_types(items)
     rounds = kernel_rounds(items)
     words = get_protocol(prog.protocol).share_words
+    pending = pending_values(items)  # three arrays per component (compiler/pending.py)
     code = {}
     for p in prog.parties:
-        sizes = {i: v.type.size * 8 * (words if v.type.vis == SECRET and p in compute else 1)
+        sizes = {i: v.type.size * 8 * (words * (3 if i in pending else 1) if v.type.vis == SECRET and p in compute
+                                       else 1)
                  for i, v in values.items()}
         code[p], _nregs, report.peak_memory[p] = allocate(project(items, p, compute), sizes, rounds)
     return code, report

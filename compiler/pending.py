@@ -1,59 +1,136 @@
-"""Truncations left pending: a truncating kernel whose output feeds an elementwise product stops
-after its first round, the product takes the pending output (the protocol's `pending_mul`
-variant), and a `finish` (the truncation's round 2) gives the sharing to the other consumers. The
-product's round then runs beside the finish instead of after it, so a chain of products with
-truncations waits on one round per product (runtime/protocols/rep3_pending.py).
+"""Truncations left pending: a truncating kernel whose output reaches an elementwise product or a
+truncation stops after its first round, and those kernels take the pending output (the protocol's
+`pending_kernels` variants), also through linear ops on the way (`pending_local`: a sum with a
+sharing, a product with a public value). A `finish` (the truncation's round 2) gives the sharing
+to the other consumers. The taker's round then runs beside the finish instead of after it, so a
+chain of products with truncations waits on one round per product
+(runtime/protocols/rep3_pending.py).
 
 A step on one block's lowered instructions; it asks the protocol's declarations
 (compiler/capabilities.py) and never names a protocol.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from .capabilities import Capabilities
 from .ir import Value
+from .schedule import Round, flat_rounds
+from .types import SECRET
+
+PENDING = 3  # an operand's secret flag when it is pending (runtime/vm.py)
 
 
 def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_value: Callable[[Value], Value],
                  kernel: Callable[..., object]) -> None:
-    """Rewrite `items` (one block's instructions) in place. `uses`: each value's uses in the IR (if
-    the products do not take them all, a finish is needed); `new_value(v)`: a fresh value of v's
-    type; `kernel(name, out, ins, attrs, pos)`: a costed kernel instruction."""
+    """Rewrite `items` (one block's instructions) in place. `uses`: each value's uses in the IR (to
+    tell whether anything but the takers reads it); `new_value(v)`: a fresh value of v's type;
+    `kernel(name, out, ins, attrs, pos)`: a costed kernel instruction."""
     if caps.pending_finish is None:
         return
-    products: dict[int, list[int]] = {}  # value id -> positions of the products that take it
+    root = _derived(items, caps)  # value id -> the kept truncation it is a linear function of
+    takers = [k for k, it in enumerate(items) if _takes(it, caps, root)]
+    kept = {root[v.id] for k in takers for v in items[k].ins if v.id in root}
+    if not kept:
+        return
+    pend = {vid: new_value(_value(items, vid)) for vid, r in root.items() if r in kept}
+    taken: dict[int, int] = {}
+    for k in takers:
+        for v in items[k].ins:
+            taken[v.id] = taken.get(v.id, 0) + (v.id in pend)
+    closure = [k for k, it in enumerate(items) if it.kind == "op" and it.out is not None and it.out.id in pend
+               and root[it.out.id] != it.out.id]
+    for k in closure:
+        for v in items[k].ins:
+            taken[v.id] = taken.get(v.id, 0) + (v.id in pend)
+    needed = _needed(items, closure, {vid for vid in pend if uses.get(vid, 0) > taken.get(vid, 0)}, pend)
+    out: list = []
     for k, it in enumerate(items):
-        if it.kind == "kernel" and caps.pending_mul(it.name) is not None and _elementwise(it):
-            for v in {v.id for v in it.ins}:
-                products.setdefault(v, []).append(k)
-    kept: dict[int, Value] = {}  # value id -> its pending value
-    plain = sorted({k for ks in products.values() for k in ks})  # the products' positions
-    finishes: list[tuple[int, object]] = []
-    for k, it in enumerate(items):
-        if it.kind != "kernel" or it.out is None or not caps.keeps(it.name) or it.out.id not in products:
+        if k in closure:
+            if it.out.id in needed:
+                out.append(it)
+            out.append(replace(it, out=pend[it.out.id], ins=[pend.get(v.id, v) for v in it.ins],
+                               sec=[PENDING if v.id in pend else int(v.type.vis == SECRET) for v in it.ins]))
             continue
-        v = it.out
-        kept[v.id] = new_value(v)
-        items[k] = kernel(it.name, kept[v.id], list(it.ins), {**it.attrs, "keep": True}, it.pos)
-        taken = sum(1 for c in products[v.id] for u in items[c].ins if u.id == v.id)
-        if uses.get(v.id, 0) > taken:
-            finishes.append((k, kernel(caps.pending_finish, v, [kept[v.id]], {}, it.pos)))
-    for c in plain:
-        use = items[c]  # the product, itself kept pending if a product takes it
-        a, b = use.ins
-        if a.id not in kept and b.id not in kept:
-            continue
-        if a.id not in kept:
-            a, b = b, a  # the pending operand first (the product commutes)
-        ins = [kept[a.id], kept.get(b.id, b)]
-        both = b.id in kept and b.id != a.id
-        items[c] = kernel(caps.pending_mul(use.name), use.out, ins, {**use.attrs, "both": both}, use.pos)
-    for k, fin in reversed(finishes):
-        items.insert(k + 1, fin)
+        if k in takers and any(v.id in pend for v in it.ins):
+            it = _taker(it, caps, pend, kernel)
+        if it.kind == "kernel" and it.out is not None and it.out.id in kept:
+            v = it.out
+            out.append(kernel(it.name, pend[v.id], list(it.ins), {**it.attrs, "keep": True}, it.pos))
+            if v.id in needed:
+                out.append(kernel(caps.pending_finish, v, [pend[v.id]], {}, it.pos))
+        else:
+            out.append(it)
+    items[:] = out
 
 
-def _elementwise(use: object) -> bool:
-    """A product of two operands of its output's shape (no broadcasting)."""
-    a, b = use.ins
-    return a.type.shape == b.type.shape == use.out.type.shape
+def pending_values(items: list, out: set[int] | None = None) -> set[int]:
+    """The ids of the pending values in scheduled code (kept outputs, pending linear ops), for the
+    register allocator: a pending value holds three arrays per share component."""
+    out = set() if out is None else out
+    for it in flat_rounds(items):
+        if isinstance(it, Round):
+            continue
+        if it.out is not None and (it.attrs.get("keep") or PENDING in (it.sec or ())):
+            out.add(it.out.id)
+        if it.loop is not None:
+            pending_values(it.loop.body, out)
+    return out
+
+
+def _derived(items: list, caps: Capabilities) -> dict[int, int]:
+    """Values that are a keepable truncation's output or a pending-preserving linear op of exactly
+    one such value (the op's other operands sharings or public, a product's public): id -> root."""
+    root: dict[int, int] = {}
+    for it in items:
+        if it.out is None:
+            continue
+        if it.kind == "kernel" and caps.keeps(it.name):
+            root[it.out.id] = it.out.id
+        elif it.kind == "op" and caps.pending_local(it.name) and it.ins:
+            roots = [root[v.id] for v in it.ins if v.id in root]
+            shapes = all(v.type.shape == it.out.type.shape for v in it.ins if v.id in root)
+            product = it.name != "mul" or all(v.id in root or v.type.vis != SECRET for v in it.ins)
+            if len(roots) == 1 and shapes and product and it.out.type.vis == SECRET:
+                root[it.out.id] = roots[0]
+    return root
+
+
+def _takes(it: object, caps: Capabilities, root: dict[int, int]) -> bool:
+    """A kernel with a pending variant, elementwise, with a pending operand."""
+    if it.kind != "kernel" or caps.pending_kernel(it.name) is None or it.out is None:
+        return False
+    if any(v.type.shape != it.out.type.shape for v in it.ins):
+        return False
+    return any(v.id in root for v in it.ins)
+
+
+def _needed(items: list, closure: list[int], read: set[int], pend: dict[int, Value]) -> set[int]:
+    """The pending values whose sharing something else reads, and what computing it needs: a
+    linear op kept as it was needs its own operands as sharings too."""
+    ops = {items[k].out.id: items[k] for k in closure}
+    needed: set[int] = set()
+    todo = list(read)
+    while todo:
+        vid = todo.pop()
+        if vid in needed:
+            continue
+        needed.add(vid)
+        if vid in ops:
+            todo.extend(v.id for v in ops[vid].ins if v.id in pend)
+    return needed
+
+
+def _value(items: list, vid: int) -> Value:
+    return next(it.out for it in items if it.out is not None and it.out.id == vid)
+
+
+def _taker(it: object, caps: Capabilities, pend: dict[int, Value], kernel: Callable[..., object]) -> object:
+    """The kernel's pending variant; a product's pending operand first (the product commutes)."""
+    ins = list(it.ins)
+    if len(ins) == 2 and ins[0].id not in pend:
+        ins.reverse()
+    both = len(ins) == 2 and ins[1].id in pend and ins[1].id != ins[0].id
+    attrs = {**it.attrs, "both": True} if both else dict(it.attrs)
+    return kernel(caps.pending_kernel(it.name), it.out, [pend.get(v.id, v) for v in ins], attrs, it.pos)

@@ -63,6 +63,7 @@ def _place(instrs: list[Instr], floor: dict[int, int]) -> int:
 
 
 LATE_KERNELS = 400  # segments with more kernels keep the as-soon-as-possible placement
+LATE_ROUNDS = 4     # how much later a kernel may start than its inputs allow
 
 
 def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> dict[int, int]:
@@ -85,12 +86,15 @@ def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> dict[int, i
     floor: dict[int, int] = {}
     best = waits(floor)
     for k in reversed(kernels):
-        while True:
-            trial = {**floor, k: instrs[k].start + 1}
+        first, choice = instrs[k].start, floor
+        for later in range(1, LATE_ROUNDS + 1):  # a move that waits no longer may enable the next
+            trial = {**floor, k: first + later}
             got = waits(trial)
-            if got is None or got >= best:
+            if got is None:
                 break
-            floor, best = trial, got
+            if got <= best:
+                choice, best = trial, got
+        floor = choice
         _place(instrs, floor)
     return floor
 

@@ -3,7 +3,7 @@
 A party's program is a list of instruction records:
 
   OpInstr      a local op, no communication (secret flag per input: 0 clear, 1 a protocol
-               sharing, 2 additive shares, one array per party)
+               sharing, 2 additive shares, one array per party, 3 a truncation left pending)
   KernelInstr  start a protocol kernel; `iid` is its program-wide id, which with a per-instruction
                run counter keys the kernel's randomness, so every party draws the same streams
   Send, Recv   a round's one message to each peer, and one from each peer

@@ -19,6 +19,7 @@ from .ops import OPS
 
 _SPECIAL = frozenset({"const", "input", "retag", "from_public", "to_additive"})  # `local` handles these itself
 ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
+PENDING = 3   # ... and of a truncation's output left pending (compiler/pending.py)
 # Liveness hook: a local op of at least this many element steps (an add: ~10-13 ms here) runs in a
 # worker thread, and the loop gets a turn between instructions at least this often, so heartbeats go
 # out during long steps. Shorter ops stay on the loop's thread: like a kernel's C passes they hold it for
@@ -244,6 +245,9 @@ class VM:
         """`local` for one instruction as a function of its operands: the common cases (all operands
         public, or all secret and not additive) call the op directly; the rest go through `local`."""
         spec = OPS.get(opcode)
+        if PENDING in sec:
+            pending, secret = [s == PENDING for s in sec], [s == 1 for s in sec]
+            return lambda args: self.protocol.pending_local(self.ctx, opcode, args, pending, secret)
         if opcode in _SPECIAL or spec is None or spec.clear is None or (any(sec) and (ADDITIVE in sec or not all(sec))):
             return lambda args: self.local(opcode, args, attrs, sec)
         call = functools.partial(spec.clear, **attrs) if attrs else spec.clear

@@ -208,7 +208,8 @@ def test_power_of_two_scaling_costs_no_truncation_of_its_own():
            'c = (0.5 / 128) * (a.T @ b)\noutput(c, to=alice)\n')
     opt, naive = api.compile(src), api.compile(src, optimize=False)
     assert naive.cost.truncations == 8 and opt.cost.truncations == 4
-    assert opt.cost.rounds == naive.cost.rounds - 2
+    # the naive second truncation takes the first one pending (rep3's trunc_pending): 1 round more
+    assert opt.cost.rounds == naive.cost.rounds - 1
     rng = np.random.default_rng(5)
     inputs = {"alice": {"a": rng.normal(size=(8, 4))}, "bob": {"b": rng.normal(size=(8, 1))}}
     want = (inputs["alice"]["a"].T @ inputs["bob"]["b"]) / 256

@@ -46,20 +46,23 @@ def _clear(step) -> np.ndarray:
     return y
 
 
-@pytest.mark.parametrize("step, clear, per_trip, kernels", [
+@pytest.mark.parametrize("step, clear, per_trip, counts", [
     # z kept for its square, the square kept for its product with w: one round waited per product
-    ("(z * z) * w", lambda z, y: z * z * W, (6, 4), ["mul_trunc(%6, %4) bits=16 keep=True",
-                                                      "mul_trunc_pending", "keep=True both=False"]),
+    ("(z * z) * w", lambda z, y: z * z * W, (6, 4), {"keep=True": 2, "mul_trunc_pending": 2, "finish(": 0}),
     # z also feeds a sum, so it is finished beside the product
-    ("z * w + z", lambda z, y: z * W + z, (4, 3), ["finish(", "mul_trunc_pending"]),
+    ("z * w + z", lambda z, y: z * W + z, (4, 3), {"keep=True": 1, "mul_trunc_pending": 1, "finish(": 1}),
     # both operands of the last product pending (the cubic's z^2 * (c z))
-    ("(z * z) * (z * w)", lambda z, y: (z * z) * (z * W), (6, 4), ["both=True"]),
+    ("(z * z) * (z * w)", lambda z, y: (z * z) * (z * W), (6, 4), {"both=True": 1, "finish(": 0}),
+    # through linear ops: z + x and 0.5 z stay pending, and so do their truncations
+    ("((z + x) * (0.5 * z)) * (0.75 * (z + x))", lambda z, y: ((z + X) * (0.5 * z)) * (0.75 * (z + X)), (7, 5),
+     {"= trunc_pending(": 2, "both=True": 2, "finish(": 0}),
 ])
-def test_products_take_pending_truncations(tmp_path: Path, step, clear, per_trip, kernels):
+def test_products_take_pending_truncations(tmp_path: Path, step, clear, per_trip, counts):
     path = _program(tmp_path, step)
     text = _lowered(path)
-    for k in kernels:
-        assert k in text, text
+    loop = text[text.index("loop %"):]
+    for k, n in counts.items():
+        assert loop.count(k) == n, (k, text)
     c = api.compile(path)
     loop = c.manifest["cost"]["loops"][0]
     assert (loop["rounds"], loop["critical_rounds"]) == per_trip
@@ -75,9 +78,9 @@ def test_dealer2_declares_no_pending_kernels(tmp_path: Path):
     assert "keep=" not in text and "pending" not in text and "finish(" not in text
 
 
-def test_the_cubic_waits_one_round_less_in_the_lr_step():
-    """logreg_mnist's cubic: z^2 and c z kept, their product taking both; trunc(a z) started a
-    round later so its exchange shares a round with the product's opening."""
+def test_the_lr_step_keeps_the_forward_product_and_the_cubic_pending():
+    """logreg_mnist: x @ w + b kept (no finish: its square and both linear terms take it), z^2
+    and c z kept, their product taking both; test_latency pins the step at 6 rounds waited on."""
     text = _lowered(Path(__file__).resolve().parents[1] / "programs" / "bench" / "logreg_mnist.mpc")
-    assert "both=True" in text
-    assert text.count("keep=True") == 2
+    assert text.count("keep=True") == 3 and text.count("= trunc_pending(") == 2
+    assert "both=True" in text and "finish(" not in text

@@ -457,10 +457,11 @@ def test_declared_costs():
         Cost(1, {c0: 10, c1: 10, c2: 10, "dave": 0})
     assert set(k) == {"share", "reveal", "reveal_to", "mul", "matmul", "trunc", "mul_trunc", "matmul_trunc",
                       "mul_add", "matmul_add", "trunc_add", "msb", "msb_mul", "a2b", "bitinject",
-                      "msb_at", "msb_at_mul", "finish", "mul_trunc_pending"}
+                      "msb_at", "msb_at_mul", "finish", "mul_trunc_pending", "trunc_pending"}
     assert k["finish"].cost(COMPUTE, 10) == Cost(1, {c0: 10, c1: 10, c2: 0})
     assert k["trunc"].cost(COMPUTE, 10, bits=16, keep=True).rounds == 1
     assert k["mul_trunc_pending"].cost(COMPUTE, 10, bits=16).rounds == 3  # P2's deal, then mul_trunc's two
+    assert k["trunc_pending"].cost(COMPUTE, 10, bits=16) == k["trunc_add"].cost(COMPUTE, 10, bits=16)
 
 
 def test_driver_holds_kernels_to_their_declared_cost():

@@ -145,3 +145,43 @@ def test_the_view_check_sees_an_unmasked_dealt_part(monkeypatch):
     with pytest.raises(AssertionError, match="non-uniform"):
         for word in trace.received[COMPUTE[1]][0][COMPUTE[2]]:
             assert_balanced_bits(word, what="dealt part")
+
+
+@pytest.mark.parametrize("m", [1, 16, 40])
+def test_a_pending_value_truncates_as_an_additive_sharing(m):
+    x = kept("mul_trunc", [rand_signed(3000, 2**31), rand_signed(3000, 2**31)], F)
+    out = run_kernel(P, "trunc_pending", {p: (x[p],) for p in COMPUTE}, {"bits": m}, PARTIES, COMPUTE)
+    assert set(np.unique(trunc_error(open_value(out), finished(x), m))) <= {0, 1}
+
+
+def _local(opcode: str, args: dict, pending: list[bool], secret: list[bool]) -> dict:
+    from veil.runtime.protocols import rep3_pending
+    return {p: rep3_pending.local(i, opcode, args[p], pending, secret) for i, p in enumerate(COMPUTE)}
+
+
+@pytest.mark.parametrize("opcode, order, kind", [
+    ("add", "xy", "sharing"), ("add", "yx", "sharing"), ("sub", "xy", "sharing"), ("sub", "yx", "sharing"),
+    ("add", "xy", "public"), ("sub", "yx", "public"), ("mul", "xy", "public"), ("mul", "yx", "scalar"),
+    ("neg", "x", ""),
+])
+def test_linear_ops_keep_a_value_pending(opcode, order, kind):
+    """Each op on a pending x, then finish: exactly the ring result on the finished x."""
+    n = 500
+    x = kept("trunc", [rand_signed(n, 2**50)], F)
+    xv = finished(x)
+    yv = rand_signed(n, 2**40) if kind != "scalar" else np.asarray(rand_signed(1, 2**20)[0])
+    y = shared(yv) if kind == "sharing" else {p: yv for p in COMPUTE}
+    operands = {"x": (x, True, True), "y": (y, False, kind == "sharing")}
+    args = {p: [operands[c][0][p] for c in order] for p in COMPUTE}
+    out = _local(opcode, args, [operands[c][1] for c in order], [operands[c][2] for c in order])
+    want = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+            "neg": lambda a: U64(0) - a}[opcode](*[{"x": xv, "y": yv}[c] for c in order])
+    assert np.array_equal(finished(out), want)
+    assert all(out[p] is not x[p] and out[p].shape == x[p].shape for p in COMPUTE)
+
+
+def test_a_pending_value_times_a_secret_is_refused():
+    x = kept("trunc", [rand_signed(10, 2**40)], F)
+    y = shared(rand_signed(10, 2**20))
+    with pytest.raises(ValueError, match="kernel"):
+        _local("mul", {p: [x[p], y[p]] for p in COMPUTE}, [True, False], [True, True])

@@ -145,7 +145,8 @@ class Protocol:
     additive: dict[str, str] = {}     # sums of products kept additive: product opcode -> kernel ...
     additive_trunc: str | None = None  # ... and the kernel truncating such a sum once
     keep: tuple[str, ...] = ()         # truncating kernels that can stop after round 1 (keep=True) ...
-    pending_mul: dict[str, str] = {}   # ... the products that take such an output: kernel -> variant ...
+    pending_kernels: dict[str, str] = {}  # ... the kernels taking such an output: kernel -> variant ...
+    pending_ops: tuple[str, ...] = ()     # ... the linear ops keeping it pending (mul: by a public) ...
     pending_finish: str | None = None  # ... and the kernel finishing it into a sharing
 
     @classmethod
@@ -176,6 +177,10 @@ class Protocol:
 
     def from_public(self, ctx: Context, c: np.ndarray) -> Any:
         """A sharing of a public value known to every compute party, without communication."""
+        raise NotImplementedError
+
+    def pending_local(self, ctx: Context, opcode: str, args: list, pending: list[bool], secret: list[bool]) -> Any:
+        """A linear op with a pending operand (a protocol declaring `pending_local` computes it)."""
         raise NotImplementedError
 
     def to_additive(self, ctx: Context, x: Any) -> np.ndarray:

@@ -326,8 +326,9 @@ class Rep3(Protocol):
     fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc", ("msb", "mul"): "msb_mul"}
     additive = {"mul": "mul_add", "matmul": "matmul_add"}
     additive_trunc = "trunc_add"
-    keep = ("trunc", "mul_trunc", "matmul_trunc", "trunc_add", "mul_trunc_pending")
-    pending_mul = {"mul_trunc": "mul_trunc_pending"}
+    keep = ("trunc", "mul_trunc", "matmul_trunc", "trunc_add", "mul_trunc_pending", "trunc_pending")
+    pending_kernels = {"mul_trunc": "mul_trunc_pending", "trunc": "trunc_pending"}
+    pending_ops = ("add", "sub", "neg", "mul")
     pending_finish = "finish"
 
     def map(self, fn: Callable[..., np.ndarray], *shares: Share) -> Share:
@@ -370,6 +371,10 @@ class Rep3(Protocol):
         if ctx.index == 2:
             return zeros, c
         return zeros, zeros.copy()
+
+    def pending_local(self, ctx: Context, opcode: str, args: list, pending: list[bool], secret: list[bool]) -> Any:
+        """A linear op on a truncation's pending output (rep3_pending.local)."""
+        return rep3_pending.local(ctx.index, opcode, args, pending, secret)
 
     def to_additive(self, ctx: Context, x: Share) -> np.ndarray:
         """My additive share of a replicated secret: its first component."""

@@ -1,5 +1,7 @@
 """rep3 truncations whose second round waits: the output kept after round 1 (a `Pending` sharing),
-and the products that take it so, which saves the truncation's round 2 on their path.
+and the kernels that take it so (a product, a truncation), which saves the truncation's round 2
+on their path; linear ops (a sum with a sharing or a public value, a product with a public value)
+keep a value pending on the way.
 
 After a truncation's round 1 the openers P0 and P1 know c, and the output's one component that
 depends on c is x1 = pub + sec0 + sec1: `pub` is a function of c (both openers know it), sec_i is
@@ -8,7 +10,7 @@ that P2 does not know. So P2 can deal the openers additive shares of any product
 value P2 holds, as a pair (K-part, J-part) that the openers combine with s; a product of x with a
 sharing y (or with itself) is then an additive sharing without round 2, and its own truncation
 opens it in the next round. `finish` is round 2 itself, for the consumers that need x as a sharing.
-docs/security.md has the argument; compiler/lower.py (`keep_pending`) decides where it is used.
+docs/security.md has the argument; compiler/pending.py decides where it is used.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kern
 from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _check_bits, _components, _shaped
 
 S_D0, S_D1, S_D2, S_D3 = 10, 11, 12, 13  # P0's masks (k02) on the dealt parts of a product with a pending operand
+MINUS_ONE = U64((1 << 64) - 1)
 
 
 @dataclass
@@ -74,6 +77,7 @@ def dealer_pending(r: np.ndarray, first0: np.ndarray, first1: np.ndarray, t: np.
 
 
 def reshaped(p: Pending, shape: tuple[int, ...]) -> Pending:
+    """A kernel's fresh pending output in the shape of its value."""
     p.shape = tuple(shape)
     return p
 
@@ -206,3 +210,76 @@ def _dealer_product(x: Pending, y: Share | Pending) -> tuple[np.ndarray, list[np
     if not isinstance(y, Pending):  # no J-part in y: d01 = d11 = 0
         return z, [d00, d10]
     return z, [d00, d01, d10, d11]
+
+
+# ---- a truncation of a pending value, and the linear ops that keep a value pending --------------
+def additive(i: int, x: Pending) -> np.ndarray:
+    """My 3-out-of-3 additive share of a pending x: P0 x0 + pub + sec0, P1 x2 + sec1, P2 nothing."""
+    if i == 0:
+        return x.own + x.pub + x.sec
+    if i == 1:
+        return x.own + x.sec
+    return np.zeros(x.own[0].size, dtype=U64)
+
+
+def _trunc_pending_cost(compute: list[str], n: int, bits: int, keep: bool = False, **_: Any) -> Cost:
+    """trunc_additive's cost: the pending value is already additive."""
+    from veil.runtime.protocols.rep3_trunc import _trunc_cost
+    return _trunc_cost(compute, n, bits, keep=keep)
+
+
+@kernel(KERNELS, _trunc_pending_cost, counts=("truncations",))
+def trunc_pending(ctx: Context, x: Pending, bits: int, keep: bool = False) -> KernelGen:
+    """trunc of a pending x (a linear function of a kept truncation): opened as an additive sharing."""
+    from veil.runtime.protocols.rep3_trunc import _trunc
+    out = yield from _trunc(ctx, (additive(ctx.index, x),), _check_bits(bits), keep)
+    return reshaped(out, x.shape) if keep else _shaped(out, x.shape)
+
+
+def local(i: int, opcode: str, args: list, pending: list[bool], secret: list[bool]) -> Pending:
+    """A linear op with one pending operand (`pending`), the others sharings (`secret`) or public
+    ring values: add, sub, neg, or mul by a public value; the result pending too."""
+    k = pending.index(True)
+    x = args[k]
+    if opcode == "neg":
+        return _scaled(x, np.full(x.shape, MINUS_ONE, dtype=U64))
+    other, other_secret = args[1 - k], secret[1 - k]
+    if opcode == "mul":
+        if other_secret:
+            raise ValueError("rep3: a pending value times a secret is a kernel's work, not a local op")
+        return _scaled(x, np.asarray(other, dtype=U64))
+    if opcode not in ("add", "sub"):
+        raise ValueError(f"rep3: {opcode} of a pending value is not a local op")
+    if opcode == "sub" and k == 1:  # other - x = (-x) + other
+        return _added(i, _scaled(x, np.full(x.shape, MINUS_ONE, dtype=U64)), other, other_secret, 1)
+    return _added(i, x, other, other_secret, -1 if opcode == "sub" else 1)
+
+
+def _flat_as(a: Any, x: Pending) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=U64), x.shape)).reshape(-1)
+
+
+def _scaled(x: Pending, k: np.ndarray) -> Pending:
+    """k * x, elementwise: every part times k (the signs s stay)."""
+    k = _flat_as(k, x)
+    if x.kj is not None:
+        return Pending(x.shape, (x.own[0] * k, x.own[1] * k), kj=tuple(part * k for part in x.kj))
+    return Pending(x.shape, x.own * k, x.pub * k, x.sec * k, x.s)
+
+
+def _added(i: int, x: Pending, y: Any, secret: bool, sign: int) -> Pending:
+    """x + sign * y: a sharing's components join x's own components and pub (y1, which both
+    openers hold); a public value joins pub."""
+    def signed(a: Any) -> np.ndarray:
+        a = _flat_as(a, x)
+        return a if sign > 0 else U64(0) - a
+    if not secret:
+        if x.kj is not None:  # P2 holds no part of a public value
+            return Pending(x.shape, x.own, kj=x.kj)
+        return Pending(x.shape, x.own, x.pub + signed(y), x.sec, x.s)
+    a, b = signed(y[0]), signed(y[1])
+    if x.kj is not None:  # P2: (y2, y0)
+        return Pending(x.shape, (x.own[0] + a, x.own[1] + b), kj=x.kj)
+    if i == 0:  # P0: (y0, y1)
+        return Pending(x.shape, x.own + a, x.pub + b, x.sec, x.s)
+    return Pending(x.shape, x.own + b, x.pub + a, x.sec, x.s)  # P1: (y1, y2)
