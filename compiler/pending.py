@@ -14,13 +14,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
+from veil.runtime.bytecode import PENDING
+
 from .capabilities import Capabilities
 from .ir import Value
 from .schedule import Round, flat_rounds
-from .types import SECRET
-
-PENDING = 3  # an operand's secret flag when it is pending (runtime/vm.py)
-
+from .types import PUBLIC, SECRET
 
 def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_value: Callable[[Value], Value],
                  kernel: Callable[..., object]) -> None:
@@ -91,8 +90,9 @@ def _derived(items: list, caps: Capabilities) -> dict[int, int]:
         elif it.kind == "op" and caps.pending_local(it.name) and it.ins:
             roots = [root[v.id] for v in it.ins if v.id in root]
             shapes = all(v.type.shape == it.out.type.shape for v in it.ins if v.id in root)
-            product = it.name != "mul" or all(v.id in root or v.type.vis != SECRET for v in it.ins)
-            if len(roots) == 1 and shapes and product and it.out.type.vis == SECRET:
+            others = [v.type.vis for v in it.ins if v.id not in root]
+            plain = all(vis == PUBLIC or (vis == SECRET and it.name != "mul") for vis in others)
+            if len(roots) == 1 and shapes and plain and it.out.type.vis == SECRET:
                 root[it.out.id] = roots[0]
     return root
 

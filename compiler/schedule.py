@@ -71,7 +71,8 @@ def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> dict[int, i
     rounds. A kernel whose first round has one sender (a truncation its dealer opens) and that
     starts as soon as it can may put its exchange in a round where the other parties would
     otherwise wait for nothing; started later, it shares a round with an exchange they wait for
-    anyway. Greedy: last kernel first, one round later at a time while that helps."""
+    anyway. Greedy, last kernel first: each is tried up to LATE_ROUNDS rounds later and kept at the
+    latest start that waits no longer (an equal move may let an earlier kernel's move help)."""
     from .latency import critical_rounds
     kernels = [k for k, i in enumerate(instrs) if i.kind == "kernel"]
     if len(kernels) > LATE_KERNELS:

@@ -34,7 +34,9 @@ import numpy as np
 
 from .diagnostics import Span
 
-VERSION = 3  # 3: typed records, source positions with their call chains
+VERSION = 4  # 3: typed records, source positions with their call chains; 4: the pending flag
+ADDITIVE = 2  # an OpInstr operand's secret flag: additive shares, one array per party
+PENDING = 3   # ... a truncation's output left pending (compiler/pending.py)
 
 
 @dataclass(frozen=True, slots=True)

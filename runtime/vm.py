@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .bytecode import Free, Instr, KernelInstr, Loop, OpInstr, Output, Recv, Send, where
+from .bytecode import ADDITIVE, PENDING, Free, Instr, KernelInstr, Loop, OpInstr, Output, Recv, Send, where
 from .diagnostics import NetworkError, RuntimeFailure, Span
 from .protocols.base import Context, Exchange, Protocol
 from .protocols.common import COMMON
@@ -18,8 +18,6 @@ from .ops import OPS
 
 
 _SPECIAL = frozenset({"const", "input", "retag", "from_public", "to_additive"})  # `local` handles these itself
-ADDITIVE = 2  # the secret flag of an operand held in additive form (see bytecode.py)
-PENDING = 3   # ... and of a truncation's output left pending (compiler/pending.py)
 # Liveness hook: a local op of at least this many element steps (an add: ~10-13 ms here) runs in a
 # worker thread, and the loop gets a turn between instructions at least this often, so heartbeats go
 # out during long steps. Shorter ops stay on the loop's thread: like a kernel's C passes they hold it for

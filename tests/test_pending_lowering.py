@@ -4,13 +4,14 @@ path (compiler/schedule.py): fewer rounds waited on, the same results as float n
 emulator, and nothing changes for a protocol that declares no pending kernels."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from veil.runtime import api
-from veil_cli import veil
+from veil_cli import measured_stats, veil
 
 CHAIN = """party alice, bob, carol
 protocol {protocol}
@@ -84,3 +85,25 @@ def test_the_lr_step_keeps_the_forward_product_and_the_cubic_pending():
     text = _lowered(Path(__file__).resolve().parents[1] / "programs" / "bench" / "logreg_mnist.mpc")
     assert text.count("keep=True") == 3 and text.count("= trunc_pending(") == 2
     assert "both=True" in text and "finish(" not in text
+
+
+def test_a_shaped_run_waits_on_the_pending_chain_critical_rounds(tmp_path: Path):
+    """Under --rtt the run grows by about the critical rounds x RTT/2, well short of the schedule's:
+    P2's dealing rounds are there before P0 and P1 need them (the margin, 8 of the 16 rounds
+    saved, is 1.2 s for the few milliseconds of CPU this program takes)."""
+    rtt = 0.3
+    path = _program(tmp_path, "(z * z) * w").read_text().replace("param T = 3", "param T = 8")
+    (tmp_path / "chain.mpc").write_text(path)
+    np.savetxt(tmp_path / "x.csv", X)
+    np.savetxt(tmp_path / "w.csv", W)
+    common = ["local", "chain.mpc", "--input", "alice.x=x.csv", "--input", "bob.w=w.csv", "--stats"]
+    plain = veil(*common, cwd=tmp_path, timeout=120)
+    shaped = veil(*common, "--rtt", f"{int(rtt * 1000)}ms", cwd=tmp_path, timeout=180)
+    assert plain.code == 0 and shaped.code == 0, plain.err + shaped.err
+    cost = json.loads((tmp_path / "build" / "chain" / "manifest.json").read_text())["cost"]
+    critical, scheduled = cost["critical_rounds"], cost["rounds"]
+    assert scheduled - critical == 16
+    grew = (max(r["seconds"] for r in measured_stats(shaped.out, shaped.err).values())
+            - max(r["seconds"] for r in measured_stats(plain.out, plain.err).values()))
+    assert grew >= 0.75 * (critical - 1) * rtt / 2, (grew, critical)
+    assert grew < (scheduled - 8) * rtt / 2, (grew, critical, scheduled)

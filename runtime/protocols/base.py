@@ -180,7 +180,7 @@ class Protocol:
         raise NotImplementedError
 
     def pending_local(self, ctx: Context, opcode: str, args: list, pending: list[bool], secret: list[bool]) -> Any:
-        """A linear op with a pending operand (a protocol declaring `pending_local` computes it)."""
+        """A linear op with a pending operand (a protocol declaring `pending_ops` computes it)."""
         raise NotImplementedError
 
     def to_additive(self, ctx: Context, x: Any) -> np.ndarray:

@@ -389,4 +389,4 @@ class Rep3(Protocol):
 
 from veil.runtime.protocols import rep3_trunc  # noqa: E402,F401  (registers trunc, mul_trunc, matmul_trunc, trunc_add)
 from veil.runtime.protocols import rep3_bool  # noqa: E402,F401  (registers msb, a2b, bitinject)
-from veil.runtime.protocols import rep3_pending  # noqa: E402,F401  (registers finish, mul_trunc_pending)
+from veil.runtime.protocols import rep3_pending  # noqa: E402,F401  (registers finish, mul_trunc_pending, trunc_pending)
