@@ -21,6 +21,7 @@ from .ir import Value
 from .schedule import Round, flat_rounds
 from .types import PUBLIC, SECRET
 
+
 def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_value: Callable[[Value], Value],
                  kernel: Callable[..., object]) -> None:
     """Rewrite `items` (one block's instructions) in place. `uses`: each value's uses in the IR (to
@@ -29,7 +30,7 @@ def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_valu
     if caps.pending_finish is None:
         return
     root = _derived(items, caps)  # value id -> the kept truncation it is a linear function of
-    takers = [k for k, it in enumerate(items) if _takes(it, caps, root)]
+    takers = {k for k, it in enumerate(items) if _takes(it, caps, root)}
     kept = {root[v.id] for k in takers for v in items[k].ins if v.id in root}
     if not kept:
         return
@@ -38,8 +39,8 @@ def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_valu
     for k in takers:
         for v in items[k].ins:
             taken[v.id] = taken.get(v.id, 0) + (v.id in pend)
-    closure = [k for k, it in enumerate(items) if it.kind == "op" and it.out is not None and it.out.id in pend
-               and root[it.out.id] != it.out.id]
+    closure = {k for k, it in enumerate(items) if it.kind == "op" and it.out is not None and it.out.id in pend
+               and root[it.out.id] != it.out.id}
     for k in closure:
         for v in items[k].ins:
             taken[v.id] = taken.get(v.id, 0) + (v.id in pend)
@@ -106,7 +107,7 @@ def _takes(it: object, caps: Capabilities, root: dict[int, int]) -> bool:
     return any(v.id in root for v in it.ins)
 
 
-def _needed(items: list, closure: list[int], read: set[int], pend: dict[int, Value]) -> set[int]:
+def _needed(items: list, closure: set[int], read: set[int], pend: dict[int, Value]) -> set[int]:
     """The pending values whose sharing something else reads, and what computing it needs: a
     linear op kept as it was needs its own operands as sharings too."""
     ops = {items[k].out.id: items[k] for k in closure}

@@ -4,14 +4,13 @@ path (compiler/schedule.py): fewer rounds waited on, the same results as float n
 emulator, and nothing changes for a protocol that declares no pending kernels."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from veil.runtime import api
-from veil_cli import measured_stats, veil
+from veil_cli import shaped_growth, veil
 
 CHAIN = """party alice, bob, carol
 protocol {protocol}
@@ -96,14 +95,8 @@ def test_a_shaped_run_waits_on_the_pending_chain_critical_rounds(tmp_path: Path)
     (tmp_path / "chain.mpc").write_text(path)
     np.savetxt(tmp_path / "x.csv", X)
     np.savetxt(tmp_path / "w.csv", W)
-    common = ["local", "chain.mpc", "--input", "alice.x=x.csv", "--input", "bob.w=w.csv", "--stats"]
-    plain = veil(*common, cwd=tmp_path, timeout=120)
-    shaped = veil(*common, "--rtt", f"{int(rtt * 1000)}ms", cwd=tmp_path, timeout=180)
-    assert plain.code == 0 and shaped.code == 0, plain.err + shaped.err
-    cost = json.loads((tmp_path / "build" / "chain" / "manifest.json").read_text())["cost"]
+    grew, cost, _ = shaped_growth(tmp_path, "chain.mpc", ["alice.x=x.csv", "bob.w=w.csv"], rtt)
     critical, scheduled = cost["critical_rounds"], cost["rounds"]
     assert scheduled - critical == 16
-    grew = (max(r["seconds"] for r in measured_stats(shaped.out, shaped.err).values())
-            - max(r["seconds"] for r in measured_stats(plain.out, plain.err).values()))
     assert grew >= 0.75 * (critical - 1) * rtt / 2, (grew, critical)
     assert grew < (scheduled - 8) * rtt / 2, (grew, critical, scheduled)

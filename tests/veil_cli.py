@@ -5,6 +5,7 @@ Every call has a timeout, every started process is killed when the test ends, an
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +92,19 @@ def measured_stats(out: str, err: str = "") -> dict[str, dict]:
             rows.setdefault(parts[0], {"rounds": int(parts[1]), "seconds": float(parts[3])})
     assert set(rows) == set(PARTIES), out + err
     return rows
+
+
+def shaped_growth(cwd: Path, program: str, inputs: list[str], rtt: float) -> tuple[float, dict, str]:
+    """`veil local program --stats` plain and under --rtt: how much longer the slowest party ran
+    shaped, the build's cost report (critical_rounds, rounds) and the shaped run's output."""
+    common = ["local", program, *[a for i in inputs for a in ("--input", i)], "--stats"]
+    plain = veil(*common, cwd=cwd, timeout=120)
+    shaped = veil(*common, "--rtt", f"{int(rtt * 1000)}ms", cwd=cwd, timeout=180)
+    assert plain.code == 0 and shaped.code == 0, plain.err + shaped.err
+    cost = json.loads((cwd / "build" / Path(program).stem / "manifest.json").read_text())["cost"]
+    grew = (max(r["seconds"] for r in measured_stats(shaped.out, shaped.err).values())
+            - max(r["seconds"] for r in measured_stats(plain.out, plain.err).values()))
+    return grew, cost, shaped.out
 
 
 def parties_toml(path: Path, ports: list[int] | None = None, tls_dir: Path | None = None) -> Path:
