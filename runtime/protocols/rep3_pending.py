@@ -65,14 +65,18 @@ def dealer_pending(r: np.ndarray, first0: np.ndarray, first1: np.ndarray, t: np.
     k = U64(1 << (63 - m))
     r63 = np.right_shift(r, fused.TOP)
     low = np.right_shift(np.bitwise_and(r, fused.LOW63), U64(m))
-    a63 = np.concatenate([first0[:h], first1[:rest]])        # the first opener's part of r63
-    al = np.concatenate([first0[h:2 * h], first1[rest:2 * rest]])  # ... and of the low bits
-    b63, bl = r63 - a63, low - al                            # the second opener's parts
-    first_is_p0 = np.arange(n) < h
-    k0 = U64(0) - np.where(first_is_p0, al, bl) - t
-    j0 = k * np.where(first_is_p0, a63, b63)
-    k1 = U64(0) - np.where(first_is_p0, bl, al) - q
-    j1 = k * np.where(first_is_p0, b63, a63)
+    k0, j0, k1, j1 = (np.empty(n, dtype=U64) for _ in range(4))
+    # [0, h): P0 opens first with (r63a, rla) = first0, P1 holds the rest; [h, n): the roles swapped
+    for part, (a63, al), (kf, jf), (ks, js), (tf, ts) in (
+            (slice(0, h), (first0[:h], first0[h:2 * h]), (k0, j0), (k1, j1), (t, q)),
+            (slice(h, n), (first1[:rest], first1[rest:2 * rest]), (k1, j1), (k0, j0), (q, t))):
+        np.subtract(U64(0), al, out=kf[part])
+        kf[part] -= tf[part]                       # the first opener: -rla - its output mask
+        np.multiply(a63, k, out=jf[part])          # K r63a
+        np.subtract(al, low[part], out=ks[part])   # the second: -(low - rla) - its output mask
+        ks[part] -= ts[part]
+        np.subtract(r63[part], a63, out=js[part])
+        js[part] *= k                              # K (r63 - r63a)
     return Pending((n,), (q, t), kj=(k0, j0, k1, j1))
 
 
