@@ -34,7 +34,8 @@ def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_valu
     kept = {root[v.id] for k in takers for v in items[k].ins if v.id in root}
     if not kept:
         return
-    pend = {vid: new_value(_value(items, vid)) for vid, r in root.items() if r in kept}
+    outs = {it.out.id: it.out for it in items if it.out is not None}
+    pend = {vid: new_value(outs[vid]) for vid, r in root.items() if r in kept}
     taken: dict[int, int] = {}
     for k in takers:
         for v in items[k].ins:
@@ -121,10 +122,6 @@ def _needed(items: list, closure: set[int], read: set[int], pend: dict[int, Valu
         if vid in ops:
             todo.extend(v.id for v in ops[vid].ins if v.id in pend)
     return needed
-
-
-def _value(items: list, vid: int) -> Value:
-    return next(it.out for it in items if it.out is not None and it.out.id == vid)
 
 
 def _taker(it: object, caps: Capabilities, pend: dict[int, Value], kernel: Callable[..., object]) -> object:

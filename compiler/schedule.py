@@ -43,9 +43,7 @@ def schedule(instrs: list[Instr]) -> tuple[list, int]:
 
 def _schedule_segment(instrs: list[Instr]) -> tuple[list, int]:
     horizon = _place(instrs, {})
-    floor = _later_where_it_waits_less(instrs, horizon)
-    if floor:
-        _place(instrs, floor)
+    _later_where_it_waits_less(instrs, horizon)
     return _rounds(instrs, horizon), horizon
 
 
@@ -66,9 +64,9 @@ LATE_KERNELS = 400  # segments with more kernels keep the as-soon-as-possible pl
 LATE_ROUNDS = 4     # how much later a kernel may start than its inputs allow
 
 
-def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> dict[int, int]:
-    """Start floors that lower the rounds on the critical path (compiler/latency.py) without adding
-    rounds. A kernel whose first round has one sender (a truncation its dealer opens) and that
+def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> None:
+    """Places the instructions at start floors that lower the rounds on the critical path
+    (compiler/latency.py) without adding rounds. A kernel whose first round has one sender (a truncation its dealer opens) and that
     starts as soon as it can may put its exchange in a round where the other parties would
     otherwise wait for nothing; started later, it shares a round with an exchange they wait for
     anyway. Greedy, last kernel first: each is tried up to LATE_ROUNDS rounds later and kept at the
@@ -76,7 +74,7 @@ def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> dict[int, i
     from .latency import critical_rounds
     kernels = [k for k, i in enumerate(instrs) if i.kind == "kernel"]
     if len(kernels) > LATE_KERNELS:
-        return {}
+        return
     parties = sorted(frozenset().union(*[instrs[k].execs for k in kernels])) if kernels else []
 
     def waits(floor: dict[int, int]) -> int | None:
@@ -97,7 +95,6 @@ def _later_where_it_waits_less(instrs: list[Instr], horizon: int) -> dict[int, i
                 choice, best = trial, got
         floor = choice
         _place(instrs, floor)
-    return floor
 
 
 def _rounds(instrs: list[Instr], horizon: int) -> list:

@@ -137,7 +137,7 @@ def mul_trunc_pending(ctx: Context, x: Pending, y: Share | Pending, bits: int, k
                       both: bool = False, **_: Any) -> KernelGen:
     """mul_trunc of a pending x with y: a sharing, x itself, or (`both`) another pending value.
     The product is additive as soon as P2's dealt parts arrive, and its truncation opens it."""
-    from veil.runtime.protocols.rep3_trunc import _halves, _trunc
+    from veil.runtime.protocols.rep3_trunc import _halves, _out, _trunc
     m = _check_bits(bits)
     if both != (isinstance(y, Pending) and y is not x):
         raise ValueError("rep3 mul_trunc_pending: `both` must say whether y is another pending value")
@@ -158,8 +158,7 @@ def mul_trunc_pending(ctx: Context, x: Pending, y: Share | Pending, bits: int, k
         got = yield Exchange(expect={p2: len(streams)})
         z = _opener_product(1, x, y)
         z += _signed(x, y, got[p2])
-    out = yield from _trunc(ctx, (z,), m, keep)
-    return reshaped(out, x.shape) if keep else _shaped(out, x.shape)
+    return _out((yield from _trunc(ctx, (z,), m, keep)), x.shape)
 
 
 def _signed(x: Pending, y: Share | Pending, d: list[np.ndarray]) -> np.ndarray:
@@ -184,11 +183,10 @@ def _as_pending(y: Share | Pending, i: int, n: int) -> tuple[np.ndarray, np.ndar
 def _opener_product(i: int, x: Pending, y: Share | Pending) -> np.ndarray:
     """Opener i's additive share of x * y, without the dealt part: with A = own + pub + sec at P0
     and B = own + sec at P1, P0 takes A_x A_y and P1 B_x B_y + pub_x B_y + pub_y B_x."""
-    n = x.pub.size
-    own, pub, sec = _as_pending(y, i, n)
+    own, pub, sec = _as_pending(y, i, x.pub.size)
     if i == 0:
-        return (x.own + x.pub + x.sec) * (own + pub + sec)
-    bx, by = x.own + x.sec, own + sec
+        return additive(0, x) * (own + pub + sec)
+    bx, by = additive(1, x), own + sec
     return bx * by + x.pub * by + pub * bx
 
 
@@ -198,12 +196,11 @@ def _dealer_product(x: Pending, y: Share | Pending) -> tuple[np.ndarray, list[np
     (sec_i = K_i + s J_i): by sign, [1, s] or [1, s_y, s_x, s_x s_y]."""
     bx, ax = x.own
     k0x, j0x, k1x, j1x = x.kj
-    if isinstance(y, Pending):
-        by, ay = y.own
-        k0y, j0y, k1y, j1y = y.kj
-    else:
+    if not isinstance(y, Pending):  # a sharing has no K- or J-part: only a_y and b_y remain
         by, ay, _ = _components(y)
-        k0y = j0y = k1y = j1y = U64(0)
+        return ax * by + bx * ay, [k0x * by + k1x * ay, j0x * by + j1x * ay]
+    by, ay = y.own
+    k0y, j0y, k1y, j1y = y.kj
     z = ax * by + bx * ay
     d00 = ax * k1y + k0x * by + bx * k0y + k1x * ay + k0x * k1y + k1x * k0y
     d01 = ax * j1y + bx * j0y + k0x * j1y + k1x * j0y
@@ -211,8 +208,6 @@ def _dealer_product(x: Pending, y: Share | Pending) -> tuple[np.ndarray, list[np
     d11 = j0x * j1y + j1x * j0y
     if y is x:  # s_x s_y = 1
         return z, [d00 + d11, d01 + d10]
-    if not isinstance(y, Pending):  # no J-part in y: d01 = d11 = 0
-        return z, [d00, d10]
     return z, [d00, d01, d10, d11]
 
 
@@ -235,9 +230,8 @@ def _trunc_pending_cost(compute: list[str], n: int, bits: int, keep: bool = Fals
 @kernel(KERNELS, _trunc_pending_cost, counts=("truncations",))
 def trunc_pending(ctx: Context, x: Pending, bits: int, keep: bool = False) -> KernelGen:
     """trunc of a pending x (a linear function of a kept truncation): opened as an additive sharing."""
-    from veil.runtime.protocols.rep3_trunc import _trunc
-    out = yield from _trunc(ctx, (additive(ctx.index, x),), _check_bits(bits), keep)
-    return reshaped(out, x.shape) if keep else _shaped(out, x.shape)
+    from veil.runtime.protocols.rep3_trunc import _out, _trunc
+    return _out((yield from _trunc(ctx, (additive(ctx.index, x),), _check_bits(bits), keep)), x.shape)
 
 
 def local(i: int, opcode: str, args: list, pending: list[bool], secret: list[bool]) -> Pending:
@@ -246,7 +240,7 @@ def local(i: int, opcode: str, args: list, pending: list[bool], secret: list[boo
     k = pending.index(True)
     x = args[k]
     if opcode == "neg":
-        return _scaled(x, np.full(x.shape, MINUS_ONE, dtype=U64))
+        return _scaled(x, MINUS_ONE)
     other, other_secret = args[1 - k], secret[1 - k]
     if opcode == "mul":
         if other_secret:
@@ -255,7 +249,7 @@ def local(i: int, opcode: str, args: list, pending: list[bool], secret: list[boo
     if opcode not in ("add", "sub"):
         raise ValueError(f"rep3: {opcode} of a pending value is not a local op")
     if opcode == "sub" and k == 1:  # other - x = (-x) + other
-        return _added(i, _scaled(x, np.full(x.shape, MINUS_ONE, dtype=U64)), other, other_secret, 1)
+        return _added(i, _scaled(x, MINUS_ONE), other, other_secret, 1)
     return _added(i, x, other, other_secret, -1 if opcode == "sub" else 1)
 
 
