@@ -110,6 +110,11 @@ class Capabilities:
         """The variant of a kernel that takes a pending operand, if any."""
         return self.protocol.pending_kernels.get(kernel) if self.protocol.pending_finish else None
 
+    @property
+    def pending_mixed(self) -> bool:
+        """Whether a pending value may meet a sharing: in a linear op, or as a product's other operand."""
+        return self.protocol.pending_mixed
+
     def pending_local(self, opcode: str) -> bool:
         """Whether a linear op keeps a pending operand pending (mul: by a public value)."""
         return self.protocol.pending_finish is not None and opcode in self.protocol.pending_ops

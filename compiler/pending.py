@@ -1,10 +1,11 @@
 """Truncations left pending: a truncating kernel whose output reaches an elementwise product or a
 truncation stops after its first round, and those kernels take the pending output (the protocol's
 `pending_kernels` variants), also through linear ops on the way (`pending_local`: a sum with a
-sharing, a product with a public value). A `finish` (the truncation's round 2) gives the sharing
-to the other consumers. The taker's round then runs beside the finish instead of after it, so a
-chain of products with truncations waits on one round per product
-(runtime/protocols/rep3_pending.py).
+sharing where the protocol's `pending_mixed` allows it, a product with a public value). A `finish`
+gives the sharing to the other consumers. The taker's round then runs beside the finish instead
+of after it (rep3: the truncation's round 2, runtime/protocols/rep3_pending.py), or without the
+Beaver round a product of sharings needs (dealer2, runtime/protocols/dealer2_pending.py), so a
+chain of products with truncations waits on one round per product.
 
 A step on one block's lowered instructions; it asks the protocol's declarations
 (compiler/capabilities.py) and never names a protocol.
@@ -82,7 +83,8 @@ def pending_values(items: list, out: set[int] | None = None) -> set[int]:
 
 def _derived(items: list, caps: Capabilities) -> dict[int, int]:
     """Values that are a keepable truncation's output or a pending-preserving linear op of exactly
-    one such value (the op's other operands sharings or public, a product's public): id -> root."""
+    one such value (the op's other operands public, or sharings where the protocol allows and the
+    op is not a product): id -> root."""
     root: dict[int, int] = {}
     for it in items:
         if it.out is None:
@@ -93,18 +95,21 @@ def _derived(items: list, caps: Capabilities) -> dict[int, int]:
             roots = [root[v.id] for v in it.ins if v.id in root]
             shapes = all(v.type.shape == it.out.type.shape for v in it.ins if v.id in root)
             others = [v.type.vis for v in it.ins if v.id not in root]
-            plain = all(vis == PUBLIC or (vis == SECRET and it.name != "mul") for vis in others)
+            plain = all(vis == PUBLIC or (vis == SECRET and it.name != "mul" and caps.pending_mixed) for vis in others)
             if len(roots) == 1 and shapes and plain and it.out.type.vis == SECRET:
                 root[it.out.id] = roots[0]
     return root
 
 
 def _takes(it: object, caps: Capabilities, root: dict[int, int]) -> bool:
-    """A kernel with a pending variant, elementwise, with a pending operand."""
+    """A kernel with a pending variant, elementwise, with a pending operand (every operand, where
+    the protocol's pending values do not meet sharings)."""
     if it.kind != "kernel" or caps.pending_kernel(it.name) is None or it.out is None:
         return False
     if any(v.type.shape != it.out.type.shape for v in it.ins):
         return False
+    if not caps.pending_mixed:  # every operand pending (a square, or two pending values)
+        return all(v.id in root for v in it.ins)
     return any(v.id in root for v in it.ins)
 
 

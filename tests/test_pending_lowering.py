@@ -73,9 +73,37 @@ def test_products_take_pending_truncations(tmp_path: Path, step, clear, per_trip
     assert np.allclose(got, c.emulate(inputs)["alice"]["y"], rtol=2e-3, atol=2e-4)
 
 
-def test_dealer2_declares_no_pending_kernels(tmp_path: Path):
-    text = _lowered(_program(tmp_path, "(z * z) * w", "dealer2(alice, bob, dealer=carol)"))
-    assert "keep=" not in text and "pending" not in text and "finish(" not in text
+DEALER2 = "dealer2(alice, bob, dealer=carol)"
+
+
+@pytest.mark.parametrize("step, clear, per_trip, counts", [
+    # z kept for its square; the square meets the sharing w, so it is not kept
+    ("(z * z) * w", lambda z, y: z * z * W, (6, 5), {"keep=True": 1, "mul_trunc_pending": 1, "finish(": 0}),
+    # two squares in a row, no Beaver round after z's; z is finished for the sum (no round)
+    ("(z * z) * (z * z) - z", lambda z, y: (z * z) * (z * z) - z, (6, 4),
+     {"keep=True": 2, "mul_trunc_pending": 2, "finish(": 1}),
+    # through public linear ops
+    ("((z + 0.25) * (0.5 * z)) * (0.75 * (z - 1.0))", lambda z, y: ((z + 0.25) * (0.5 * z)) * (0.75 * (z - 1.0)),
+     (7, 5), {"both=True": 2, "mul_trunc_pending": 2}),
+    # a sum with a sharing is not pending in dealer2: z is not kept, the square is a Beaver one
+    ("(z + x) * (z + x)", lambda z, y: (z + X) * (z + X), (4, 4), {"mul_trunc_pending": 0, "keep=True": 0}),
+])
+def test_dealer2_products_of_pending_values_skip_the_beaver_round(tmp_path: Path, step, clear, per_trip, counts):
+    """dealer2 declares pending values that meet public values only: a square or a product of two
+    of them waits on its truncation's round alone (the dealer's round before it is sent ahead)."""
+    path = _program(tmp_path, step, DEALER2)
+    text = _lowered(path)
+    loop = text[text.index("loop %"):]
+    for k, n in counts.items():
+        assert loop.count(k) == n, (k, text)
+    c = api.compile(path)
+    loop = c.manifest["cost"]["loops"][0]
+    assert (loop["rounds"], loop["critical_rounds"]) == per_trip
+    inputs = {"alice": {"x": X}, "bob": {"w": W}}
+    got = c.run(inputs)["alice"]["y"]
+    want = _clear(clear)
+    assert np.allclose(got, want, rtol=2e-3, atol=3e-4), (got, want)
+    assert np.allclose(got, c.emulate(inputs)["alice"]["y"], rtol=2e-3, atol=3e-4)
 
 
 def test_the_lr_step_keeps_the_forward_product_and_the_cubic_pending():

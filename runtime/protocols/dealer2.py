@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, KernelSpec, Protocol, kernel, links
 from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.rep3 import U64, _check_bits, _flat, _owned, _plus
 from veil.runtime.inplace import same_shapes, sole, writable
@@ -43,19 +43,22 @@ def _mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: A
     """Beaver: P0 and P1 each send both masked operands, the dealer sends P1 its part of c."""
     p0, p1, d = compute
     inputs = sum(sizes) if sizes else 2 * n
-    return Cost(1, {p0: inputs, p1: inputs, d: n}, {p0: inputs + n, p1: inputs, d: 2 * inputs + n})
+    return Cost(1, {p0: inputs, p1: inputs, d: n}, {p0: inputs + n, p1: inputs, d: 2 * inputs + n},
+                links(((p0, p1), (p1, p0), (d, p1))))
 
 
 def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
     """P0 and P1 open the masked value to each other; the dealer sends P1 the mask's parts (n words
     and f_words, n/4 for bits <= 16)."""
     p0, p1, d = compute
-    return Cost(1, {p0: n, p1: n, d: n + fused.f_words(n, bits)}, {p0: 3 * n, p1: n, d: 4 * n})
+    return Cost(1, {p0: n, p1: n, d: n + fused.f_words(n, bits)}, {p0: 3 * n, p1: n, d: 4 * n},
+                links(((p0, p1), (p1, p0), (d, p1))))
 
 
 def _mul_trunc_cost(compute: list[str], n: int, **attrs: Any) -> Cost:
     a, b = _mul_cost(compute, n, **attrs), _trunc_cost(compute, n, **attrs)
-    return Cost(2, {p: a.sent[p] + b.sent[p] for p in compute}, {p: a.draws[p] + b.draws[p] for p in compute})
+    return Cost(2, {p: a.sent[p] + b.sent[p] for p in compute}, {p: a.draws[p] + b.draws[p] for p in compute},
+                a.links + b.links)
 
 
 def _share_participants(compute: list[str], owner: str, **_: Any) -> set[str]:
@@ -144,10 +147,12 @@ def matmul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
 
 # ---- truncation ----------------------------------------------------------------------------
 
-def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
+def _trunc(ctx: Context, z: np.ndarray, m: int, keep: bool = False) -> KernelGen:
     """floor(z / 2^m) (+0 or +1) for |z| < 2^62: P0 and P1 open c = z + r + 2^62 to each other,
     the dealer supplies shares of r's top bit and of its low bits shifted by m. 1 round.
-    The formulas are rep3's (one fused pass each, see rep3_fused) with the absent terms zero."""
+    The formulas are rep3's (one fused pass each, see rep3_fused) with the absent terms zero.
+    `keep`: the output as a dealer2_pending.Pending (the same round; what a product of two
+    such outputs needs)."""
     m = _check_bits(m)
     p0, p1, d = _parties(ctx)
     shape, n = np.shape(z), int(np.size(z))
@@ -155,7 +160,7 @@ def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
         r0, r63_0, rl_0, r1 = ctx.rand_rows(((p0, S_R), (p0, S_R63), (p0, S_RL), (p1, S_R)), n)
         e, f = fused.trunc_deal(r0, r1, r63_0, rl_0, m)
         yield Exchange(send={p1: [e, f]})
-        return _zeros(shape)
+        return dealer2_pending.dealt(r0 + r1, m, shape) if keep else _zeros(shape)
     other = p1 if ctx.index == 0 else p0
     if ctx.index == 0:
         r, r63_0, rl_0 = ctx.rand_many(d, (S_R, S_R63, S_RL), n)
@@ -168,27 +173,31 @@ def _trunc(ctx: Context, z: np.ndarray, m: int) -> KernelGen:
     else:
         e, f = got[d]
         y = fused.trunc_p1(masked, got[other][0], None, e, f, None, m)
+    if keep:
+        return dealer2_pending.opened(fused._opened(masked, got[other][0], None), y, m, shape)
     return y.reshape(shape)
 
 
 @kernel(KERNELS, _trunc_cost, counts=("truncations",))
-def trunc(ctx: Context, x: np.ndarray, bits: int, **_: Any) -> KernelGen:
+def trunc(ctx: Context, x: np.ndarray, bits: int, keep: bool = False, **_: Any) -> KernelGen:
     """Arithmetic shift right of a secret, off by at most +1; needs |x| < 2^62. 1 round."""
-    return (yield from _trunc(ctx, x, bits))
+    return (yield from _trunc(ctx, x, bits, keep))
 
 
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
-def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
+def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, keep: bool = False,
+              **_: Any) -> KernelGen:
     """Product then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, np.multiply)
-    return (yield from _trunc(ctx, z, bits))
+    return (yield from _trunc(ctx, z, bits, keep))
 
 
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
-def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, **_: Any) -> KernelGen:
+def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, keep: bool = False,
+              **_: Any) -> KernelGen:
     """Matrix product then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, ring_matmul)
-    return (yield from _trunc(ctx, z, bits))
+    return (yield from _trunc(ctx, z, bits, keep))
 
 
 # ---- input and output ----------------------------------------------------------------------
@@ -256,6 +265,11 @@ class Dealer2(Protocol):
               "trunc": "trunc", "msb": "msb", "a2b": "a2b", "bitinject": "bitinject",
               "msb_at": "msb_at", "msb_at_mul": "msb_at_mul"}
     fusions = {("mul", "trunc"): "mul_trunc", ("matmul", "trunc"): "matmul_trunc", ("msb", "mul"): "msb_mul"}
+    keep = ("trunc", "mul_trunc", "matmul_trunc", "mul_trunc_pending")
+    pending_kernels = {"mul_trunc": "mul_trunc_pending"}
+    pending_ops = ("add", "sub", "neg", "mul")
+    pending_mixed = False
+    pending_finish = "finish"
 
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
         """A linear op applies to each party's share alike."""
@@ -287,5 +301,10 @@ class Dealer2(Protocol):
     def add_public_additive(self, ctx: Context, z: np.ndarray, c: np.ndarray) -> np.ndarray:
         return self.add_public(ctx, z, c)
 
+    def pending_local(self, ctx: Context, opcode: str, args: list, pending: list[bool], secret: list[bool]) -> Any:
+        """A linear op on a truncation's pending output, with public values (dealer2_pending.local)."""
+        return dealer2_pending.local(ctx.index, opcode, args, pending, secret)
+
 
 from veil.runtime.protocols import dealer2_bool  # noqa: E402,F401  (registers msb, a2b, bitinject)
+from veil.runtime.protocols import dealer2_pending  # noqa: E402  (registers finish, mul_trunc_pending)
