@@ -110,6 +110,10 @@ class Capabilities:
         """The variant of a kernel that takes a pending operand, if any."""
         return self.protocol.pending_kernels.get(kernel) if self.protocol.pending_finish else None
 
+    def takes_addend(self, kernel: str) -> bool:
+        """Whether a truncating kernel can add a sharing, scaled by 2^bits, to its input (`addend`)."""
+        return kernel in self.protocol.pending_addend
+
     @property
     def pending_mixed(self) -> bool:
         """Whether a pending value may meet a sharing: in a linear op, or as a product's other operand."""

@@ -5,7 +5,9 @@ sharing where the protocol's `pending_mixed` allows it, a product with a public 
 gives the sharing to the other consumers. The taker's round then runs beside the finish instead
 of after it (rep3: the truncation's round 2, runtime/protocols/rep3_pending.py), or without the
 Beaver round a product of sharings needs (dealer2, runtime/protocols/dealer2_pending.py), so a
-chain of products with truncations waits on one round per product.
+chain of products with truncations waits on one round per product. Where sharings cannot join a
+pending value, a truncation's output plus a sharing is first rewritten as the truncation of the
+sum (the kernel's `addend`), so that a bias does not end the chain.
 
 A step on one block's lowered instructions; it asks the protocol's declarations
 (compiler/capabilities.py) and never names a protocol.
@@ -30,6 +32,8 @@ def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_valu
     `kernel(name, out, ins, attrs, pos)`: a costed kernel instruction."""
     if caps.pending_finish is None:
         return
+    if not caps.pending_mixed:
+        _absorb_sums(items, caps, uses, kernel)
     root = _derived(items, caps)  # value id -> the kept truncation it is a linear function of
     takers = {k for k, it in enumerate(items) if _takes(it, caps, root)}
     kept = {root[v.id] for k in takers for v in items[k].ins if v.id in root}
@@ -65,6 +69,55 @@ def keep_pending(items: list, caps: Capabilities, uses: dict[int, int], new_valu
         else:
             out.append(it)
     items[:] = out
+
+
+def _absorb_sums(items: list, caps: Capabilities, uses: dict[int, int], kernel: Callable[..., object]) -> None:
+    """Where a sharing cannot join a pending value, a truncation's output plus (or minus) a
+    sharing s becomes the truncation of its input plus s * 2^bits, exactly the same value
+    (floor((a + s 2^m) / 2^m) = floor(a / 2^m) + s), computed by the kernel (its `addend`
+    operand), so the sum is pending itself: a bias added to a product before a square. Only where
+    the truncation's output has no other reader and s is defined before it (nothing waits longer)."""
+    defined = {it.out.id: k for k, it in enumerate(items) if it.out is not None}
+    for k, it in enumerate(items):
+        if it.kind != "op" or it.name not in ("add", "sub") or len(it.ins) != 2 or it.out.type.vis != SECRET:
+            continue
+        for j, v in enumerate(it.ins):
+            other = it.ins[1 - j]
+            at = defined.get(v.id)
+            if at is None or (it.name == "sub" and j == 1) or other.type.vis != SECRET or other.id == v.id:
+                continue
+            src = items[at]
+            if src is None or src.kind != "kernel" or not caps.takes_addend(src.name) or uses.get(v.id) != 1 \
+                    or v.type.shape != it.out.type.shape or _waits_on_kernel(items, defined, other, at) \
+                    or any(_kept(items, defined, u, caps) for u in src.ins):
+                continue
+            attrs = {**src.attrs, "addend_sign": -1 if it.name == "sub" else 1}
+            items[k] = kernel(src.name, it.out, [*src.ins, other], attrs, src.pos)
+            items[at] = None
+            break
+    items[:] = [it for it in items if it is not None]
+
+
+def _kept(items: list, defined: dict[int, int], v: Value, caps: Capabilities) -> bool:
+    """Whether v is a keepable kernel's output: its reader may take it pending, which comes first."""
+    k = defined.get(v.id)
+    return k is not None and items[k] is not None and items[k].kind == "kernel" and caps.keeps(items[k].name)
+
+
+def _waits_on_kernel(items: list, defined: dict[int, int], v: Value, at: int) -> bool:
+    """Whether v depends on a kernel placed after items[at] (through local ops): then the merged
+    kernel would start later than the truncation did."""
+    todo, seen = [v], set()
+    while todo:
+        u = todo.pop()
+        k = defined.get(u.id)
+        if k is None or k < at or u.id in seen:
+            continue
+        seen.add(u.id)
+        if items[k] is None or items[k].kind != "op":
+            return True
+        todo.extend(items[k].ins)
+    return False
 
 
 def pending_values(items: list, out: set[int] | None = None) -> set[int]:
@@ -104,7 +157,7 @@ def _derived(items: list, caps: Capabilities) -> dict[int, int]:
 def _takes(it: object, caps: Capabilities, root: dict[int, int]) -> bool:
     """A kernel with a pending variant, elementwise, with a pending operand (every operand, where
     the protocol's pending values do not meet sharings)."""
-    if it.kind != "kernel" or caps.pending_kernel(it.name) is None or it.out is None:
+    if it.kind != "kernel" or caps.pending_kernel(it.name) is None or it.out is None or "addend_sign" in it.attrs:
         return False
     if any(v.type.shape != it.out.type.shape for v in it.ins):
         return False

@@ -86,6 +86,7 @@ class Workload:
     inputs: Callable[[np.random.Generator], dict[str, dict[str, np.ndarray]]]
     params: dict[str, int] = field(default_factory=dict)
     per: int = 1  # trips of the param per unit (network A: N grows by BATCH rows per step)
+    protocol: str | None = None  # the program's protocol line overridden (e.g. the LR step under dealer2)
     # On LAN a short unit is measured over more trips, so that one scheduling hiccup of a few ms
     # (two shared cores, three processes) is a small part of the difference (default: trips).
     lan_trips: tuple[int, int] | None = None
@@ -105,6 +106,8 @@ def _lr_inputs(g: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
 WORKLOADS = [
     Workload("LR step 128x784", "step", HERE / "bench" / "logreg_mnist.mpc", "EPOCHS", (1, 5), _lr_inputs,
              {"N": 128, "BATCH": 128}, lan_trips=(1, 41)),
+    Workload("LR step 128x784, dealer2", "step", HERE / "bench" / "logreg_mnist.mpc", "EPOCHS", (1, 5), _lr_inputs,
+             {"N": 128, "BATCH": 128}, lan_trips=(1, 41), protocol="dealer2(alice, bob, dealer=carol)"),
     Workload("fraud step", "step", HERE / "fraud_detection.mpc", "EPOCHS", (1, 5), lambda g: {},
              {"N": 128, "BATCH": 128}, lan_trips=(1, 41)),
     Workload("matmul 128x784x128", "matmul", MATMUL, "T", (1, 5),
@@ -154,7 +157,7 @@ def run_once(build: str, manifest: dict, inputs: dict, out: str, extra: list[str
 
 def _build(w: Workload, trips: int, tmp: str) -> tuple[str, dict]:
     """The workload compiled with `trips` trips: (build folder, manifest)."""
-    c = api.compile(w.program, dict(w.params, **{w.param: trips}))
+    c = api.compile(w.program, dict(w.params, **{w.param: trips}), protocol=w.protocol)
     return c.save(os.path.join(tmp, f"build-{trips}")), c.manifest
 
 

@@ -176,3 +176,21 @@ def test_a_pending_value_and_a_sharing_are_refused_as_a_local_op():
     y = shares_of(rand_signed(10, 2**20))
     with pytest.raises(ValueError, match="sharing"):
         _local("add", {p: [x[p], y[p][0]] for p in COMPUTE}, [True, False], [True, True])
+
+
+@pytest.mark.parametrize("kernel", ["trunc", "mul_trunc", "matmul_trunc"])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_truncation_takes_an_addend_exactly(kernel, sign):
+    """trunc(z + sign * s * 2^m) = trunc(z) + sign * s exactly, up to the truncation's own {0, 1}:
+    a sum with a sharing moved into the kernel, so that it is pending too (compiler/pending.py)."""
+    if kernel == "matmul_trunc":
+        x, y = rand_signed(40, 2**20).reshape(8, 5), rand_signed(15, 2**20).reshape(5, 3)
+        z, s = x @ y, rand_signed(3, 2**30)  # broadcast over the rows, as a bias is
+        values = [x, y, s]
+    else:
+        x, y = rand_signed(3000, 2**23), rand_signed(3000, 2**23)
+        z, s = x * y, rand_signed(3000, 2**30)
+        values = [z, s] if kernel == "trunc" else [x, y, s]
+    out = run_kernel(P, kernel, shares_of(*values), {"bits": F, "keep": True, "addend_sign": sign}, PARTIES, COMPUTE)
+    want = signed(clear_trunc(z, F)) + sign * signed(np.broadcast_to(s, z.shape))
+    assert set(np.unique(signed(finished(out)) - want)) <= {0, 1}

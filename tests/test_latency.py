@@ -51,12 +51,16 @@ def test_dealer2_critical_path_is_never_longer_than_its_schedule(tmp_path: Path)
     assert 0 < cost["critical_rounds"] <= cost["rounds"]
 
 
-@pytest.mark.parametrize("program, scheduled, critical", [
-    ("fraud_detection.mpc", 8, 6),           # matmul_trunc 2, sigmoid's DCF 1, its trunc 1, matmul_trunc 2
-    ("bench/logreg_mnist.mpc", 8, 6),        # four products in a row, each waiting on one round but the last
+@pytest.mark.parametrize("program, protocol, scheduled, critical", [
+    ("fraud_detection.mpc", None, 8, 6),      # matmul_trunc 2, sigmoid's DCF 1, its trunc 1, matmul_trunc 2
+    ("bench/logreg_mnist.mpc", None, 8, 6),   # four products in a row, each waiting on one round but the last
+    ("fraud_detection.mpc", "dealer2(alice, bob, dealer=carol)", 6, 6),
+    # matmul_trunc 2 (the bias taken in), z^2 and z^2 (c z) 1 each (dealing rounds ahead), matmul_trunc 2
+    ("bench/logreg_mnist.mpc", "dealer2(alice, bob, dealer=carol)", 8, 6),
 ])
-def test_canonical_steps(program, scheduled, critical):
-    cost = api.compile(ROOT / "programs" / program, {"EPOCHS": 1} if "fraud" in program else {}).manifest["cost"]
+def test_canonical_steps(program, protocol, scheduled, critical):
+    cost = api.compile(ROOT / "programs" / program, {"EPOCHS": 1} if "fraud" in program else {},
+                       protocol=protocol).manifest["cost"]
     step = max(cost["loops"], key=lambda lp: lp["trips"])  # the innermost loop: one step a trip
     assert (step["rounds"], step["critical_rounds"]) == (scheduled, critical)
 

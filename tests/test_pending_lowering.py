@@ -85,8 +85,13 @@ DEALER2 = "dealer2(alice, bob, dealer=carol)"
     # through public linear ops
     ("((z + 0.25) * (0.5 * z)) * (0.75 * (z - 1.0))", lambda z, y: ((z + 0.25) * (0.5 * z)) * (0.75 * (z - 1.0)),
      (7, 5), {"both=True": 2, "mul_trunc_pending": 2}),
-    # a sum with a sharing is not pending in dealer2: z is not kept, the square is a Beaver one
-    ("(z + x) * (z + x)", lambda z, y: (z + X) * (z + X), (4, 4), {"mul_trunc_pending": 0, "keep=True": 0}),
+    # a sum with a sharing defined earlier: the truncation takes it in (addend), so the sum is pending
+    ("(z + x) * (z + x)", lambda z, y: (z + X) * (z + X), (4, 3), {"addend_sign=1": 1, "mul_trunc_pending": 1}),
+    ("(z - x) * (z - x)", lambda z, y: (z - X) * (z - X), (4, 3), {"addend_sign=-1": 1, "mul_trunc_pending": 1}),
+    # x - z is not taken in (z would need negating), and a sum with a later kernel's output is not
+    # (the merged kernel would start later): Beaver squares
+    ("(x - z) * (x - z)", lambda z, y: (X - z) * (X - z), (4, 4), {"addend": 0, "mul_trunc_pending": 0}),
+    ("(z + z * w) * z", lambda z, y: (z + z * W) * z, (6, 6), {"addend": 0, "mul_trunc_pending": 0}),
 ])
 def test_dealer2_products_of_pending_values_skip_the_beaver_round(tmp_path: Path, step, clear, per_trip, counts):
     """dealer2 declares pending values that meet public values only: a square or a product of two

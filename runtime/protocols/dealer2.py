@@ -42,7 +42,7 @@ KERNELS: dict[str, KernelSpec] = {}
 def _mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
     """Beaver: P0 and P1 each send both masked operands, the dealer sends P1 its part of c."""
     p0, p1, d = compute
-    inputs = sum(sizes) if sizes else 2 * n
+    inputs = sum(sizes[:2]) if sizes else 2 * n  # a third operand is an addend (local)
     return Cost(1, {p0: inputs, p1: inputs, d: n}, {p0: inputs + n, p1: inputs, d: 2 * inputs + n},
                 links(((p0, p1), (p1, p0), (d, p1))))
 
@@ -178,26 +178,37 @@ def _trunc(ctx: Context, z: np.ndarray, m: int, keep: bool = False) -> KernelGen
     return y.reshape(shape)
 
 
+def _with_addend(z: np.ndarray, addend: np.ndarray | None, sign: int, m: int) -> np.ndarray:
+    """z + sign * addend * 2^m (the addend broadcast to z's shape): a sum the truncation takes in
+    exactly, floor((z + s 2^m) / 2^m) = floor(z / 2^m) + s (compiler/pending.py's `addend`)."""
+    if addend is None:
+        return z
+    shifted = np.left_shift(np.broadcast_to(np.asarray(addend, dtype=U64), np.shape(z)), U64(m))
+    return asring(z - shifted if sign < 0 else z + shifted)
+
+
 @kernel(KERNELS, _trunc_cost, counts=("truncations",))
-def trunc(ctx: Context, x: np.ndarray, bits: int, keep: bool = False, **_: Any) -> KernelGen:
-    """Arithmetic shift right of a secret, off by at most +1; needs |x| < 2^62. 1 round."""
-    return (yield from _trunc(ctx, x, bits, keep))
+def trunc(ctx: Context, x: np.ndarray, addend: np.ndarray | None = None, *, bits: int, keep: bool = False,
+          **attrs: Any) -> KernelGen:
+    """Arithmetic shift right of a secret (plus `addend`, see _with_addend), off by at most +1;
+    needs |x| < 2^62. 1 round."""
+    return (yield from _trunc(ctx, _with_addend(x, addend, attrs.get("addend_sign", 1), bits), bits, keep))
 
 
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
-def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, keep: bool = False,
-              **_: Any) -> KernelGen:
-    """Product then truncation: 2 rounds."""
+def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, addend: np.ndarray | None = None, *, bits: int,
+              keep: bool = False, **attrs: Any) -> KernelGen:
+    """Product (plus `addend`, see _with_addend) then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, np.multiply)
-    return (yield from _trunc(ctx, z, bits, keep))
+    return (yield from _trunc(ctx, _with_addend(z, addend, attrs.get("addend_sign", 1), bits), bits, keep))
 
 
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
-def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, bits: int, keep: bool = False,
-              **_: Any) -> KernelGen:
-    """Matrix product then truncation: 2 rounds."""
+def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, addend: np.ndarray | None = None, *, bits: int,
+                 keep: bool = False, **attrs: Any) -> KernelGen:
+    """Matrix product (plus `addend`, see _with_addend) then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, ring_matmul)
-    return (yield from _trunc(ctx, z, bits, keep))
+    return (yield from _trunc(ctx, _with_addend(z, addend, attrs.get("addend_sign", 1), bits), bits, keep))
 
 
 # ---- input and output ----------------------------------------------------------------------
@@ -269,6 +280,7 @@ class Dealer2(Protocol):
     pending_kernels = {"mul_trunc": "mul_trunc_pending"}
     pending_ops = ("add", "sub", "neg", "mul")
     pending_mixed = False
+    pending_addend = ("trunc", "mul_trunc", "matmul_trunc")
     pending_finish = "finish"
 
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
