@@ -84,7 +84,8 @@ def _absorb_sums(items: list, caps: Capabilities, uses: dict[int, int], kernel: 
         for j, v in enumerate(it.ins):
             other = it.ins[1 - j]
             at = defined.get(v.id)
-            if at is None or (it.name == "sub" and j == 1) or other.type.vis != SECRET or other.id == v.id:
+            if at is None or (it.name == "sub" and j == 1) or other.type.vis != SECRET or other.id == v.id \
+                    or not (other.type.scale == v.type.scale == it.out.type.scale and other.type.kind == v.type.kind):
                 continue
             src = items[at]
             if src is None or src.kind != "kernel" or not caps.takes_addend(src.name) or uses.get(v.id) != 1 \
