@@ -58,7 +58,12 @@ def _clear(step) -> np.ndarray:
      {"= trunc_pending(": 2, "both=True": 2, "finish(": 0}),
 ])
 def test_products_take_pending_truncations(tmp_path: Path, step, clear, per_trip, counts):
-    path = _program(tmp_path, step)
+    _check_chain(_program(tmp_path, step), clear, per_trip, counts, 2e-4)
+
+
+def _check_chain(path: Path, clear, per_trip: tuple[int, int], counts: dict[str, int], atol: float) -> None:
+    """The chain's lowered loop has `counts` of each kernel text, per_trip (scheduled, critical)
+    rounds, and a run matches float numpy and the emulator."""
     text = _lowered(path)
     loop = text[text.index("loop %"):]
     for k, n in counts.items():
@@ -69,8 +74,8 @@ def test_products_take_pending_truncations(tmp_path: Path, step, clear, per_trip
     inputs = {"alice": {"x": X}, "bob": {"w": W}}
     got = c.run(inputs)["alice"]["y"]
     want = _clear(clear)
-    assert np.allclose(got, want, rtol=2e-3, atol=2e-4), (got, want)
-    assert np.allclose(got, c.emulate(inputs)["alice"]["y"], rtol=2e-3, atol=2e-4)
+    assert np.allclose(got, want, rtol=2e-3, atol=atol), (got, want)
+    assert np.allclose(got, c.emulate(inputs)["alice"]["y"], rtol=2e-3, atol=atol)
 
 
 DEALER2 = "dealer2(alice, bob, dealer=carol)"
@@ -96,19 +101,7 @@ DEALER2 = "dealer2(alice, bob, dealer=carol)"
 def test_dealer2_products_of_pending_values_skip_the_beaver_round(tmp_path: Path, step, clear, per_trip, counts):
     """dealer2 declares pending values that meet public values only: a square or a product of two
     of them waits on its truncation's round alone (the dealer's round before it is sent ahead)."""
-    path = _program(tmp_path, step, DEALER2)
-    text = _lowered(path)
-    loop = text[text.index("loop %"):]
-    for k, n in counts.items():
-        assert loop.count(k) == n, (k, text)
-    c = api.compile(path)
-    loop = c.manifest["cost"]["loops"][0]
-    assert (loop["rounds"], loop["critical_rounds"]) == per_trip
-    inputs = {"alice": {"x": X}, "bob": {"w": W}}
-    got = c.run(inputs)["alice"]["y"]
-    want = _clear(clear)
-    assert np.allclose(got, want, rtol=2e-3, atol=3e-4), (got, want)
-    assert np.allclose(got, c.emulate(inputs)["alice"]["y"], rtol=2e-3, atol=3e-4)
+    _check_chain(_program(tmp_path, step, DEALER2), clear, per_trip, counts, 3e-4)
 
 
 def test_the_lr_step_keeps_the_forward_product_and_the_cubic_pending():

@@ -55,6 +55,17 @@ def links(*rounds: tuple[tuple[str, str], ...]) -> tuple[frozenset[tuple[str, st
     return tuple(frozenset(r) for r in rounds)
 
 
+def dealt_first(base: Cost, dealer: str, receiver: str, masker: str, sent: int, drawn: int) -> Cost:
+    """`base` after one round in which `dealer` alone sends `receiver` `sent` words, each masked
+    by (or less) a word that `masker` draws with it (`drawn` words each): a pending product."""
+    words = dict(base.sent)
+    words[dealer] += sent
+    draws = dict(base.draws)
+    draws[masker] += drawn
+    draws[dealer] += drawn
+    return Cost(base.rounds + 1, words, draws, links(((dealer, receiver),)) + (base.links or ()))
+
+
 class Context:
     """What a kernel knows about where it runs: its party, the parties, randomness for this call."""
 

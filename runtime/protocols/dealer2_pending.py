@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from veil.runtime.protocols import rep3_fused as fused
-from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel, links
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, dealt_first, kernel, links
 from veil.runtime.protocols.dealer2 import KERNELS, _trunc, _trunc_cost
 from veil.runtime.protocols.rep3 import U64, _check_bits
 
@@ -84,14 +84,8 @@ def _mul_pending_cost(compute: list[str], n: int, bits: int, both: bool = False,
     """The truncation's cost with one round before it, in which the dealer sends P1 2n words (4n
     for `both`) that it can send as early as it likes; P0 and the dealer draw as many more."""
     p0, p1, d = compute
-    base = _trunc_cost(compute, n, bits)
     k = _parts(both)
-    sent = dict(base.sent)
-    sent[d] += k * n
-    draws = dict(base.draws)
-    draws[p0] += k * n
-    draws[d] += k * n
-    return Cost(base.rounds + 1, sent, draws, links(((d, p1),)) + base.links)
+    return dealt_first(_trunc_cost(compute, n, bits), d, p1, p0, k * n, k * n)
 
 
 @kernel(KERNELS, _mul_pending_cost, counts=("multiplications", "truncations"))

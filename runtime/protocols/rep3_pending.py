@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from veil.runtime.protocols import rep3_fused as fused
-from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, kernel, links
+from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, dealt_first, kernel, links
 from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _check_bits, _components, _shaped
 
 S_D0, S_D1, S_D2, S_D3 = 10, 11, 12, 13  # P0's masks (k02) on the dealt parts of a product with a pending operand
@@ -122,14 +122,8 @@ def _mul_pending_cost(compute: list[str], n: int, bits: int, keep: bool = False,
     that P2 can send as early as it likes; P0 and P2 draw as many more words, in rows."""
     from veil.runtime.protocols.rep3_trunc import _halves, _trunc_cost
     p0, p1, p2 = compute
-    base = _trunc_cost(compute, n, bits, keep=keep)
     k, row = _parts(both), _halves(n)[2]
-    sent = dict(base.sent)
-    sent[p2] += k * n
-    draws = dict(base.draws)
-    draws[p0] += k * row
-    draws[p2] += k * row
-    return Cost(base.rounds + 1, sent, draws, links(((p2, p1),)) + base.links)
+    return dealt_first(_trunc_cost(compute, n, bits, keep=keep), p2, p1, p0, k * n, k * row)
 
 
 @kernel(KERNELS, _mul_pending_cost, counts=("multiplications", "truncations"))
