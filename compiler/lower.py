@@ -345,16 +345,31 @@ class Lowering:
             if p.type.vis == PUBLIC:
                 self.avail[p.id] = self.holders(init)
         instrs = self.lower_carried(body)
-        for o, r in zip(op.outs, body.results):
+        results = self.own_results(body, instrs, pos)
+        for o, r in zip(op.outs, results):
             if o.type.vis == PUBLIC:
                 self.avail[o.id] = self.holders(r)
         info = LoopInfo(op.attrs["trips"], op.attrs["start"], op.attrs["step"], body.params[0],
-                        body.params[1:], list(op.ins), list(body.results), list(op.outs), [],
+                        body.params[1:], list(op.ins), results, list(op.outs), [],
                         name=loop_name(op.span))
         info.body, info.rounds = schedule(instrs)
         execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
         return Instr("loop", "loop", None, list(op.ins), {}, pos, execs, loop=info)
 
+
+    def own_results(self, body: Block, instrs: list[Instr], pos: Span | None) -> list[Value]:
+        """The body's results, each a value of the body: one defined before the loop (`y = x` in
+        it) gets a copy (`retag`) at the end of the body, as the registers a trip hands to the next
+        are the body's own."""
+        inside = {v.id for v in body.params} | {v.id for o in body.ops for v in o.outs}
+        results = []
+        for r in body.results:
+            if r.id not in inside:
+                copy = self.prog.new_value(r.type)
+                instrs.append(self.local("retag", copy, [r], {}, pos, self.holders(r)))
+                r = copy
+            results.append(r)
+        return results
 
     def lower_carried(self, body: Block) -> list[Instr]:
         """A loop body, lowered again while a public loop-carried value is held by parties that do

@@ -88,7 +88,8 @@ def _absorb_sums(items: list, caps: Capabilities, uses: dict[int, int], kernel: 
                     or not (other.type.scale == v.type.scale == it.out.type.scale and other.type.kind == v.type.kind):
                 continue
             src = items[at]
-            if src is None or src.kind != "kernel" or not caps.takes_addend(src.name) or uses.get(v.id) != 1 \
+            if src is None or src.kind != "kernel" or not caps.takes_addend(src.name) or "addend_sign" in src.attrs \
+                    or uses.get(v.id) != 1 \
                     or v.type.shape != it.out.type.shape or _waits_on_kernel(items, defined, other, at) \
                     or any(_kept(items, defined, u, caps) for u in src.ins):
                 continue

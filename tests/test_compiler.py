@@ -121,6 +121,24 @@ def test_emulate_dynamic_slices_and_loop_carried(rng):
     np.testing.assert_allclose(out["row"], X[0::2].sum(axis=0), atol=1e-3)
 
 
+@pytest.mark.parametrize("protocol", ["rep3(alice, bob, carol)", "dealer2(alice, bob, dealer=carol)"])
+def test_a_loop_may_carry_a_value_defined_before_it(protocol):
+    """`y = x` in a loop body: the carried value's next value is one from before the loop (it once
+    failed to compile: the body's registers did not hold it). Compiled, run and emulated alike."""
+    src = (f"party alice, bob, carol\nprotocol {protocol}\n"
+           'x = secret(input(alice, "x", shape=(3,)))\nw = secret(input(bob, "w", shape=(3,)))\n'
+           "y = x * 2.0\nacc = x\nfor i in range(3):\n    acc = acc + y * w\n    y = x\n"
+           "output(y, to=alice)\noutput(acc, to=alice)\n")
+    x, w = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.25, -0.5])
+    c = api.compile(src)
+    inputs = {"alice": {"x": x}, "bob": {"w": w}}
+    got = c.run(inputs)["alice"]
+    np.testing.assert_allclose(got["y"], x, atol=1e-4)
+    np.testing.assert_allclose(got["acc"], x + 2 * x * w + 2 * (x * w), atol=1e-3)
+    for k, v in c.emulate(inputs)["alice"].items():
+        np.testing.assert_allclose(got[k], v, atol=1e-3)
+
+
 def test_stdlib_import_and_functions_with_defaults(rng):
     X = rng.normal(size=(6,))
     out = emulate_src('from ml import sigmoid\ndef affine(v, a=2.0, b=0.5):\n    return a * v + b\n'

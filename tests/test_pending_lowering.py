@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from veil.runtime import api
 from veil_cli import shaped_growth, veil
@@ -93,6 +94,8 @@ DEALER2 = "dealer2(alice, bob, dealer=carol)"
     # a sum with a sharing defined earlier: the truncation takes it in (addend), so the sum is pending
     ("(z + x) * (z + x)", lambda z, y: (z + X) * (z + X), (4, 3), {"addend_sign=1": 1, "mul_trunc_pending": 1}),
     ("(z - x) * (z - x)", lambda z, y: (z - X) * (z - X), (4, 3), {"addend_sign=-1": 1, "mul_trunc_pending": 1}),
+    # one addend a kernel: the second sum stays a local op, and its square a Beaver one
+    ("x + (z + x)", lambda z, y: X + (z + X), (2, 2), {"addend_sign=1": 1}),
     # x - z is not taken in (z would need negating), and a sum with a later kernel's output is not
     # (the merged kernel would start later): Beaver squares
     ("(x - z) * (x - z)", lambda z, y: (X - z) * (X - z), (4, 4), {"addend": 0, "mul_trunc_pending": 0}),
@@ -126,3 +129,36 @@ def test_a_shaped_run_waits_on_the_pending_chain_critical_rounds(tmp_path: Path)
     assert scheduled - critical == 16
     assert grew >= 0.75 * (critical - 1) * rtt / 2, (grew, critical)
     assert grew < (scheduled - 8) * rtt / 2, (grew, critical, scheduled)
+
+
+def _expressions(depth: int):
+    """Random elementwise expressions of z (a truncated product), x (a sharing) and public
+    constants: sums, differences, products and scalings, as text and as a float function."""
+    leaves = st.sampled_from([("z", lambda z: z), ("x", lambda z: X), ("0.75", lambda z: 0.75 + 0 * z)])
+    if depth == 0:
+        return leaves
+
+    def combine(pair):
+        (a, fa), (b, fb), op = pair
+        return {"+": (f"({a} + {b})", lambda z: fa(z) + fb(z)), "-": (f"({a} - {b})", lambda z: fa(z) - fb(z)),
+                "*": (f"({a} * {b})", lambda z: fa(z) * fb(z))}[op]
+    sub = _expressions(depth - 1)
+    return st.one_of(leaves, st.tuples(sub, sub, st.sampled_from("+-*")).map(combine))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_expressions(3).filter(lambda e: "z" in e[0] or "x" in e[0]),  # a vector, not a scalar
+       st.sampled_from(["rep3(alice, bob, carol)", DEALER2]))
+def test_random_chains_match_float_numpy_and_the_emulator(tmp_path: Path, expr, protocol):
+    """Whatever the pass keeps pending, finishes or takes into a truncation (`addend`), the run
+    gives what float numpy and the emulator give, and never waits on more rounds than the schedule."""
+    text, clear = expr
+    path = _program(tmp_path, text, protocol)
+    c = api.compile(path)
+    loop = c.manifest["cost"]["loops"][0]
+    assert loop["critical_rounds"] <= loop["rounds"]
+    inputs = {"alice": {"x": X}, "bob": {"w": W}}
+    got = c.run(inputs)["alice"]["y"]
+    want = _clear(lambda z, y: clear(z))
+    assert np.allclose(got, want, rtol=5e-3, atol=2e-3), (text, got, want)
+    assert np.allclose(got, c.emulate(inputs)["alice"]["y"], rtol=5e-3, atol=2e-3), text
