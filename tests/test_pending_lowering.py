@@ -132,9 +132,10 @@ def test_a_shaped_run_waits_on_the_pending_chain_critical_rounds(tmp_path: Path)
 
 
 def _expressions(depth: int):
-    """Random elementwise expressions of z (a truncated product), x (a sharing) and public
-    constants: sums, differences, products and scalings, as text and as a float function."""
-    leaves = st.sampled_from([("z", lambda z: z), ("x", lambda z: X), ("0.75", lambda z: 0.75 + 0 * z)])
+    """Random elementwise expressions of z (a truncated product), x and w (sharings) and public
+    constants: sums, differences, products, scalings and negations, as text and as a float function."""
+    leaves = st.sampled_from([("z", lambda z: z), ("x", lambda z: X), ("w", lambda z: W), ("0.75", lambda z: 0.75 + 0 * z),
+                              ("(0.5 * z)", lambda z: 0.5 * z), ("(-z)", lambda z: -z)])
     if depth == 0:
         return leaves
 
@@ -146,8 +147,8 @@ def _expressions(depth: int):
     return st.one_of(leaves, st.tuples(sub, sub, st.sampled_from("+-*")).map(combine))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(_expressions(3).filter(lambda e: "z" in e[0] or "x" in e[0]),  # a vector, not a scalar
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_expressions(3).filter(lambda e: any(v in e[0] for v in "zxw")),  # a vector, not a scalar
        st.sampled_from(["rep3(alice, bob, carol)", DEALER2]))
 def test_random_chains_match_float_numpy_and_the_emulator(tmp_path: Path, expr, protocol):
     """Whatever the pass keeps pending, finishes or takes into a truncation (`addend`), the run
