@@ -356,7 +356,6 @@ class Lowering:
         execs = frozenset().union(*[i.execs for i in instrs]) if instrs else frozenset()
         return Instr("loop", "loop", None, list(op.ins), {}, pos, execs, loop=info)
 
-
     def own_results(self, body: Block, instrs: list[Instr], pos: Span | None) -> list[Value]:
         """The body's results, each a value of the body: one defined before the loop (`y = x` in
         it) gets a copy (`retag`) at the end of the body, as the registers a trip hands to the next

@@ -12,8 +12,9 @@ with the public signs. The product is then an additive sharing, and its truncati
 the next round; the dealer's words do not depend on data, so it sends them ahead.
 
 A sum with a sharing is not a pending value here (the dealer knows no part of the sharing), so
-dealer2 declares only public linear ops (`Dealer2.pending_mixed`). The output of `finish` is v,
-with no round. docs/security.md has the argument; compiler/pending.py decides where it is used.
+dealer2 declares only public linear ops (`Dealer2.pending_mixed`); a sum with a sharing defined
+before the truncation goes into the truncation instead (its `addend`, dealer2._with_addend). The
+output of `finish` is v, with no round. docs/security.md has the argument; compiler/pending.py decides where it is used.
 """
 from __future__ import annotations
 
