@@ -29,7 +29,7 @@ from veil.runtime.protocols.dealer2 import KERNELS, _trunc, _trunc_cost
 from veil.runtime.protocols.rep3 import U64, _check_bits
 
 S_D = (50, 51, 52, 53)  # P0's parts of the dealt products (P0-dealer)
-MINUS_ONE = U64((1 << 64) - 1)
+MINUS_ONE = fused.MINUS_ONE
 
 
 @dataclass
@@ -46,11 +46,7 @@ class Pending:
 
 def opened(c: np.ndarray, v: np.ndarray, m: int, shape: tuple[int, ...]) -> Pending:
     """An opener's pending output from the opened c (offset included) and its share v."""
-    c63 = np.right_shift(c, fused.TOP)
-    s = np.subtract(U64(1), np.multiply(c63, U64(2)))
-    pub = np.right_shift(np.bitwise_and(c, fused.LOW63), U64(m))
-    pub += c63 * U64(1 << (63 - m))
-    pub -= U64(1 << (62 - m))
+    pub, s = fused.public_part(c, m)
     return Pending(tuple(shape), v, pub, s)
 
 
@@ -113,8 +109,7 @@ def mul_trunc_pending(ctx: Context, x: Pending, y: Pending, bits: int, keep: boo
     else:
         got = yield Exchange(expect={d: len(streams)})
         z = _local(x, y, False) + _signed(x, y, got[d])
-    out = yield from _trunc(ctx, z.reshape(x.shape), m, keep)
-    return out
+    return (yield from _trunc(ctx, z.reshape(x.shape), m, keep))
 
 
 def _dealer_parts(x: Pending, y: Pending) -> list[np.ndarray]:
@@ -150,7 +145,7 @@ def local(i: int, opcode: str, args: list, pending: list[bool], secret: list[boo
         raise ValueError(f"dealer2: {opcode} of a pending value and a sharing is not a local op")
     if opcode == "neg":
         return _scaled(x, MINUS_ONE)
-    other = _flat_as(args[1 - k], x)
+    other = fused.flat_as(args[1 - k], x.shape)
     if opcode == "mul":
         return _scaled(x, other)
     if opcode not in ("add", "sub"):
@@ -158,10 +153,6 @@ def local(i: int, opcode: str, args: list, pending: list[bool], secret: list[boo
     if opcode == "sub" and k == 1:  # other - x = (-x) + other
         return _plus(i, _scaled(x, MINUS_ONE), other)
     return _plus(i, x, U64(0) - other if opcode == "sub" else other)
-
-
-def _flat_as(a: Any, x: Pending) -> np.ndarray:
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=U64), x.shape)).reshape(-1)
 
 
 def _scaled(x: Pending, k: Any) -> Pending:
@@ -175,6 +166,6 @@ def _plus(i: int, x: Pending, c: np.ndarray) -> Pending:
     """x + c for a public c: it joins pub, and P0's share."""
     if x.kj is not None:
         return Pending(x.shape, kj=x.kj)
-    v = x.v.reshape(-1)
-    return Pending(x.shape, v + c if i == 0 else v.copy(), x.pub + c, x.s)
+    v = x.v.reshape(-1)  # P1's share is unchanged (arrays of a pending value are never written)
+    return Pending(x.shape, v + c if i == 0 else v, x.pub + c, x.s)
 

@@ -156,6 +156,26 @@ def _opened_sign(s: np.ndarray, g: np.ndarray, h: np.ndarray | None) -> tuple[np
     return c, sgn
 
 
+MINUS_ONE = U64((1 << 64) - 1)
+
+
+def public_part(c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the openers know of a truncation's output from the opened c (offset included): pub =
+    cl + c63 K - 2^(62-m) and the sign s = 1 - 2 c63 (K = 2^(63-m)); the output is pub plus the
+    dealer's masks combined with s (rep3_pending, dealer2_pending)."""
+    c63 = np.right_shift(c, TOP)
+    s = np.subtract(U64(1), np.multiply(c63, U64(2)))
+    pub = np.right_shift(np.bitwise_and(c, LOW63), U64(m))
+    pub += c63 * U64(1 << (63 - m))
+    pub -= U64(1 << (62 - m))
+    return pub, s
+
+
+def flat_as(a: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A public operand broadcast to `shape`, flat and contiguous (a pending value's linear ops)."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=U64), shape)).reshape(-1)
+
+
 def _result(n: int, out: np.ndarray | None) -> np.ndarray:
     """Where a formula writes: `out` (n contiguous words, e.g. a slice of a message being built), or a
     fresh array."""

@@ -24,7 +24,7 @@ from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, deal
 from veil.runtime.protocols.rep3 import KERNELS, U64, Share, _check_bits, _components, _shaped
 
 S_D0, S_D1, S_D2, S_D3 = 10, 11, 12, 13  # P0's masks (k02) on the dealt parts of a product with a pending operand
-MINUS_ONE = U64((1 << 64) - 1)
+MINUS_ONE = fused.MINUS_ONE
 
 
 @dataclass
@@ -44,12 +44,7 @@ def opener_pending(c_terms: tuple[np.ndarray, np.ndarray, np.ndarray | None], v:
                    mine: slice, own: np.ndarray, m: int) -> Pending:
     """An opener's pending output, from the terms of c and its half v of x1 (`mine`: the elements
     it opened first, where v carries pub)."""
-    c = fused._opened(*c_terms)
-    c63 = np.right_shift(c, fused.TOP)
-    s = np.subtract(U64(1), np.multiply(c63, U64(2)))
-    pub = np.right_shift(np.bitwise_and(c, fused.LOW63), U64(m))
-    pub += c63 * U64(1 << (63 - m))
-    pub -= U64(1 << (62 - m))
+    pub, s = fused.public_part(fused._opened(*c_terms), m)
     sec = np.array(v, copy=True)
     sec[mine] -= pub[mine]
     return Pending((v.size,), own, pub, sec, s)
@@ -247,13 +242,9 @@ def local(i: int, opcode: str, args: list, pending: list[bool], secret: list[boo
     return _added(i, x, other, other_secret, -1 if opcode == "sub" else 1)
 
 
-def _flat_as(a: Any, x: Pending) -> np.ndarray:
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=U64), x.shape)).reshape(-1)
-
-
 def _scaled(x: Pending, k: np.ndarray) -> Pending:
     """k * x, elementwise: every part times k (the signs s stay)."""
-    k = _flat_as(k, x)
+    k = fused.flat_as(k, x.shape)
     if x.kj is not None:
         return Pending(x.shape, (x.own[0] * k, x.own[1] * k), kj=tuple(part * k for part in x.kj))
     return Pending(x.shape, x.own * k, x.pub * k, x.sec * k, x.s)
@@ -263,7 +254,7 @@ def _added(i: int, x: Pending, y: Any, secret: bool, sign: int) -> Pending:
     """x + sign * y: a sharing's components join x's own components and pub (y1, which both
     openers hold); a public value joins pub."""
     def signed(a: Any) -> np.ndarray:
-        a = _flat_as(a, x)
+        a = fused.flat_as(a, x.shape)
         return a if sign > 0 else U64(0) - a
     if not secret:
         if x.kj is not None:  # P2 holds no part of a public value
