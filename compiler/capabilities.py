@@ -128,6 +128,15 @@ class Capabilities:
         """The kernel turning a pending output into a sharing (the truncation's round 2)."""
         return self.protocol.pending_finish
 
+    @property
+    def mask_kernel(self) -> str | None:
+        """The kernel opening a secret once under a mask, for products that reuse it (compiler/masks.py)."""
+        return self.protocol.mask_kernel
+
+    def takes_masked(self, kernel: str) -> bool:
+        """Whether the kernel takes a masked operand in place of a sharing."""
+        return self.protocol.mask_kernel is not None and kernel in self.protocol.maskable
+
     def refusal(self, op: Op) -> str:
         """Why the protocol cannot compute the op, for the error message."""
         what = OPS[op.opcode].describe or op.opcode

@@ -31,6 +31,7 @@ from .regalloc import allocate
 from .rounds import fused_inputs, fusion, ready_times
 from .schedule import Round, flat_rounds, schedule
 from .latency import critical_rounds
+from .masks import MaskSite, hoist_masks
 from .pending import keep_pending, pending_values
 from .types import PUBLIC, SECRET, owner
 
@@ -125,6 +126,10 @@ class Lowering:
         self.call_names: dict[str, str] = {}  # call site -> the function name written there
         self.defined_in: dict[int, list[Instr]] = {}  # value id -> the instruction list of its block
         self.delivered: dict[tuple[int, str], Value] = {}  # (public value, party) -> its copy there
+        self.nest: list[tuple[list[Instr], int]] = []  # the blocks being lowered, outermost first, and their trips
+        self.masks = MaskSite(self.caps, self.uses, self.home, lambda v: prog.new_value(v.type), self.kernel,
+                              lambda name, out, ins, attrs, pos, sec: Instr(
+                                  "op", name, out, ins, attrs, pos, frozenset(self.compute), sec=sec))
 
     def where(self, op: Op) -> Span | None:
         """The source position an instruction keeps: file, line, column and the call chain (and,
@@ -168,8 +173,29 @@ class Lowering:
                 for v in op.body.results:
                     self.uses[v.id] = self.uses.get(v.id, 0) + 1
 
-    def lower_block(self, block: Block) -> list[Instr]:
+    def home(self, v: Value) -> tuple[list[Instr], int] | None:
+        """The instruction list of the enclosing block that defines v, and the trips of the loops
+        between it and the block being lowered (None: v is the current block's own)."""
+        lst = self.defined_in.get(v.id)
+        if lst is None or lst is self.nest[-1][0]:
+            return None
+        trips = 1
+        for outer, t in reversed(self.nest):
+            if outer is lst:
+                return lst, trips
+            trips *= t
+        return None
+
+    def lower_block(self, block: Block, trips: int = 1) -> list[Instr]:
         out: list[Instr] = []
+        self.nest.append((out, trips))
+        try:
+            self._lower_into(out, block)
+        finally:
+            self.nest.pop()
+        return out
+
+    def _lower_into(self, out: list[Instr], block: Block) -> None:
         fusable: dict[int, Op] = {}
         for op in block.ops:
             if self.caps.kernel_of(op) is not None:
@@ -192,7 +218,8 @@ class Lowering:
             for v in op.outs:
                 self.defined_in[v.id] = out
         keep_pending(out, self.caps, self.uses, lambda v: self.prog.new_value(v.type), self.kernel)
-        return out
+        if len(self.nest) > 1:
+            hoist_masks(out, self.masks)
 
     def deliver(self, v: Value, party: str, pos: Span | None) -> Value:
         """A public value a party does not hold yet (e.g. a `reveal(x)` an input-only party
@@ -344,7 +371,7 @@ class Lowering:
         for p, init in zip(body.params[1:], op.ins):
             if p.type.vis == PUBLIC:
                 self.avail[p.id] = self.holders(init)
-        instrs = self.lower_carried(body)
+        instrs = self.lower_carried(body, op.attrs["trips"])
         results = self.own_results(body, instrs, pos)
         for o, r in zip(op.outs, results):
             if o.type.vis == PUBLIC:
@@ -370,14 +397,14 @@ class Lowering:
             results.append(r)
         return results
 
-    def lower_carried(self, body: Block) -> list[Instr]:
+    def lower_carried(self, body: Block, trips: int) -> list[Instr]:
         """A loop body, lowered again while a public loop-carried value is held by parties that do
         not hold its next value (an input-only party that only receives a copy of a reveal): those
         parties then get the value delivered in each trip instead of carrying it."""
         while True:
             known = {id(lst) for lst in self.defined_in.values()}
             before = dict(self.delivered)
-            instrs = self.lower_block(body)
+            instrs = self.lower_block(body, trips)
             narrowed = False
             for p, r in zip(body.params[1:], body.results):
                 if p.type.vis == PUBLIC and not self.holders(p) <= self.holders(r):
@@ -460,10 +487,10 @@ def lower(prog: Program) -> tuple[dict[str, list], CostReport]:
     rounds = kernel_rounds(items)
     words = get_protocol(prog.protocol).share_words
     pending = pending_values(items)  # three arrays per component (compiler/pending.py)
+    arrays = {i: 3 for i in pending} | {i: 2 for i in low.masks.values}  # a masked value: e and a (compiler/masks.py)
     code = {}
     for p in prog.parties:
-        sizes = {i: v.type.size * 8 * (words * (3 if i in pending else 1) if v.type.vis == SECRET and p in compute
-                                       else 1)
+        sizes = {i: v.type.size * 8 * (words * arrays.get(i, 1) if v.type.vis == SECRET and p in compute else 1)
                  for i, v in values.items()}
         code[p], _nregs, report.peak_memory[p] = allocate(project(items, p, compute), sizes, rounds)
     return code, report

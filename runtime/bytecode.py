@@ -3,7 +3,8 @@
 A party's program is a list of instruction records:
 
   OpInstr      a local op, no communication (secret flag per input: 0 clear, 1 a protocol
-               sharing, 2 additive shares, one array per party, 3 a truncation left pending)
+               sharing, 2 additive shares, one array per party, 3 a truncation left pending,
+               4 a secret opened under a mask)
   KernelInstr  start a protocol kernel; `iid` is its program-wide id, which with a per-instruction
                run counter keys the kernel's randomness, so every party draws the same streams
   Send, Recv   a round's one message to each peer, and one from each peer
@@ -34,9 +35,10 @@ import numpy as np
 
 from .diagnostics import Span
 
-VERSION = 4  # 3: typed records, source positions with their call chains; 4: the pending flag
+VERSION = 5  # 3: typed records, source positions with their call chains; 4: the pending flag; 5: masked
 ADDITIVE = 2  # an OpInstr operand's secret flag: additive shares, one array per party
 PENDING = 3   # ... a truncation's output left pending (compiler/pending.py)
+MASKED = 4    # ... a secret opened once under a mask (compiler/masks.py, runtime/masked.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .bytecode import ADDITIVE, PENDING, Free, Instr, KernelInstr, Loop, OpInstr, Output, Recv, Send, where
+from .bytecode import ADDITIVE, MASKED, PENDING, Free, Instr, KernelInstr, Loop, OpInstr, Output, Recv, Send, where
 from .diagnostics import NetworkError, RuntimeFailure, Span
+from .masked import masked_local
 from .protocols.base import Context, Exchange, Protocol
 from .protocols.common import COMMON
 from .ops import OPS
@@ -243,6 +244,9 @@ class VM:
         """`local` for one instruction as a function of its operands: the common cases (all operands
         public, or all secret and not additive) call the op directly; the rest go through `local`."""
         spec = OPS.get(opcode)
+        if MASKED in sec:
+            clear = functools.partial(spec.clear, **attrs) if attrs else spec.clear
+            return lambda args: masked_local(clear, args, [s == MASKED for s in sec])
         if PENDING in sec:
             pending, secret = [s == PENDING for s in sec], [s == 1 for s in sec]
             return lambda args: self.protocol.pending_local(self.ctx, opcode, args, pending, secret)

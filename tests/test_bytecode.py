@@ -62,8 +62,8 @@ def test_every_record_survives_the_file_with_its_chain():
 
 
 def test_another_format_version_is_refused():
-    old = msgpack.packb({"veil": 3, "party": "bob", "code": []})  # before the pending flag
-    with pytest.raises(ValueError, match="version 3, this veil reads version 4: recompile"):
+    old = msgpack.packb({"veil": 4, "party": "bob", "code": []})  # before the masked flag
+    with pytest.raises(ValueError, match="version 4, this veil reads version 5: recompile"):
         bc.decode(old)
 
 

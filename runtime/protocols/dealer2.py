@@ -15,6 +15,7 @@ from veil.runtime.protocols.base import Context, Cost, Exchange, KernelGen, Kern
 from veil.runtime.protocols import rep3_fused as fused
 from veil.runtime.protocols.rep3 import U64, _check_bits, _flat, _owned, _plus
 from veil.runtime.inplace import same_shapes, sole, writable
+from veil.runtime.masked import Masked
 from veil.runtime.ring import asring
 from veil.runtime.ring import matmul as ring_matmul, matmul2
 
@@ -39,12 +40,21 @@ def _zeros(shape: tuple[int, ...]) -> np.ndarray:
 KERNELS: dict[str, KernelSpec] = {}
 
 
-def _mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, **_: Any) -> Cost:
-    """Beaver: P0 and P1 each send both masked operands, the dealer sends P1 its part of c."""
+def _mul_cost(compute: list[str], n: int, sizes: list[int] | None = None, masked: tuple[int, ...] = (),
+              **_: Any) -> Cost:
+    """Beaver: P0 and P1 each send both masked operands (but one opened before, `masked`), the
+    dealer sends P1 its part of c."""
     p0, p1, d = compute
-    inputs = sum(sizes[:2]) if sizes else 2 * n  # a third operand is an addend (local)
-    return Cost(1, {p0: inputs, p1: inputs, d: n}, {p0: inputs + n, p1: inputs, d: 2 * inputs + n},
-                links(((p0, p1), (p1, p0), (d, p1))))
+    sizes = (sizes or [n, n])[:2]  # a third operand is an addend (local)
+    inputs = sum(s for i, s in enumerate(sizes) if i not in masked)
+    pairs = ((p0, p1), (p1, p0), (d, p1)) if inputs else ((d, p1),)
+    return Cost(1, {p0: inputs, p1: inputs, d: n}, {p0: inputs + n, p1: inputs, d: 2 * inputs + n}, links(pairs))
+
+
+def _mask_cost(compute: list[str], n: int, **_: Any) -> Cost:
+    """P0 and P1 open x - a to each other; the dealer draws both parts of a."""
+    p0, p1, d = compute
+    return Cost(1, {p0: n, p1: n, d: 0}, {p0: n, p1: n, d: 2 * n}, links(((p0, p1), (p1, p0))))
 
 
 def _trunc_cost(compute: list[str], n: int, bits: int, **_: Any) -> Cost:
@@ -88,22 +98,33 @@ def _reveal_to_cost(compute: list[str], n: int, party: str, **_: Any) -> Cost:
 
 # ---- multiplication with Beaver triples ------------------------------------------------------
 
-def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> KernelGen:
+def _beaver(ctx: Context, x: Any, y: Any, prod: Callable) -> KernelGen:
     """My additive share of prod(x, y) from a dealer triple (a, b, c = prod(a, b)); 1 round.
-    Each party's words come from one bulk draw where a, b and c have one shape (elementwise)."""
+    Each party's words come from one bulk draw where a, b and c have one shape (elementwise).
+    An operand opened before under a mask (a Masked, runtime/masked.py) brings its e and a: it is
+    neither drawn nor sent again, and the dealer's c is made with the a it kept."""
     p0, p1, d = _parties(ctx)
-    xs, ys = np.shape(x), np.shape(y)
+    xm, ym = isinstance(x, Masked), isinstance(y, Masked)
+    xs, ys = np.shape(x.a if xm else x), np.shape(y.a if ym else y)
     if ctx.index == 2:
-        a, b, a1, b1, c0 = _draw_triple(ctx, ((p0, S_A), (p0, S_B), (p1, S_A), (p1, S_B), (p0, S_C)), xs, ys, prod)
-        c = asring(prod(np.add(a, a1, out=a), np.add(b, b1, out=b)))
-        yield Exchange(send={p1: [np.subtract(c, c0, out=c)]})
+        rows = ((p0, S_A), (p1, S_A)) * (not xm) + ((p0, S_B), (p1, S_B)) * (not ym) + ((p0, S_C),)
+        drawn = _draw_triple(ctx, rows, xs, ys, prod)
+        a = x.a if xm else _summed(drawn.pop(0), drawn.pop(0))
+        b = y.a if ym else _summed(drawn.pop(0), drawn.pop(0))
+        c = asring(prod(a, b))
+        yield Exchange(send={p1: [np.subtract(c, drawn[0], out=c)]})
         return _zeros(c.shape)
     other = p1 if ctx.index == 0 else p0
-    a_i, b_i, *c0 = _draw_triple(ctx, ((d, S_A), (d, S_B)) + (((d, S_C),) if ctx.index == 0 else ()), xs, ys, prod)
-    e_i, f_i = _minus(x, a_i), _minus(y, b_i)
-    got = yield Exchange(send={other: [e_i, f_i]}, expect={other: 2, **({d: 1} if ctx.index == 1 else {})})
-    e = np.add(e_i, got[other][0].reshape(xs), out=e_i)
-    f = np.add(f_i, got[other][1].reshape(ys), out=f_i)
+    rows = ((d, S_A),) * (not xm) + ((d, S_B),) * (not ym) + ((d, S_C),) * (ctx.index == 0)
+    drawn = _draw_triple(ctx, rows, xs, ys, prod)
+    a_i = x.a if xm else drawn.pop(0)
+    b_i = y.a if ym else drawn.pop(0)
+    opened = [_minus(v, r) for v, r, m in ((x, a_i, xm), (y, b_i, ym)) if not m]
+    expect = {other: len(opened)} if opened else {}
+    got = yield Exchange(send={other: opened} if opened else {}, expect={**expect, **({d: 1} if ctx.index == 1 else {})})
+    theirs = iter(got.get(other, []))
+    e = x.e if xm else np.add(opened[0], next(theirs).reshape(xs), out=opened[0])
+    f = y.e if ym else np.add(opened[-1], next(theirs).reshape(ys), out=opened[-1])
     if prod is ring_matmul:  # e (b_i [+ f]) + a_i f in one pass of the C kernel: two products, not three
         z = matmul2(e, b_i, a_i, f, b1x=f if ctx.index == 0 else None)
     else:
@@ -112,7 +133,7 @@ def _beaver(ctx: Context, x: np.ndarray, y: np.ndarray, prod: Callable) -> Kerne
         if ctx.index == 0:
             np.add(z, prod(e, f), out=z)
     if ctx.index == 0:
-        return np.add(z, c0[0].reshape(z.shape), out=z)
+        return np.add(z, drawn[0].reshape(z.shape), out=z)
     return np.add(z, got[d][0].reshape(z.shape), out=z)
 
 
@@ -126,6 +147,11 @@ def _draw_triple(ctx: Context, rows: tuple[tuple[str, int], ...], xs: tuple[int,
     zs = (xs[0], ys[1]) if prod is ring_matmul else np.broadcast_shapes(xs, ys)
     shapes = {S_A: xs, S_B: ys, S_C: zs}
     return [ctx.rand(peer, stream, shapes[stream]) for peer, stream in rows]
+
+
+def _summed(r0: np.ndarray, r1: np.ndarray) -> np.ndarray:
+    """The dealer's whole mask from both parties' parts (into the first: it is the dealer's own)."""
+    return np.add(r0, r1, out=r0)
 
 
 def _minus(x: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -143,6 +169,23 @@ def mul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
 def matmul(ctx: Context, x: np.ndarray, y: np.ndarray, **_: Any) -> KernelGen:
     """Matrix product of two 2-D secrets (no truncation) from a matrix triple: 1 round."""
     return (yield from _beaver(ctx, x, y, ring_matmul))
+
+
+@kernel(KERNELS, _mask_cost)
+def mask(ctx: Context, x: np.ndarray, **_: Any) -> KernelGen:
+    """x opened once under a fresh mask a, as a Masked (runtime/masked.py) for the products that
+    reuse it: P0 and P1 open e = x - a to each other, the dealer keeps a. 1 round."""
+    p0, p1, d = _parties(ctx)
+    shape = np.shape(x)
+    if ctx.index == 2:
+        a = _summed(*ctx.rand_rows(((p0, S_A), (p1, S_A)), int(np.size(x)))).reshape(shape)
+        yield Exchange()  # the dealer takes part in the round without a message
+        return Masked(None, a)
+    other = p1 if ctx.index == 0 else p0
+    a_i = ctx.rand(d, S_A, shape)
+    e_i = _minus(x, a_i)
+    got = yield Exchange(send={other: [e_i]}, expect={other: 1})
+    return Masked(np.add(e_i, got[other][0].reshape(shape), out=e_i), a_i)
 
 
 # ---- truncation ----------------------------------------------------------------------------
@@ -282,6 +325,8 @@ class Dealer2(Protocol):
     pending_mixed = False
     pending_addend = ("trunc", "mul_trunc", "matmul_trunc")
     pending_finish = "finish"
+    mask_kernel = "mask"
+    maskable = ("mul", "matmul", "mul_trunc", "matmul_trunc")
 
     def map(self, fn: Callable[..., np.ndarray], *shares: np.ndarray) -> np.ndarray:
         """A linear op applies to each party's share alike."""
