@@ -110,6 +110,8 @@ WORKLOADS = [
              {"N": 128, "BATCH": 128}, lan_trips=(1, 41), protocol="dealer2(alice, bob, dealer=carol)"),
     Workload("fraud step", "step", HERE / "fraud_detection.mpc", "EPOCHS", (1, 5), lambda g: {},
              {"N": 128, "BATCH": 128}, lan_trips=(1, 41)),
+    Workload("fraud step, dealer2", "step", HERE / "fraud_detection.mpc", "EPOCHS", (1, 5), lambda g: {},
+             {"N": 128, "BATCH": 128}, lan_trips=(1, 41), protocol="dealer2(alice, bob, dealer=carol)"),
     Workload("matmul 128x784x128", "matmul", MATMUL, "T", (1, 5),
              lambda g: {"alice": {"x": g.uniform(-1, 1, (128, 784)) / 28}, "bob": {"w": g.uniform(-1, 1, (784, 128)) / 28}},
              lan_trips=(1, 41)),
