@@ -83,6 +83,17 @@ def test_matmul_exact(shapes):
     assert np.array_equal(open_value(out), np.matmul(a, b))
 
 
+@pytest.mark.parametrize("shapes", [((784, 128), (128, 10)), ((9, 130), (130, 13)), ((1, 5), (5, 3))])
+def test_matmul_of_transposed_views_is_exact(shapes):
+    """x.T @ g with x.T a view, as the VM's transpose leaves it (the backward product)."""
+    a, b = rand_ring(shapes[0][::-1]).T, rand_ring(shapes[1])
+    shares = secret_inputs(a, b)
+    views = {p: ((x[0].T.copy().T, x[1].T.copy().T), y) for p, (x, y) in shares.items()}  # column by column
+    assert all(not x[0].flags.c_contiguous for x, _y in views.values()) or min(shapes[0]) == 1
+    out = run_kernel(P, "matmul", views, {}, PARTIES, COMPUTE)
+    assert np.array_equal(open_value(out), np.matmul(a, b))
+
+
 def test_matmul_rejects_bad_shapes():
     with pytest.raises(ValueError):
         run_kernel(P, "matmul", secret_inputs(rand_ring((2, 3)), rand_ring((2, 3))), {}, PARTIES, COMPUTE)
