@@ -118,8 +118,10 @@ WORKLOADS = [
     Workload("10^6 multiplications", "10^6 mul", MULS, "T", (1, 5),
              lambda g: {"alice": {"a": g.uniform(-1, 1, 10**6)}, "bob": {"b": g.uniform(-1, 1, 10**6)}},
              lan_trips=(1, 11)),
-    Workload("10^6 comparisons", "10^6 cmp", COMPARE, "T", (1, 3), lambda g: {"alice": {"x": g.uniform(-1, 1, 10**6)}}),
-    Workload("sort 1000", "sort", SORT, "T", (1, 3), lambda g: {"alice": {"x": g.uniform(-100, 100, 1000)}}),
+    Workload("10^6 comparisons", "10^6 cmp", COMPARE, "T", (1, 3), lambda g: {"alice": {"x": g.uniform(-1, 1, 10**6)}},
+             lan_trips=(1, 6)),
+    Workload("sort 1000", "sort", SORT, "T", (1, 3), lambda g: {"alice": {"x": g.uniform(-100, 100, 1000)}},
+             lan_trips=(1, 6)),
     Workload("max 1000", "max", MAX, "T", (1, 5), lambda g: {"alice": {"x": g.uniform(-100, 100, 1000)}},
              lan_trips=(1, 21)),
     Workload("network A step (sgd)", "step", HERE / "mnist_network_a.mpc", "N", (128, 640), _mnist_inputs,
@@ -198,9 +200,14 @@ def per_unit(w: Workload, extra: list[str], repeats: int, trips: tuple[int, int]
                {p: med(lambda m, p=p: m.party_seconds[p]) for p in a0.party_seconds}, critical)
 
 
+NOISE = "noise"  # a median difference at or below zero: the runs' spread exceeded the unit's cost
+
+
 def _seconds(s: float) -> str:
-    """Seconds in the unit that reads best: ms below one second."""
-    return f"{s * 1e3:.2f} ms" if abs(s) < 1 else f"{s:.3f} s"
+    """Seconds in the unit that reads best: ms below one second (never a figure at or below zero)."""
+    if s <= 0:
+        return NOISE
+    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.3f} s"
 
 
 def table(rows: list[tuple[str, str, Row | None, Row | None]], markdown: bool) -> str:
@@ -251,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     wan_note = "no WAN runs" if args.no_wan else f"WAN = --rtt {args.rtt} --bandwidth {args.bandwidth}"
     print(f"three processes on 127.0.0.1; {wan_note}; medians of {args.repeats} alternating run pairs")
     print(table(rows, args.markdown))
+    if any(NOISE in (_seconds(r.seconds) if r else "") for _n, _u, *both in rows for r in both):
+        print(f"{NOISE}: the machine's spread exceeded that unit's cost in these runs; rerun it with more --repeats")
     if bare is not None:
         each = ", ".join(f"{p} {_seconds(s / max(bare.rounds, 1))}" for p, s in bare.party_seconds.items())
         print(f"bare 1-element round, per party: {each}")
