@@ -46,7 +46,7 @@ def hoist_masks(items: list, site: MaskSite) -> None:
     defined = {it.out.id: k for k, it in enumerate(items) if it.out is not None}
     uses_of: dict[int, list[tuple[int, int, list[int], Value]]] = {}  # root id -> (kernel, operand, chain, root)
     for k, it in enumerate(items):
-        if it.kind != "kernel" or not site.caps.takes_masked(it.name) or "masked" in it.attrs:
+        if it.kind != "kernel" or not site.caps.takes_masked(it.name):
             continue
         for j in range(min(2, len(it.ins))):
             found = _chain(items, defined, it.ins[j], site)
@@ -76,7 +76,7 @@ def hoist_masks(items: list, site: MaskSite) -> None:
         for j in by:
             lost[it.ins[j].id] = lost.get(it.ins[j].id, 0) + 1
         items[k] = site.kernel(it.name, it.out, ins, {**it.attrs, "masked": tuple(sorted(by))}, it.pos)
-    dead = _dead(items, {at for at in after}, lost, site.uses)
+    dead = _dead(items, set(after), lost, site.uses)
     out: list = []
     for k, it in enumerate(items):
         if k not in dead:
