@@ -44,7 +44,7 @@ def hoist_masks(items: list, site: MaskSite) -> None:
     if site.caps.mask_kernel is None:
         return
     defined = {it.out.id: k for k, it in enumerate(items) if it.out is not None}
-    uses_of: dict[int, list[tuple[int, int, list[int], Value]]] = {}  # root id -> (kernel, operand, chain, root)
+    uses_of: dict[int, tuple[Value, list[tuple[int, int, list[int]]]]] = {}  # root id -> (root, [(kernel, operand, chain)])
     for k, it in enumerate(items):
         if it.kind != "kernel" or not site.caps.takes_masked(it.name):
             continue
@@ -52,17 +52,16 @@ def hoist_masks(items: list, site: MaskSite) -> None:
             found = _chain(items, defined, it.ins[j], site)
             if found is not None:
                 root, chain = found
-                uses_of.setdefault(root.id, []).append((k, j, chain, root))
+                uses_of.setdefault(root.id, (root, []))[1].append((k, j, chain))
     mirrored: dict[int, Value] = {}
     after: dict[int, list] = {}
     rewired: dict[int, dict[int, Value]] = {}
-    for rid, found in uses_of.items():
-        root = found[0][3]
+    for rid, (root, found) in uses_of.items():
         home = site.home(root)
         if home is None or (site.masks.get(rid, (None,))[0] is not home[0] and len(found) * home[1] < 2):
             continue  # opened once either way: a mask would only add its round
         mask = _mask_of(root, home[0], items[found[0][0]].pos, site)
-        for k, j, chain, _root in found:
+        for k, j, chain in found:
             value = mask
             for at in chain:
                 value = _mirror(items[at], value, at, mirrored, after, site)

@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     wan_note = "no WAN runs" if args.no_wan else f"WAN = --rtt {args.rtt} --bandwidth {args.bandwidth}"
     print(f"three processes on 127.0.0.1; {wan_note}; medians of {args.repeats} alternating run pairs")
     print(table(rows, args.markdown))
-    if any(NOISE in (_seconds(r.seconds) if r else "") for _n, _u, *both in rows for r in both):
+    if any(r is not None and r.seconds <= 0 for _n, _u, *both in rows for r in both):
         print(f"{NOISE}: the machine's spread exceeded that unit's cost in these runs; rerun it with more --repeats")
     if bare is not None:
         each = ", ".join(f"{p} {_seconds(s / max(bare.rounds, 1))}" for p, s in bare.party_seconds.items())

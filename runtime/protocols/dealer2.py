@@ -120,9 +120,8 @@ def _beaver(ctx: Context, x: Any, y: Any, prod: Callable) -> KernelGen:
     a_i = x.a if xm else drawn.pop(0)
     b_i = y.a if ym else drawn.pop(0)
     opened = [_minus(v, r) for v, r, m in ((x, a_i, xm), (y, b_i, ym)) if not m]
-    expect = {other: len(opened)} if opened else {}
-    got = yield Exchange(send={other: opened} if opened else {}, expect={**expect, **({d: 1} if ctx.index == 1 else {})})
-    theirs = iter(got.get(other, []))
+    got = yield Exchange(send={other: opened}, expect={other: len(opened), **({d: 1} if ctx.index == 1 else {})})
+    theirs = iter(got[other])
     e = x.e if xm else np.add(opened[0], next(theirs).reshape(xs), out=opened[0])
     f = y.e if ym else np.add(opened[-1], next(theirs).reshape(ys), out=opened[-1])
     if prod is ring_matmul:  # e (b_i [+ f]) + a_i f in one pass of the C kernel: two products, not three
@@ -190,13 +189,15 @@ def mask(ctx: Context, x: np.ndarray, **_: Any) -> KernelGen:
 
 # ---- truncation ----------------------------------------------------------------------------
 
-def _trunc(ctx: Context, z: np.ndarray, m: int, keep: bool = False) -> KernelGen:
+def _trunc(ctx: Context, z: np.ndarray, m: int, keep: bool = False, addend: np.ndarray | None = None,
+           sign: int = 1) -> KernelGen:
     """floor(z / 2^m) (+0 or +1) for |z| < 2^62: P0 and P1 open c = z + r + 2^62 to each other,
     the dealer supplies shares of r's top bit and of its low bits shifted by m. 1 round.
     The formulas are rep3's (one fused pass each, see rep3_fused) with the absent terms zero.
     `keep`: the output as a dealer2_pending.Pending (the same round; what a product of two
-    such outputs needs)."""
+    such outputs needs). `addend`: z + sign * addend * 2^m is truncated (see _with_addend)."""
     m = _check_bits(m)
+    z = _with_addend(z, addend, sign, m)
     p0, p1, d = _parties(ctx)
     shape, n = np.shape(z), int(np.size(z))
     if ctx.index == 2:
@@ -232,26 +233,26 @@ def _with_addend(z: np.ndarray, addend: np.ndarray | None, sign: int, m: int) ->
 
 @kernel(KERNELS, _trunc_cost, counts=("truncations",))
 def trunc(ctx: Context, x: np.ndarray, addend: np.ndarray | None = None, *, bits: int, keep: bool = False,
-          **attrs: Any) -> KernelGen:
+          addend_sign: int = 1, **_: Any) -> KernelGen:
     """Arithmetic shift right of a secret (plus `addend`, see _with_addend), off by at most +1;
     needs |x| < 2^62. 1 round."""
-    return (yield from _trunc(ctx, _with_addend(x, addend, attrs.get("addend_sign", 1), bits), bits, keep))
+    return (yield from _trunc(ctx, x, bits, keep, addend, addend_sign))
 
 
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
 def mul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, addend: np.ndarray | None = None, *, bits: int,
-              keep: bool = False, **attrs: Any) -> KernelGen:
+              keep: bool = False, addend_sign: int = 1, **_: Any) -> KernelGen:
     """Product (plus `addend`, see _with_addend) then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, np.multiply)
-    return (yield from _trunc(ctx, _with_addend(z, addend, attrs.get("addend_sign", 1), bits), bits, keep))
+    return (yield from _trunc(ctx, z, bits, keep, addend, addend_sign))
 
 
 @kernel(KERNELS, _mul_trunc_cost, counts=("multiplications", "truncations"))
 def matmul_trunc(ctx: Context, x: np.ndarray, y: np.ndarray, addend: np.ndarray | None = None, *, bits: int,
-                 keep: bool = False, **attrs: Any) -> KernelGen:
+                 keep: bool = False, addend_sign: int = 1, **_: Any) -> KernelGen:
     """Matrix product (plus `addend`, see _with_addend) then truncation: 2 rounds."""
     z = yield from _beaver(ctx, x, y, ring_matmul)
-    return (yield from _trunc(ctx, _with_addend(z, addend, attrs.get("addend_sign", 1), bits), bits, keep))
+    return (yield from _trunc(ctx, z, bits, keep, addend, addend_sign))
 
 
 # ---- input and output ----------------------------------------------------------------------
