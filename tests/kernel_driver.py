@@ -237,8 +237,3 @@ def assert_fresh_paired_streams(trace: Any) -> None:
                 theirs = {(s, sh) for peer, s, sh in streams[q] if peer == p}
                 assert mine == theirs, f"{p} and {q} draw different streams of their key: {mine} vs {theirs}"
 
-
-def ring_result(opcode: str, *args: np.ndarray) -> np.ndarray:
-    """A linear op on clear ring values, as a pending value's local op must give it."""
-    return {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-            "neg": lambda a: U64(0) - a}[opcode](*args)
