@@ -189,17 +189,28 @@ class PRG(PRGSource):
         enc.update_into(zeros, out.view(np.uint8))
 
 
+READY = np.zeros(0, np.uint8)  # the ready message: the receiver of a pair's key says it is here
+
+
 async def agree_keys(me: str, peers: list[str], mesh: Any) -> PRG:
-    """One fresh key per pair (made by the party whose name sorts first) plus a private key."""
+    """One fresh key per pair (made by the party whose name sorts first) plus a private key. Every
+    party hears from every peer (the key, or an empty ready message from the party that receives
+    the key), so the exchange is also a start barrier: no VM starts before all parties are
+    connected, and a party that connected first does not count the others' start-up as its run."""
     others = sorted(p for p in set(peers) if p != me)
     keys: dict[str | None, bytes] = {None: secrets.token_bytes(KEY_BYTES)}
-    for peer in others:  # send every key I make before waiting, so no pair waits on another
+    for peer in others:  # send before waiting, so no pair waits on another
         if me < peer:
             keys[peer] = secrets.token_bytes(KEY_BYTES)
             await mesh.send(peer, [np.frombuffer(keys[peer], np.uint8)])
+        else:
+            await mesh.send(peer, [READY])
     for peer in others:
+        got = await mesh.recv(peer)
         if me > peer:
-            keys[peer] = _received_key(peer, await mesh.recv(peer))
+            keys[peer] = _received_key(peer, got)
+        elif len(got) != 1 or np.asarray(got[0]).nbytes != 0:
+            raise NetworkError(f"party {peer!r} sent a malformed ready message during setup")
     return PRG(keys)
 
 

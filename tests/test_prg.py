@@ -149,16 +149,45 @@ def test_agree_keys_over_a_mesh():
     assert len(pair_words) == 6 and len(private) == 4 and not pair_words & private
 
 
+def test_agree_keys_is_a_start_barrier():
+    """No party leaves the key agreement (and starts its VM) before every peer has reached it, not
+    even alice, who makes all her keys and receives none; the run's seconds then exclude the
+    peers' start-up (issue 11: a 1-trip run's start skew of up to 150 ms moved the suite's units)."""
+    async def main():
+        mesh = FakeMesh(PARTIES)
+        early = [asyncio.ensure_future(agree_keys(p, PARTIES, mesh.endpoint(p))) for p in PARTIES[:-1]]
+        await asyncio.sleep(0.05)
+        waiting = [not t.done() for t in early]
+        late = await asyncio.wait_for(agree_keys(PARTIES[-1], PARTIES, mesh.endpoint(PARTIES[-1])), 10)
+        first = await asyncio.wait_for(asyncio.gather(*early), 10)
+        return waiting, [*first, late], mesh
+
+    waiting, prgs, mesh = asyncio.run(main())
+    assert waiting == [True] * (len(PARTIES) - 1)
+    assert all(q.empty() for q in mesh.queues.values())
+    assert all(prg.peers == (set(PARTIES) - {p}) | {None} for p, prg in zip(PARTIES, prgs))
+
+
+class _ScriptedMesh:
+    """A peer that says one thing: records what it is sent."""
+
+    def __init__(self, says: list[np.ndarray]):
+        self.says, self.sent = says, []
+
+    async def send(self, peer, arrays):
+        self.sent.append((peer, [np.asarray(a) for a in arrays]))
+
+    async def recv(self, peer):
+        return self.says
+
+
 def test_agree_keys_ignores_me_in_peer_list_and_refuses_malformed_keys():
-    class BadMesh:
-        async def send(self, peer, arrays):
-            raise AssertionError("bob sorts after alice and must not send")
-
-        async def recv(self, peer):
-            return [np.zeros(8, np.uint8)]
-
-    with pytest.raises(NetworkError):
-        asyncio.run(agree_keys("bob", ["alice", "bob"], BadMesh()))
+    bad_key = _ScriptedMesh([np.zeros(8, np.uint8)])
+    with pytest.raises(NetworkError, match="malformed randomness key"):
+        asyncio.run(agree_keys("bob", ["alice", "bob"], bad_key))
+    assert [(p, [a.size for a in m]) for p, m in bad_key.sent] == [("alice", [0])]  # bob's ready message only
+    with pytest.raises(NetworkError, match="malformed ready message"):
+        asyncio.run(agree_keys("alice", ["bob"], _ScriptedMesh([np.zeros(16, np.uint8)])))
 
 
 def test_make_keys_is_consistent():
