@@ -126,6 +126,8 @@ WORKLOADS = [
              lan_trips=(1, 21)),
     Workload("network A step (sgd)", "step", HERE / "mnist_network_a.mpc", "N", (128, 640), _mnist_inputs,
              {"EPOCHS": 1, "BATCH": 128, "N_TEST": 16}, per=128),
+    Workload("network A step (sgd), dealer2", "step", HERE / "mnist_network_a.mpc", "N", (128, 640), _mnist_inputs,
+             {"EPOCHS": 1, "BATCH": 128, "N_TEST": 16}, per=128, protocol="dealer2(alice, bob, dealer=carol)"),
     Workload("bare 1-element round", "round", BARE, "T", (10, 110),
              lambda g: {"alice": {"a": np.ones(1, np.int64)}, "bob": {"b": np.ones(1, np.int64)}},
              lan_trips=(10, 2010)),
