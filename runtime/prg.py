@@ -206,16 +206,16 @@ async def agree_keys(me: str, peers: list[str], mesh: Any) -> PRG:
         else:
             await mesh.send(peer, [READY])
     for peer in others:
-        got = await mesh.recv(peer)
         if me > peer:
-            keys[peer] = _received_key(peer, got)
-        elif len(got) != 1 or np.asarray(got[0]).nbytes != 0:
-            raise NetworkError(f"party {peer!r} sent a malformed ready message during setup")
+            keys[peer] = _received(peer, await mesh.recv(peer), KEY_BYTES, "randomness key")
+        else:
+            _received(peer, await mesh.recv(peer), 0, "ready message")
     return PRG(keys)
 
 
-def _received_key(peer: str, arrays: list[np.ndarray]) -> bytes:
-    """The key bytes a peer sent, checked for shape, so a confused peer fails loudly."""
-    if len(arrays) != 1 or np.asarray(arrays[0]).nbytes != KEY_BYTES:
-        raise NetworkError(f"party {peer!r} sent a malformed randomness key during setup")
+def _received(peer: str, arrays: list[np.ndarray], nbytes: int, what: str) -> bytes:
+    """The bytes of a peer's setup message (a key, or the empty ready message), checked for size,
+    so a confused peer fails loudly."""
+    if len(arrays) != 1 or np.asarray(arrays[0]).nbytes != nbytes:
+        raise NetworkError(f"party {peer!r} sent a malformed {what} during setup")
     return np.ascontiguousarray(arrays[0]).view(np.uint8).tobytes()
